@@ -1,0 +1,26 @@
+# kill_session/Makefile
+
+MODULE_big = kill_session
+OBJS = \
+	$(WIN32RES) \
+	kill.o \
+	kill_session.o \
+	oracle.o \
+	privilege.o \
+	processlist.o \
+	registry.o \
+	session_id.o
+
+EXTENSION = kill_session
+DATA = kill_session--1.0.sql
+PGFILEDESC = "kill_session - Oracle-mode ALTER SYSTEM KILL SESSION"
+
+REGRESS = setup processlist kill oracle
+REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=./kill_session.conf
+ISOLATION = kill_locks
+ISOLATION_OPTS = --temp-instance=./tmp_check_iso --temp-config=./kill_session.conf
+TAP_TESTS = 1
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

@@ -1,0 +1,333 @@
+/*-------------------------------------------------------------------------
+ *
+ * kill_session.c
+ *		Oracle-mode ALTER SYSTEM KILL SESSION for PostgreSQL: module
+ *		initialisation, settings and hook wiring.
+ *
+ * The library must be loaded through shared_preload_libraries: it keeps the
+ * registry of client session IDs in shared memory, and every client backend
+ * takes its ID as it authenticates.  Loaded any other way, every SQL entry
+ * point raises an error that names the setting.
+ *
+ * Copyright (c) 2026, kill_session developers
+ *
+ * IDENTIFICATION
+ *	  kill_session.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "executor/executor.h"
+#include "libpq/auth.h"
+#include "miscadmin.h"
+#include "parser/analyze.h"
+#include "replication/walsender.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "tcop/utility.h"
+#include "utils/guc.h"
+
+#include "kill_session.h"
+
+PG_MODULE_MAGIC;
+
+/*---- GUC variables ----*/
+
+int			ks_wait_timeout = 5000;
+
+/*---- Saved hook values ----*/
+
+#if PG_VERSION_NUM >= 150000
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+#endif
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static ClientAuthentication_hook_type prev_ClientAuthentication = NULL;
+static post_parse_analyze_hook_type prev_post_parse_analyze_hook = NULL;
+static ExecutorStart_hook_type prev_ExecutorStart = NULL;
+static ExecutorRun_hook_type prev_ExecutorRun = NULL;
+static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+static emit_log_hook_type prev_emit_log_hook = NULL;
+
+/*
+ * Depth of statement execution, as in pg_stat_statements: 0 while a
+ * top-level statement is being analysed or started, more inside it.
+ */
+static int	nesting_level = 0;
+
+void		_PG_init(void);
+
+static void ks_shmem_request(void);
+static void ks_shmem_startup(void);
+static void ks_ClientAuthentication(Port *port, int status);
+#if PG_VERSION_NUM >= 140000
+static void ks_post_parse_analyze(ParseState *pstate, Query *query,
+								  JumbleState *jstate);
+#else
+static void ks_post_parse_analyze(ParseState *pstate, Query *query);
+#endif
+static void ks_ExecutorStart(QueryDesc *queryDesc, int eflags);
+static void ks_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction,
+						   uint64 count, bool execute_once);
+static void ks_ExecutorFinish(QueryDesc *queryDesc);
+static void ks_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
+							  bool readOnlyTree,
+							  ProcessUtilityContext context,
+							  ParamListInfo params,
+							  QueryEnvironment *queryEnv,
+							  DestReceiver *dest, QueryCompletion *qc);
+static void ks_emit_log(ErrorData *edata);
+
+void
+_PG_init(void)
+{
+	/*
+	 * Without preloading there is no registry.  The SQL functions still
+	 * exist (CREATE EXTENSION works) and each reports the missing setting.
+	 */
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	DefineCustomIntVariable("kill_session.wait_timeout",
+							"Sets how long kill_session() waits for the killed session to end.",
+							"After this many milliseconds kill_session() returns with a warning that the "
+							"session is marked for kill. Zero means do not wait.",
+							&ks_wait_timeout,
+							5000,
+							0, INT_MAX,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+#if PG_VERSION_NUM >= 150000
+	MarkGUCPrefixReserved("kill_session");
+#else
+	EmitWarningsOnPlaceholders("kill_session");
+#endif
+
+#if PG_VERSION_NUM >= 150000
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = ks_shmem_request;
+#else
+	ks_shmem_request();
+#endif
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = ks_shmem_startup;
+	prev_ClientAuthentication = ClientAuthentication_hook;
+	ClientAuthentication_hook = ks_ClientAuthentication;
+	prev_post_parse_analyze_hook = post_parse_analyze_hook;
+	post_parse_analyze_hook = ks_post_parse_analyze;
+	prev_ExecutorStart = ExecutorStart_hook;
+	ExecutorStart_hook = ks_ExecutorStart;
+	prev_ExecutorRun = ExecutorRun_hook;
+	ExecutorRun_hook = ks_ExecutorRun;
+	prev_ExecutorFinish = ExecutorFinish_hook;
+	ExecutorFinish_hook = ks_ExecutorFinish;
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = ks_ProcessUtility;
+	prev_emit_log_hook = emit_log_hook;
+	emit_log_hook = ks_emit_log;
+}
+
+/*
+ * Raise the error every entry point gives when the library was not
+ * preloaded.
+ */
+void
+ks_check_loaded(void)
+{
+	if (ks_shared == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("kill_session must be loaded via shared_preload_libraries"),
+				 errhint("Add kill_session to shared_preload_libraries in postgresql.conf and restart the server.")));
+}
+
+static void
+ks_shmem_request(void)
+{
+#if PG_VERSION_NUM >= 150000
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+#endif
+	RequestAddinShmemSpace(ks_shmem_size());
+	RequestNamedLWLockTranche("kill_session", 1);
+}
+
+static void
+ks_shmem_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	ks_shmem_init();
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * Every client backend passes here once authenticated.  Walsenders do too,
+ * but they are not client sessions and get no ID.
+ */
+static void
+ks_ClientAuthentication(Port *port, int status)
+{
+	if (prev_ClientAuthentication)
+		prev_ClientAuthentication(port, status);
+
+	if (status == STATUS_OK && !am_walsender)
+		ks_register_session(port);
+}
+
+#if PG_VERSION_NUM >= 140000
+static void
+ks_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
+#else
+static void
+ks_post_parse_analyze(ParseState *pstate, Query *query)
+#endif
+{
+	if (nesting_level == 0)
+		ks_self_kill_guard();
+
+	ks_rewrite_show(query);
+
+#if PG_VERSION_NUM >= 140000
+	if (prev_post_parse_analyze_hook)
+		prev_post_parse_analyze_hook(pstate, query, jstate);
+#else
+	if (prev_post_parse_analyze_hook)
+		prev_post_parse_analyze_hook(pstate, query);
+#endif
+}
+
+static void
+ks_ExecutorStart(QueryDesc *queryDesc, int eflags)
+{
+	if (nesting_level == 0)
+		ks_self_kill_guard();
+
+	if (prev_ExecutorStart)
+		prev_ExecutorStart(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
+}
+
+static void
+ks_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
+			   bool execute_once)
+{
+	nesting_level++;
+	PG_TRY();
+	{
+		if (prev_ExecutorRun)
+			prev_ExecutorRun(queryDesc, direction, count, execute_once);
+		else
+			standard_ExecutorRun(queryDesc, direction, count, execute_once);
+	}
+	PG_FINALLY();
+	{
+		nesting_level--;
+	}
+	PG_END_TRY();
+}
+
+static void
+ks_ExecutorFinish(QueryDesc *queryDesc)
+{
+	nesting_level++;
+	PG_TRY();
+	{
+		if (prev_ExecutorFinish)
+			prev_ExecutorFinish(queryDesc);
+		else
+			standard_ExecutorFinish(queryDesc);
+	}
+	PG_FINALLY();
+	{
+		nesting_level--;
+	}
+	PG_END_TRY();
+}
+
+static void
+ks_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
+				  bool readOnlyTree, ProcessUtilityContext context,
+				  ParamListInfo params, QueryEnvironment *queryEnv,
+				  DestReceiver *dest, QueryCompletion *qc)
+{
+	PlannedStmt *translated;
+	bool		is_translated;
+
+	if (nesting_level == 0)
+		ks_self_kill_guard();
+
+	/* GRANT / REVOKE ALTER SYSTEM [TO | FROM] role, Oracle's form */
+	is_translated = ks_translate_grant(pstmt, &translated);
+	if (is_translated)
+	{
+		pstmt = translated;
+		readOnlyTree = true;
+	}
+
+	nesting_level++;
+	PG_TRY();
+	{
+		if (prev_ProcessUtility)
+			prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+									params, queryEnv, dest, qc);
+	}
+	PG_FINALLY();
+	{
+		nesting_level--;
+	}
+	PG_END_TRY();
+
+	/* Report what was done: a GRANT or REVOKE, not GRANT ROLE. */
+	if (is_translated && qc != NULL)
+		SetQueryCompletion(qc,
+						   ((GrantStmt *) pstmt->utilityStmt)->is_grant ?
+						   CMDTAG_GRANT : CMDTAG_REVOKE, 0);
+}
+
+/*
+ * Add the DETAIL of a killed session's FATAL and the HINT of the Oracle
+ * statement's syntax error.
+ *
+ * The hook's documented contract allows it only to suppress server output;
+ * editing the report is outside it.  What makes these edits safe: they only
+ * fill a field that is still empty, so nothing the server set is replaced,
+ * and the text is allocated in ErrorContext, which is where the report's own
+ * fields live and which is reset once the report is done.  The hook runs
+ * only when the report is going to the server log: if log_min_messages
+ * suppresses the message, the DETAIL or HINT is simply missing.
+ */
+static void
+ks_emit_log(ErrorData *edata)
+{
+	if (ks_shared != NULL)
+	{
+		MemoryContext oldcontext = MemoryContextSwitchTo(ErrorContext);
+
+		if (edata->elevel == FATAL &&
+			edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN &&
+			edata->detail == NULL)
+			ks_add_kill_detail(edata);
+		else if (edata->elevel == ERROR &&
+				 edata->sqlerrcode == ERRCODE_SYNTAX_ERROR &&
+				 edata->hint == NULL)
+			ks_add_oracle_hint(edata);
+
+		MemoryContextSwitchTo(oldcontext);
+	}
+
+	if (prev_emit_log_hook)
+		prev_emit_log_hook(edata);
+}

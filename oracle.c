@@ -1,0 +1,305 @@
+/*-------------------------------------------------------------------------
+ *
+ * oracle.c
+ *		The Oracle-facing touches: SHOW PROCESSLIST, and the HINT that
+ *		turns ALTER SYSTEM KILL SESSION into its PostgreSQL equivalent.
+ *
+ * Copyright (c) 2026, kill_session developers
+ *
+ * IDENTIFICATION
+ *	  oracle.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
+#include "commands/prepare.h"
+#include "mb/pg_wchar.h"
+#include "parser/analyze.h"
+#include "parser/parser.h"
+#include "tcop/tcopprot.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/plancache.h"
+#include "utils/rel.h"
+
+#include "kill_session.h"
+
+/*
+ * The session-level prepared statement that answers SHOW PROCESSLIST.  It
+ * is listed in pg_prepared_statements; DEALLOCATE removes it and the next
+ * SHOW PROCESSLIST makes it again.
+ */
+#define KS_SHOW_STATEMENT	"kill_session_show_processlist"
+
+/* Its plan source, to tell it from a user's statement of the same name. */
+static CachedPlanSource *show_plansource = NULL;
+
+static Oid
+ks_extension_schema(Oid extoid)
+{
+#if PG_VERSION_NUM >= 160000
+	return get_extension_schema(extoid);
+#else
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	Oid			result = InvalidOid;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(extoid));
+	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+		result = ((Form_pg_extension) GETSTRUCT(tuple))->extnamespace;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return result;
+#endif
+}
+
+/*
+ * (Re)create the prepared statement that SHOW PROCESSLIST executes: the
+ * process list with the reference's upper-case headers, read from the
+ * extension's schema.
+ */
+static void
+ks_prepare_show(const char *schema)
+{
+	char	   *sql;
+	RawStmt    *raw;
+	CachedPlanSource *plansource;
+	List	   *querytrees;
+	PreparedStatement *existing;
+
+	existing = FetchPreparedStatement(KS_SHOW_STATEMENT, false);
+	if (existing != NULL)
+	{
+		if (existing->plansource != show_plansource)
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_PSTATEMENT),
+					 errmsg("prepared statement \"%s\" already exists",
+							KS_SHOW_STATEMENT),
+					 errhint("SHOW PROCESSLIST uses that name; DEALLOCATE the statement to use SHOW PROCESSLIST.")));
+		DropPreparedStatement(KS_SHOW_STATEMENT, false);
+	}
+	show_plansource = NULL;
+
+	sql = psprintf("SELECT id AS \"ID\", \"user\" AS \"USER\", host AS \"HOST\", "
+				   "db AS \"DB\", command AS \"COMMAND\", \"time\" AS \"TIME\", "
+				   "state AS \"STATE\", info AS \"INFO\" FROM %s.processlist",
+				   quote_identifier(schema));
+#if PG_VERSION_NUM >= 140000
+	raw = linitial_node(RawStmt, raw_parser(sql, RAW_PARSE_DEFAULT));
+#else
+	raw = linitial_node(RawStmt, raw_parser(sql));
+#endif
+	plansource = CreateCachedPlan(raw, sql, CreateCommandTag(raw->stmt));
+#if PG_VERSION_NUM >= 150000
+	querytrees = pg_analyze_and_rewrite_fixedparams(raw, sql, NULL, 0, NULL);
+#else
+	querytrees = pg_analyze_and_rewrite(raw, sql, NULL, 0, NULL);
+#endif
+	CompleteCachedPlan(plansource, querytrees, NULL, NULL, 0, NULL, NULL,
+					   CURSOR_OPT_PARALLEL_OK, true);
+	StorePreparedStatement(KS_SHOW_STATEMENT, plansource, false);
+	show_plansource = plansource;
+}
+
+/*
+ * SHOW PROCESSLIST parses in PostgreSQL as SHOW of a setting named
+ * processlist, and the portal asks for the setting's one-column result
+ * shape before any utility hook could answer it.  So the analysed SHOW is
+ * replaced here, after parse analysis, keeping its location in the query
+ * string.
+ *
+ * The replacement is EXECUTE of a prepared SELECT over the process list,
+ * not the SELECT itself.  The caller decided from the raw SHOW that no
+ * snapshot is needed, and a plain SELECT in its place would reach the
+ * planner without one (assert-enabled servers check for it).  A utility
+ * statement is not planned there; the prepared statement's plan is built
+ * when EXECUTE runs, and plancache.c takes a snapshot for that itself,
+ * judging from the SELECT it holds.  Its result shape is the SELECT's, so
+ * rows come back over the simple, extended and prepared protocols.
+ */
+void
+ks_rewrite_show(Query *query)
+{
+	VariableShowStmt *show;
+	Oid			extoid;
+	ExecuteStmt *exec;
+
+	if (query->commandType != CMD_UTILITY ||
+		!IsA(query->utilityStmt, VariableShowStmt))
+		return;
+	show = (VariableShowStmt *) query->utilityStmt;
+	if (pg_strcasecmp(show->name, "processlist") != 0)
+		return;
+
+	extoid = get_extension_oid("kill_session", true);
+	if (!OidIsValid(extoid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("SHOW PROCESSLIST needs the kill_session extension in this database"),
+				 errhint("Run CREATE EXTENSION kill_session;")));
+
+	ks_prepare_show(get_namespace_name(ks_extension_schema(extoid)));
+
+	exec = makeNode(ExecuteStmt);
+	exec->name = pstrdup(KS_SHOW_STATEMENT);
+	exec->params = NIL;
+	query->utilityStmt = (Node *) exec;
+}
+
+/*---- The HINT for ALTER SYSTEM KILL SESSION ----*/
+
+static bool
+ks_is_ident_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		(c >= '0' && c <= '9') || c == '_' || c == '$' || IS_HIGHBIT_SET(c);
+}
+
+static const char *
+ks_skip_blanks(const char *p)
+{
+	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\f')
+		p++;
+	return p;
+}
+
+/* If word (lower case) stands at p as a whole keyword, return what follows. */
+static const char *
+ks_match_word(const char *p, const char *word)
+{
+	size_t		len = strlen(word);
+
+	if (pg_strncasecmp(p, word, len) != 0 || ks_is_ident_char(p[len]))
+		return NULL;
+	return p + len;
+}
+
+/* Match word ending just before p (skipping blanks); return its start. */
+static const char *
+ks_match_word_before(const char *start, const char *p, const char *word)
+{
+	size_t		len = strlen(word);
+
+	while (p > start && (p[-1] == ' ' || p[-1] == '\t' || p[-1] == '\n' ||
+						 p[-1] == '\r' || p[-1] == '\f'))
+		p--;
+	if ((size_t) (p - start) < len)
+		return NULL;
+	p -= len;
+	if (pg_strncasecmp(p, word, len) != 0 ||
+		(p > start && ks_is_ident_char(p[-1])))
+		return NULL;
+	return p;
+}
+
+/*
+ * The statement failed with a syntax error at the character position pos
+ * (1-based) of query.  If that is the KILL of ALTER SYSTEM KILL SESSION
+ * '...' [IMMEDIATE], return the equivalent call, else NULL.
+ */
+static char *
+ks_equivalent_call(const char *query, int pos)
+{
+	const char *p = query;
+	const char *q;
+	const char *lit_start;
+	const char *lit_end;
+	bool		immediate = false;
+	int			i;
+
+	/* Character position to byte position. */
+	for (i = 1; i < pos && *p; i++)
+		p += pg_mblen(p);
+	if (*p == '\0')
+		return NULL;
+
+	q = ks_match_word_before(query, p, "system");
+	if (q == NULL || ks_match_word_before(query, q, "alter") == NULL)
+		return NULL;
+
+	p = ks_match_word(p, "kill");
+	if (p == NULL)
+		return NULL;
+	p = ks_match_word(ks_skip_blanks(p), "session");
+	if (p == NULL)
+		return NULL;
+	p = ks_skip_blanks(p);
+	if (*p != '\'')
+		return NULL;
+
+	/* A standard string literal; '' stands for a quote. */
+	lit_start = p++;
+	for (;;)
+	{
+		if (*p == '\0')
+			return NULL;
+		if (*p == '\'')
+		{
+			if (p[1] == '\'')
+				p += 2;
+			else
+				break;
+		}
+		else
+			p++;
+	}
+	lit_end = ++p;
+
+	p = ks_skip_blanks(p);
+	q = ks_match_word(p, "immediate");
+	if (q != NULL)
+	{
+		immediate = true;
+		p = ks_skip_blanks(q);
+	}
+	if (*p != '\0' && *p != ';')
+		return NULL;
+
+	return psprintf("SELECT kill_session(%.*s%s);",
+					(int) (lit_end - lit_start), lit_start,
+					immediate ? ", immediate => true" : "");
+}
+
+/*
+ * Add to a syntax error in ALTER SYSTEM KILL SESSION the call that does the
+ * same here.  Runs inside emit_log_hook (see kill_session.c).
+ */
+void
+ks_add_oracle_hint(ErrorData *edata)
+{
+	const char *query;
+	int			pos;
+	char	   *call;
+
+	if (edata->internalquery != NULL)
+	{
+		query = edata->internalquery;
+		pos = edata->internalpos;
+	}
+	else
+	{
+		query = debug_query_string;
+		pos = edata->cursorpos;
+	}
+	if (query == NULL || pos <= 0)
+		return;
+
+	call = ks_equivalent_call(query, pos);
+	if (call != NULL)
+		edata->hint = psprintf("On PostgreSQL run: %s", call);
+}

@@ -1,0 +1,319 @@
+/*-------------------------------------------------------------------------
+ *
+ * processlist.c
+ *		The process list: client sessions by their session IDs.
+ *
+ * One pass over the registry and one over PostgreSQL's backend status
+ * array (the snapshot pg_stat_activity reads), joined on the PID.  What a
+ * caller may see follows pg_stat_activity: user and database of every
+ * session; host, command, time, state and statement of a session only to
+ * roles that may see its details (its own role, members of it, and
+ * pg_read_all_stats).
+ *
+ * Copyright (c) 2026, kill_session developers
+ *
+ * IDENTIFICATION
+ *	  processlist.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_authid.h"
+#include "commands/dbcommands.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/lwlock.h"
+#include "utils/acl.h"
+#include "utils/backend_status.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+
+#include "kill_session.h"
+
+PG_FUNCTION_INFO_V1(kill_session_processlist);
+
+#define KS_PROCESSLIST_COLS	9
+
+#if PG_VERSION_NUM < 140000
+#define ROLE_PG_READ_ALL_STATS DEFAULT_ROLE_READ_ALL_STATS
+#endif
+
+#if PG_VERSION_NUM < 150000
+/* The result tuplestore, as InitMaterializedSRF() sets it up from 15 on. */
+static void
+InitMaterializedSRF(FunctionCallInfo fcinfo, bits32 flags)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext oldcontext;
+	TupleDesc	tupdesc;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		!(rsinfo->allowedModes & SFRM_Materialize))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
+	oldcontext = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = tuplestore_begin_heap(true, false, work_mem);
+	rsinfo->setDesc = tupdesc;
+	MemoryContextSwitchTo(oldcontext);
+}
+#endif
+
+/* What is copied out of the registry under its lock. */
+typedef struct KsEntry
+{
+	pid_t		pid;
+	uint32		sid;
+	bool		killed;
+	bool		listed;			/* matched a backend status entry */
+	TimestampTz connect_time;
+	NameData	user_name;
+	NameData	db_name;
+	char		host[KS_HOST_LEN];
+} KsEntry;
+
+static int
+ks_entry_cmp(const void *a, const void *b)
+{
+	pid_t		pa = ((const KsEntry *) a)->pid;
+	pid_t		pb = ((const KsEntry *) b)->pid;
+
+	return (pa > pb) - (pa < pb);
+}
+
+static KsEntry *
+ks_copy_registry(int *count)
+{
+	KsEntry    *entries = palloc(sizeof(KsEntry) * ks_shared->nslots);
+	int			n = 0;
+	int			i;
+
+	LWLockAcquire(ks_shared->lock, LW_SHARED);
+	for (i = 0; i < ks_shared->nslots; i++)
+	{
+		KsSlot	   *slot = &ks_shared->slots[i];
+		KsEntry    *e;
+
+		if (slot->pid == 0)
+			continue;
+		e = &entries[n++];
+		e->pid = slot->pid;
+		e->sid = slot->sid;
+		e->killed = slot->killed;
+		e->listed = false;
+		e->connect_time = slot->connect_time;
+		e->user_name = slot->user_name;
+		e->db_name = slot->db_name;
+		memcpy(e->host, slot->host, KS_HOST_LEN);
+	}
+	LWLockRelease(ks_shared->lock);
+
+	qsort(entries, n, sizeof(KsEntry), ks_entry_cmp);
+	*count = n;
+	return entries;
+}
+
+static Datum
+ks_seconds_since(TimestampTz start, TimestampTz now, bool *isnull)
+{
+	long		secs;
+	int			usecs;
+
+	if (start == 0)
+	{
+		*isnull = true;
+		return (Datum) 0;
+	}
+	TimestampDifference(start, now, &secs, &usecs);
+	return Int32GetDatum((int32) Min(secs, PG_INT32_MAX));
+}
+
+/*
+ * COMMAND and STATE for a backend state, as MySQL and OceanBase users know
+ * them.  The README lists every value.
+ */
+static void
+ks_describe_state(BackendState state, bool killed,
+				  const char **command, const char **stname)
+{
+	switch (state)
+	{
+		case STATE_RUNNING:
+			*command = "Query";
+			*stname = "ACTIVE";
+			break;
+		case STATE_FASTPATH:
+			*command = "Query";
+			*stname = "ACTIVE";
+			break;
+		case STATE_IDLE:
+			*command = "Sleep";
+			*stname = "SLEEP";
+			break;
+		case STATE_IDLEINTRANSACTION:
+			*command = "Sleep";
+			*stname = "SLEEP IN TRANSACTION";
+			break;
+		case STATE_IDLEINTRANSACTION_ABORTED:
+			*command = "Sleep";
+			*stname = "SLEEP IN FAILED TRANSACTION";
+			break;
+		case STATE_DISABLED:
+			*command = "Unknown";
+			*stname = "DISABLED";
+			break;
+		default:
+			*command = "Connect";
+			*stname = "CONNECTING";
+			break;
+	}
+	if (killed)
+	{
+		*command = "Killed";
+		*stname = "KILLED";
+	}
+}
+
+/*
+ * kill_session_processlist() returns setof (id, user, host, db, command,
+ * time, state, info, pid); the view processlist and SHOW PROCESSLIST read
+ * it.
+ */
+Datum
+kill_session_processlist(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Oid			me = GetUserId();
+	bool		read_all_stats;
+	TimestampTz now = GetCurrentTimestamp();
+	KsEntry    *entries;
+	int			nentries;
+	int			nbackends;
+	int			i;
+
+	ks_check_loaded();
+
+	InitMaterializedSRF(fcinfo, 0);
+
+	read_all_stats = has_privs_of_role(me, ROLE_PG_READ_ALL_STATS);
+	entries = ks_copy_registry(&nentries);
+	nbackends = pgstat_fetch_stat_numbackends();
+
+	/* Sessions in the backend status array, in its order. */
+	for (i = 1; i <= nbackends; i++)
+	{
+		LocalPgBackendStatus *local;
+		PgBackendStatus *be;
+		KsEntry		key;
+		KsEntry    *e;
+		Datum		values[KS_PROCESSLIST_COLS] = {0};
+		bool		nulls[KS_PROCESSLIST_COLS] = {0};
+		char	   *name;
+
+#if PG_VERSION_NUM >= 170000
+		local = pgstat_get_local_beentry_by_index(i);
+#else
+		local = pgstat_fetch_stat_local_beentry(i);
+#endif
+		if (local == NULL)
+			continue;
+		be = &local->backendStatus;
+		if (be->st_procpid <= 0)
+			continue;
+		key.pid = be->st_procpid;
+		e = bsearch(&key, entries, nentries, sizeof(KsEntry), ks_entry_cmp);
+		if (e == NULL)
+			continue;			/* not a client session */
+		e->listed = true;
+
+		values[0] = Int64GetDatum((int64) e->sid);
+		name = GetUserNameFromId(be->st_userid, true);
+		if (name)
+			values[1] = CStringGetTextDatum(name);
+		else
+			nulls[1] = true;
+		name = OidIsValid(be->st_databaseid) ?
+			get_database_name(be->st_databaseid) : NULL;
+		if (name)
+			values[3] = CStringGetTextDatum(name);
+		else
+			nulls[3] = true;
+		values[8] = Int32GetDatum(be->st_procpid);
+
+		if (read_all_stats || has_privs_of_role(me, be->st_userid))
+		{
+			const char *command;
+			const char *stname;
+
+			ks_describe_state(be->st_state, e->killed, &command, &stname);
+			if (e->host[0] != '\0')
+				values[2] = CStringGetTextDatum(e->host);
+			else
+				nulls[2] = true;
+			values[4] = CStringGetTextDatum(command);
+			values[5] = ks_seconds_since(be->st_state == STATE_UNDEFINED ?
+										 e->connect_time :
+										 be->st_state_start_timestamp,
+										 now, &nulls[5]);
+			values[6] = CStringGetTextDatum(stname);
+			if (be->st_state == STATE_RUNNING || be->st_state == STATE_FASTPATH)
+			{
+				char	   *clipped = pgstat_clip_activity(be->st_activity_raw);
+
+				values[7] = CStringGetTextDatum(clipped);
+				pfree(clipped);
+			}
+			else
+				nulls[7] = true;
+		}
+		else
+		{
+			nulls[2] = nulls[4] = nulls[5] = nulls[6] = true;
+			values[7] = CStringGetTextDatum("<insufficient privilege>");
+		}
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+
+	/*
+	 * Sessions that have authenticated but are not in the backend status
+	 * array yet.
+	 */
+	for (i = 0; i < nentries; i++)
+	{
+		KsEntry    *e = &entries[i];
+		Datum		values[KS_PROCESSLIST_COLS] = {0};
+		bool		nulls[KS_PROCESSLIST_COLS] = {0};
+		Oid			role;
+
+		if (e->listed)
+			continue;
+		role = get_role_oid(NameStr(e->user_name), true);
+		values[0] = Int64GetDatum((int64) e->sid);
+		values[1] = CStringGetTextDatum(NameStr(e->user_name));
+		values[3] = CStringGetTextDatum(NameStr(e->db_name));
+		values[8] = Int32GetDatum(e->pid);
+		if (read_all_stats || (OidIsValid(role) && has_privs_of_role(me, role)))
+		{
+			values[2] = CStringGetTextDatum(e->host);
+			values[4] = CStringGetTextDatum(e->killed ? "Killed" : "Connect");
+			values[5] = ks_seconds_since(e->connect_time, now, &nulls[5]);
+			values[6] = CStringGetTextDatum(e->killed ? "KILLED" : "CONNECTING");
+			nulls[7] = true;
+		}
+		else
+		{
+			nulls[2] = nulls[4] = nulls[5] = nulls[6] = true;
+			values[7] = CStringGetTextDatum("<insufficient privilege>");
+		}
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+
+	return (Datum) 0;
+}
