@@ -40,8 +40,11 @@
  */
 #define KS_SHOW_STATEMENT	"kill_session_show_processlist"
 
-/* Its plan source, to tell it from a user's statement of the same name. */
-static CachedPlanSource *show_plansource = NULL;
+/* Its text, but for the schema-qualified view at the end. */
+#define KS_SHOW_SELECT \
+	"SELECT id AS \"ID\", \"user\" AS \"USER\", host AS \"HOST\", " \
+	"db AS \"DB\", command AS \"COMMAND\", \"time\" AS \"TIME\", " \
+	"state AS \"STATE\", info AS \"INFO\" FROM "
 
 static Oid
 ks_extension_schema(Oid extoid)
@@ -82,10 +85,19 @@ ks_prepare_show(const char *schema)
 	List	   *querytrees;
 	PreparedStatement *existing;
 
+	sql = psprintf("%s%s.processlist", KS_SHOW_SELECT, quote_identifier(schema));
+
+	/*
+	 * Replace the statement made by an earlier SHOW PROCESSLIST (the
+	 * extension may have moved since), but never a user's statement that
+	 * happens to have the name: that is told by its text and origin.
+	 */
 	existing = FetchPreparedStatement(KS_SHOW_STATEMENT, false);
 	if (existing != NULL)
 	{
-		if (existing->plansource != show_plansource)
+		if (existing->from_sql ||
+			strncmp(existing->plansource->query_string, KS_SHOW_SELECT,
+					strlen(KS_SHOW_SELECT)) != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_DUPLICATE_PSTATEMENT),
 					 errmsg("prepared statement \"%s\" already exists",
@@ -93,12 +105,7 @@ ks_prepare_show(const char *schema)
 					 errhint("SHOW PROCESSLIST uses that name; DEALLOCATE the statement to use SHOW PROCESSLIST.")));
 		DropPreparedStatement(KS_SHOW_STATEMENT, false);
 	}
-	show_plansource = NULL;
 
-	sql = psprintf("SELECT id AS \"ID\", \"user\" AS \"USER\", host AS \"HOST\", "
-				   "db AS \"DB\", command AS \"COMMAND\", \"time\" AS \"TIME\", "
-				   "state AS \"STATE\", info AS \"INFO\" FROM %s.processlist",
-				   quote_identifier(schema));
 #if PG_VERSION_NUM >= 140000
 	raw = linitial_node(RawStmt, raw_parser(sql, RAW_PARSE_DEFAULT));
 #else
@@ -113,7 +120,6 @@ ks_prepare_show(const char *schema)
 	CompleteCachedPlan(plansource, querytrees, NULL, NULL, 0, NULL, NULL,
 					   CURSOR_OPT_PARALLEL_OK, true);
 	StorePreparedStatement(KS_SHOW_STATEMENT, plansource, false);
-	show_plansource = plansource;
 }
 
 /*

@@ -1,0 +1,79 @@
+-- Rejected forms: 22023, never truncated or guessed.
+SELECT kill_session(NULL);
+SELECT kill_session('abc');
+SELECT s AS session, try_kill(s) AS result
+FROM (VALUES (''), (' '), (E'\t'), (','), ('+1'), ('-1'), ('1-'), ('abc'),
+             ('1a'), ('a1'), ('1.5'), ('1.'), ('1e3'), ('0x10'), ('1,2,3'),
+             ('1,'), ('1, '), (',1'), ('0'), ('00'), ('0, 1'),
+             ('4294967296'), ('99999999999999999999'), ('1, 4294967296'),
+             ('1, -1'), ('1 2'), (E'1\n'), (E'\n1'), ('1;'), ('''1'''),
+             ('١٢'), ('１２'), ('1 , 2 , 3')) AS v(s);
+
+-- Accepted forms: blanks around each part, leading zeros, serial#, and
+-- IMMEDIATE.  No session has these IDs, so each reaches the lookup: 42704.
+SELECT s AS session, try_kill(s) AS result
+FROM (VALUES ('4294967295'), (' 4294967295 '), (E'\t4294967295\t'),
+             ('0004294967295'), ('4294967295,0'), ('4294967295, 4294967295'),
+             (E' 4294967295 ,\t 00012 ')) AS v(s);
+SELECT kill_session('4294967295, 12', immediate => true);
+SELECT kill_session('4294967295', true);
+
+-- Privilege: none without the grant, own session included.
+CREATE ROLE regress_ks_nopriv;
+CREATE ROLE regress_ks_dba;
+SELECT id AS my_id FROM processlist WHERE pid = pg_backend_pid() \gset
+SET ROLE regress_ks_nopriv;
+SELECT kill_session('4294967295');
+SELECT kill_session(:'my_id');
+RESET ROLE;
+
+-- PostgreSQL's own grant gives it ...
+GRANT ALTER SYSTEM ON PARAMETER kill_session.kill TO regress_ks_dba;
+SET ROLE regress_ks_dba;
+SELECT kill_session('4294967295');
+-- ... but a superuser's session stays out of reach (this one is).
+SELECT kill_session(:'my_id');
+RESET ROLE;
+REVOKE ALTER SYSTEM ON PARAMETER kill_session.kill FROM regress_ks_dba;
+SET ROLE regress_ks_dba;
+SELECT kill_session('4294967295');
+RESET ROLE;
+
+-- Oracle's GRANT ALTER SYSTEM TO / REVOKE ALTER SYSTEM FROM mean the same.
+GRANT ALTER SYSTEM TO regress_ks_dba;
+SELECT has_parameter_privilege('regress_ks_dba', 'kill_session.kill',
+                               'ALTER SYSTEM') AS granted;
+SET ROLE regress_ks_dba;
+SELECT kill_session('4294967295');
+RESET ROLE;
+REVOKE ALTER SYSTEM FROM regress_ks_dba;
+SELECT has_parameter_privilege('regress_ks_dba', 'kill_session.kill',
+                               'ALTER SYSTEM') AS granted;
+
+-- Only the exact form is translated; the rest is PostgreSQL's as before.
+GRANT ALTER SYSTEM TO regress_ks_dba WITH ADMIN OPTION;
+GRANT ALTER SYSTEM, regress_ks_nopriv TO regress_ks_dba;
+GRANT ALTER SYSTEM TO no_such_role;
+-- A role really named "alter system" is granted as a role.
+CREATE ROLE "alter system";
+GRANT ALTER SYSTEM TO regress_ks_dba;
+SELECT pg_has_role('regress_ks_dba', 'alter system', 'MEMBER') AS member,
+       has_parameter_privilege('regress_ks_dba', 'kill_session.kill',
+                               'ALTER SYSTEM') AS granted;
+DROP ROLE "alter system";
+
+-- Granting needs PostgreSQL's own right to grant it.
+SET ROLE regress_ks_nopriv;
+GRANT ALTER SYSTEM TO regress_ks_nopriv;
+RESET ROLE;
+
+DROP ROLE regress_ks_nopriv;
+DROP ROLE regress_ks_dba;
+
+-- The setting.
+SHOW kill_session.wait_timeout;
+SET kill_session.wait_timeout = '2s';
+SHOW kill_session.wait_timeout;
+SET kill_session.wait_timeout = -1;
+RESET kill_session.wait_timeout;
+SET kill_session.no_such_setting = 1;

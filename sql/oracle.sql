@@ -1,0 +1,52 @@
+-- The Oracle statement is a syntax error in PostgreSQL; the HINT gives the
+-- call that does the same, with the user's own arguments.
+ALTER SYSTEM KILL SESSION '3221487726';
+ALTER SYSTEM KILL SESSION '3221487726, 1' IMMEDIATE;
+alter system kill session '12,7' immediate;
+ALTER  SYSTEM
+  KILL SESSION	'0012' ;
+ALTER SYSTEM KILL SESSION 'it''s';
+
+-- Not that statement: no HINT.
+ALTER SYSTEM KILL SESSION 12;
+ALTER SYSTEM KILL SESSION '12' NOW;
+ALTER SYSTEM KILL;
+SELECT FROM WHERE;
+SELECT kill;
+
+-- Inside PL/pgSQL EXECUTE the HINT names the inner statement.
+DO $$ BEGIN EXECUTE 'ALTER SYSTEM KILL SESSION ''77'''; END $$;
+
+-- SHOW PROCESSLIST in a database without the extension.
+CREATE DATABASE regress_ks_noext;
+\c regress_ks_noext
+SHOW PROCESSLIST;
+SELECT 1 AS still_connected;
+\c contrib_regression
+DROP DATABASE regress_ks_noext;
+
+-- SHOW PROCESSLIST inside a transaction block and a function.
+BEGIN;
+SHOW PROCESSLIST \gdesc
+SELECT count(*) FROM (SELECT * FROM processlist) s;
+COMMIT;
+CREATE FUNCTION show_count() RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE n bigint := 0; r record;
+BEGIN
+    FOR r IN EXECUTE 'SHOW PROCESSLIST' LOOP n := n + 1; END LOOP;
+    RETURN n;
+END $$;
+SELECT show_count();
+DROP FUNCTION show_count();
+
+-- SHOW PROCESSLIST runs through a session-level prepared statement.
+SELECT name, statement, from_sql FROM pg_prepared_statements;
+-- DEALLOCATE ALL drops it; the next SHOW PROCESSLIST makes it again.
+DEALLOCATE ALL;
+SHOW PROCESSLIST \gdesc
+-- A user's statement of that name is never run in its place.
+DEALLOCATE kill_session_show_processlist;
+PREPARE kill_session_show_processlist AS SELECT 'mine';
+SHOW PROCESSLIST;
+DEALLOCATE kill_session_show_processlist;
+SHOW PROCESSLIST \gdesc

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Run every kill_session test suite: pg_regress, isolation and TAP, each
+# against its own throw-away server with the library preloaded.
+#
+#   sudo bash tools/test.sh
+#
+# As root it installs what is missing, builds and installs the extension,
+# then runs the suites as the unprivileged user "postgres" in a copy of the
+# tree.  As another user it expects the packages and a writable install.
+set -u
+cd "$(dirname "$0")/.."
+. tools/common.sh
+
+ks_install_deps || exit 1
+ks_build_install || exit 1
+
+work=$(mktemp -d /tmp/kill_session_test.XXXXXX)
+cp -a . "$work/src"
+[ "$(id -u)" = 0 ] && chown -R "$KS_SERVER_USER" "$work"
+cd "$work/src"
+
+status=0
+declare -A result
+
+run_suite() {
+	local name=$1
+	shift
+	echo
+	echo "== $name"
+	rm -rf results output_iso regression.diffs regression.out tmp_check/log
+	if ks_as_server_user make -s PG_CONFIG="$PG_CONFIG" installcheck "$@"; then
+		result[$name]=passed
+	else
+		result[$name]=FAILED
+		status=1
+		for f in regression.diffs output_iso/regression.diffs; do
+			[ -f "$f" ] && { echo "---- $f"; head -200 "$f"; }
+		done
+		for f in tmp_check/log/regress_log_*; do
+			[ -f "$f" ] && { echo "---- $f (last lines)"; tail -40 "$f"; }
+		done
+	fi
+}
+
+run_suite regress ISOLATION= TAP_TESTS=
+run_suite isolation REGRESS= TAP_TESTS=
+run_suite tap REGRESS= ISOLATION= PROVE_FLAGS="${PROVE_FLAGS:---timer}"
+
+echo
+echo "== summary"
+for name in regress isolation tap; do
+	echo "$name: ${result[$name]}"
+done
+
+cd /
+if [ $status = 0 ]; then
+	rm -rf "$work"
+else
+	echo "test tree kept in $work"
+fi
+exit $status
