@@ -22,6 +22,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "access/xact.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -89,14 +90,8 @@ ks_self_kill_check(void)
 }
 
 static void
-ks_arm_self_kill(void)
+ks_enable_self_kill_timeout(void)
 {
-	self_kill_pending = true;
-	if (!self_kill_timeout_registered)
-	{
-		self_kill_timeout = RegisterTimeout(USER_TIMEOUT, ks_self_kill_check);
-		self_kill_timeout_registered = true;
-	}
 #if PG_VERSION_NUM >= 140000
 	enable_timeout_every(self_kill_timeout,
 						 TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
@@ -106,6 +101,47 @@ ks_arm_self_kill(void)
 	/* No repeating timeouts before 14: the handler re-arms itself. */
 	enable_timeout_after(self_kill_timeout, KS_SELF_KILL_STEP_MS);
 #endif
+}
+
+static void ks_self_kill_xact_callback(XactEvent event, void *arg);
+static void ks_self_kill_subxact_callback(SubXactEvent event,
+										  SubTransactionId mySubid,
+										  SubTransactionId parentSubid,
+										  void *arg);
+
+static void
+ks_arm_self_kill(void)
+{
+	self_kill_pending = true;
+	if (!self_kill_timeout_registered)
+	{
+		self_kill_timeout = RegisterTimeout(USER_TIMEOUT, ks_self_kill_check);
+		RegisterXactCallback(ks_self_kill_xact_callback, NULL);
+		RegisterSubXactCallback(ks_self_kill_subxact_callback, NULL);
+		self_kill_timeout_registered = true;
+	}
+	ks_enable_self_kill_timeout();
+}
+
+/*
+ * Error recovery disables all timeouts before it aborts the transaction;
+ * a session that has killed itself arms its check again as the (sub)
+ * transaction aborts.
+ */
+static void
+ks_self_kill_xact_callback(XactEvent event, void *arg)
+{
+	if (self_kill_pending &&
+		(event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT))
+		ks_enable_self_kill_timeout();
+}
+
+static void
+ks_self_kill_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+							  SubTransactionId parentSubid, void *arg)
+{
+	if (self_kill_pending && event == SUBXACT_EVENT_ABORT_SUB)
+		ks_enable_self_kill_timeout();
 }
 
 /*

@@ -189,7 +189,9 @@ sub session_id
 sub close
 {
 	my ($self) = @_;
-	$self->_write('X' . pack('N', 4)) unless $self->{eof};
+	# The server may have closed the connection already.
+	local $SIG{PIPE} = 'IGNORE';
+	syswrite($self->{sock}, 'X' . pack('N', 4)) unless $self->{eof};
 	close($self->{sock});
 }
 

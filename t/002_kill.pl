@@ -1,0 +1,236 @@
+# kill_session() end to end: killing your own session, waiting for a
+# target, the WARNING when it cannot die in time, the audit line, the
+# privilege matrix, and a killer cancelled while it waits.
+
+use strict;
+use warnings;
+use lib 't';
+use KsWire;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time);
+
+my $node = PostgreSQL::Test::Cluster->new('main');
+$node->init;
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'kill_session'");
+$node->start;
+$node->safe_psql('postgres', q{
+	CREATE EXTENSION kill_session;
+	CREATE TABLE t (a int);
+	GRANT ALL ON t TO PUBLIC;
+	CREATE ROLE app LOGIN;
+	CREATE ROLE dba LOGIN;
+	CREATE ROLE oradba LOGIN;
+	CREATE ROLE nopriv LOGIN;
+	CREATE ROLE su2 LOGIN SUPERUSER;
+	GRANT ALTER SYSTEM ON PARAMETER kill_session.kill TO dba;
+});
+
+sub rows_in_t
+{
+	return $node->safe_psql('postgres', 'SELECT count(*) FROM t');
+}
+
+# Expect the server to end the session with FATAL 57P01 without being asked
+# anything more; returns the error's fields.
+sub expect_fatal
+{
+	my ($c, $name) = @_;
+	my $m = $c->read_message(10);
+	my $f = (defined $m && $m->{type} eq 'E') ? $m->{fields} : {};
+	is($f->{S} // '', 'FATAL', "$name: FATAL");
+	is($f->{C} // '', '57P01', "$name: SQLSTATE 57P01");
+	my $end = $c->read_message(10);
+	is($end && $end->{type}, 'EOF', "$name: connection closed");
+	return $f;
+}
+
+# -- Killing your own session ------------------------------------------
+
+# Idle: the result arrives, then the session ends with nothing sent.
+my $c = KsWire->connect($node, user => 'dba');
+my $id = $c->session_id;
+my $r = $c->query("SELECT kill_session('$id')");
+is_deeply($r->{rows}, [ ['t'] ], 'self-kill: the statement succeeds');
+ok(!$r->{error}, 'self-kill: no error with the result');
+my $t0 = time();
+my $f = expect_fatal($c, 'self-kill idle');
+cmp_ok(time() - $t0, '<', 1, 'self-kill idle: ends at once');
+
+# A client that queues its next statement: it never runs.
+$c = KsWire->connect($node, user => 'dba');
+$id = $c->session_id;
+$c->send_query("SELECT kill_session('$id')");
+$c->send_query('INSERT INTO t VALUES (1)');
+$r = $c->read_result(10);
+is_deeply($r->{rows}, [ ['t'] ], 'queued: the kill succeeds');
+expect_fatal($c, 'queued next statement');
+is(rows_in_t(), '0', 'queued: the next statement did not run');
+
+# A multi-statement query string (one implicit transaction).
+$c = KsWire->connect($node, user => 'dba');
+$id = $c->session_id;
+$c->send_query("INSERT INTO t VALUES (2); SELECT kill_session('$id'); INSERT INTO t VALUES (3)");
+$r = $c->read_result(10);
+is($r->{error}{C}, '57P01', 'multi-statement: the session ends inside the string');
+is(rows_in_t(), '0', 'multi-statement: nothing of its transaction committed');
+
+# Inside an explicit transaction block: ends while idle in it.
+$c = KsWire->connect($node, user => 'dba');
+$id = $c->session_id;
+$c->query('BEGIN');
+$c->query('INSERT INTO t VALUES (4)');
+$r = $c->query("SELECT kill_session('$id')");
+is_deeply($r->{rows}, [ ['t'] ], 'transaction block: the kill succeeds');
+expect_fatal($c, 'transaction block');
+is(rows_in_t(), '0', 'transaction block: nothing committed');
+
+# ... also when the client has already queued its COMMIT.
+$c = KsWire->connect($node, user => 'dba');
+$id = $c->session_id;
+$c->query('BEGIN');
+$c->query('INSERT INTO t VALUES (5)');
+$c->send_query("SELECT kill_session('$id')");
+$c->send_query('COMMIT');
+$c->read_result(10);
+expect_fatal($c, 'queued COMMIT');
+is(rows_in_t(), '0', 'queued COMMIT: nothing committed');
+
+# A kill is not transactional: the statement fails afterwards, the session
+# still ends.
+$c = KsWire->connect($node, user => 'dba');
+$id = $c->session_id;
+$r = $c->query("DO \$\$ BEGIN PERFORM kill_session('$id'); RAISE EXCEPTION 'after the kill'; END \$\$");
+is($r->{error}{M}, 'after the kill', 'the rest of the statement failed');
+expect_fatal($c, 'failed statement after self-kill');
+
+# -- Killing another session -------------------------------------------
+
+my $killer = KsWire->connect($node, user => 'dba');
+my $killer_id = $killer->session_id;
+my $killer_pid = $killer->pid;
+
+# A busy target: the call returns once the process is gone.
+my $target = KsWire->connect($node, user => 'app');
+my $target_id = $target->session_id;
+my $target_pid = $target->pid;
+$target->send_query('SELECT count(*) FROM generate_series(1, 1000000000)');
+$node->poll_query_until('postgres',
+	"SELECT state = 'active' FROM pg_stat_activity WHERE pid = $target_pid");
+$r = $killer->query("SELECT kill_session('$target_id')");
+is_deeply($r->{rows}, [ ['t'] ], 'kill of a busy session returns true');
+ok(!kill(0, $target_pid), 'the target process is gone when the call returns');
+$r = $target->read_result(10);
+is($r->{error}{C}, '57P01', 'the target client got 57P01');
+ok( $node->log_contains(
+		qr/session $target_id \(pid $target_pid, role "app", database "postgres"\) killed by session $killer_id \(pid $killer_pid, role "dba"\)/),
+	'the kill is logged with IDs, PIDs, roles and database');
+
+# A target that cannot die in time (stopped): WARNING after wait_timeout,
+# then it dies once continued.
+$target = KsWire->connect($node, user => 'app');
+$target_id = $target->session_id;
+$target_pid = $target->pid;
+kill 'STOP', $target_pid;
+$killer->query('SET kill_session.wait_timeout = 500');
+$t0 = time();
+$r = $killer->query("SELECT kill_session('$target_id')");
+my $elapsed = time() - $t0;
+is_deeply($r->{rows}, [ ['f'] ], 'kill of a stopped session returns false');
+is($r->{notices}[0]{S}, 'WARNING', 'with a WARNING');
+is($r->{notices}[0]{M}, "session $target_id marked for kill",
+	'saying the session is marked for kill');
+cmp_ok($elapsed, '>=', 0.45, "after about wait_timeout ($elapsed s)");
+cmp_ok($elapsed, '<', 3, 'but not much more');
+is($node->safe_psql('postgres', "SELECT command || '/' || state FROM processlist WHERE id = $target_id"),
+	'Killed/KILLED', 'the process list shows it as killed');
+kill 'CONT', $target_pid;
+$r = $target->read_result(10);
+is($r->{error}{C}, '57P01', 'once continued it ends with 57P01');
+ok( $node->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM processlist WHERE id = $target_id"),
+	'and leaves the process list');
+
+# wait_timeout = 0: no wait, no warning.
+$target = KsWire->connect($node, user => 'app');
+$target_id = $target->session_id;
+$killer->query('SET kill_session.wait_timeout = 0');
+$r = $killer->query("SELECT kill_session('$target_id')");
+is_deeply($r->{rows}, [ ['t'] ], 'wait_timeout 0: returns true');
+is(scalar @{ $r->{notices} }, 0, 'wait_timeout 0: no warning');
+$target->read_result(10);
+$killer->query('RESET kill_session.wait_timeout');
+
+# The killer cancelled while it waits (statement_timeout, then
+# pg_cancel_backend): an ordinary cancel, and nothing left behind.
+sub fd_count
+{
+	my ($pid) = @_;
+	opendir(my $dh, "/proc/$pid/fd") or return -1;
+	my $n = grep { !/^\./ } readdir($dh);
+	closedir($dh);
+	return $n;
+}
+$target = KsWire->connect($node, user => 'app');
+$target_id = $target->session_id;
+$target_pid = $target->pid;
+kill 'STOP', $target_pid;
+$killer->query('SET kill_session.wait_timeout = 60000');
+my $fds = fd_count($killer_pid);
+$killer->query('SET statement_timeout = 300');
+$t0 = time();
+$r = $killer->query("SELECT kill_session('$target_id')");
+is($r->{error}{C}, '57014', 'statement_timeout cancels the wait');
+cmp_ok(time() - $t0, '<', 3, 'promptly');
+$killer->query('RESET statement_timeout');
+is($killer->value('SELECT 1'), '1', 'the killer goes on working');
+is(fd_count($killer_pid), $fds, 'no file descriptor left behind');
+
+$killer->send_query("SELECT kill_session('$target_id')");
+$node->poll_query_until('postgres',
+	"SELECT wait_event = 'BackendTermination' FROM pg_stat_activity WHERE pid = $killer_pid");
+$node->safe_psql('postgres', "SELECT pg_cancel_backend($killer_pid)");
+$r = $killer->read_result(10);
+is($r->{error}{C}, '57014', 'pg_cancel_backend cancels the wait');
+is(fd_count($killer_pid), $fds, 'no file descriptor left behind');
+kill 'CONT', $target_pid;
+$r = $target->read_result(10);
+is($r->{error}{C}, '57P01', 'the target still ends');
+$killer->query('RESET kill_session.wait_timeout');
+
+# -- The privilege matrix ----------------------------------------------
+
+sub try_kill
+{
+	my ($who) = @_;
+	my $k = KsWire->connect($node, user => $who);
+	my $t = KsWire->connect($node, user => 'app');
+	my $tid = $t->session_id;
+	my $res = $k->query("SELECT kill_session('$tid')");
+	my $out = $res->{error} ? $res->{error}{C} : $res->{rows}[0][0];
+	$k->close;
+	$t->close;
+	return $out;
+}
+is(try_kill('nopriv'), '42501', 'no grant: permission denied');
+is(try_kill('dba'), 't', 'GRANT ALTER SYSTEM ON PARAMETER: allowed');
+is(try_kill('oradba'), '42501', 'oradba before the Oracle grant: denied');
+$node->safe_psql('postgres', 'GRANT ALTER SYSTEM TO oradba');
+is(try_kill('oradba'), 't', 'Oracle GRANT ALTER SYSTEM TO: allowed');
+$node->safe_psql('postgres', 'REVOKE ALTER SYSTEM FROM oradba');
+is(try_kill('oradba'), '42501', 'Oracle REVOKE ALTER SYSTEM FROM: denied again');
+
+my $supersession = KsWire->connect($node, user => 'su2');
+my $super_id = $supersession->session_id;
+$r = $killer->query("SELECT kill_session('$super_id')");
+is($r->{error}{C}, '42501', "a non-superuser cannot kill a superuser's session");
+is($r->{error}{D}, 'Only superusers can kill sessions of superusers.',
+	'and is told why');
+my $su = KsWire->connect($node);
+is($su->value("SELECT kill_session('$super_id')"), 't',
+	"a superuser can kill a superuser's session");
+$r = $supersession->read_result(10);
+
+$node->stop;
+done_testing();
