@@ -11,6 +11,9 @@ set -u
 cd "$(dirname "$0")/.."
 . tools/common.sh
 
+# The fuzzer needs clang with its sanitizer and libFuzzer runtimes.
+KS_EXTRA_PACKAGES="clang libclang-rt-14-dev"
+
 ks_install_deps || exit 1
 ks_build_install || exit 1
 
@@ -47,8 +50,17 @@ run_suite isolation REGRESS= TAP_TESTS=
 run_suite tap REGRESS= ISOLATION= PROVE_FLAGS="${PROVE_FLAGS:---timer}"
 
 echo
+echo "== fuzz"
+if ks_as_server_user bash fuzz/run.sh; then
+	result[fuzz]=passed
+else
+	result[fuzz]=FAILED
+	status=1
+fi
+
+echo
 echo "== summary"
-for name in regress isolation tap; do
+for name in regress isolation tap fuzz; do
 	echo "$name: ${result[$name]}"
 done
 
