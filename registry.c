@@ -30,6 +30,7 @@
 
 #include "access/twophase.h"
 #include "common/ip.h"
+#include "fmgr.h"
 #include "miscadmin.h"
 #include "postmaster/autovacuum.h"
 #include "postmaster/bgworker_internals.h"
@@ -207,4 +208,37 @@ ks_register_session(Port *port)
 	slot->pid = MyProcPid;
 	ks_my_sid = slot->sid;
 	LWLockRelease(ks_shared->lock);
+}
+
+/*
+ * kill_session_set_next_id(bigint): a testing aid for the wrap of the ID
+ * counter, not part of the extension's SQL interface.  A test declares it
+ * itself (CREATE FUNCTION ... AS 'kill_session', 'kill_session_set_next_id'
+ * LANGUAGE C), which already takes a superuser; the function checks that
+ * too.  Setting the counter marks it wrapped, so from then on IDs still in
+ * use are skipped and none is ever handed out twice at once.
+ */
+PG_FUNCTION_INFO_V1(kill_session_set_next_id);
+
+Datum
+kill_session_set_next_id(PG_FUNCTION_ARGS)
+{
+	int64		next = PG_GETARG_INT64(0);
+
+	ks_check_loaded();
+	if (!superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be superuser to set the next session ID")));
+	if (next < 1 || next > PG_UINT32_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("session ID %lld is out of range", (long long) next)));
+
+	LWLockAcquire(ks_shared->lock, LW_EXCLUSIVE);
+	ks_shared->next_sid = (uint32) next;
+	ks_shared->wrapped = true;
+	LWLockRelease(ks_shared->lock);
+
+	PG_RETURN_VOID();
 }
