@@ -1,0 +1,276 @@
+#!/usr/bin/env perl
+# kill_session benchmarks: every figure a median with its spread, every
+# comparison a ratio against a baseline measured in the same run.
+#
+#   perl bench/bench.pl         (run by bench/run.sh, as a non-root user)
+#
+# Starts its own throw-away servers under a temporary directory.
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/../t";
+use KsWire;
+use File::Temp qw(tempdir);
+use POSIX qw(floor);
+use Time::HiRes qw(time usleep);
+
+my $bindir = `$ENV{PG_CONFIG} --bindir`;
+chomp $bindir;
+my $quick = $ENV{KS_BENCH_QUICK} ? 1 : 0;
+my $samples = $quick ? 9 : 31;
+my $root = tempdir('kill_session_bench.XXXXXX', TMPDIR => 1, CLEANUP => 1);
+my $next_port = 55432;
+
+# ---- servers -----------------------------------------------------------
+
+package Server {
+	sub new
+	{
+		my ($class, $name, $conf) = @_;
+		my $self = bless {
+			name => $name,
+			dir => "$root/$name",
+			port => $next_port++,
+		}, $class;
+		system("$bindir/initdb -D $self->{dir} -A trust -U postgres --no-sync >/dev/null") == 0
+		  or die "initdb failed";
+		open(my $fh, '>>', "$self->{dir}/postgresql.conf") or die;
+		print $fh "port = $self->{port}\nlisten_addresses = ''\n"
+		  . "unix_socket_directories = '$self->{dir}'\nmax_connections = 600\n"
+		  . "shared_buffers = 256MB\nfsync = off\n$conf\n";
+		close $fh;
+		return $self;
+	}
+	sub start
+	{
+		my ($self) = @_;
+		system("$bindir/pg_ctl -D $self->{dir} -l $self->{dir}/log -w start >/dev/null") == 0
+		  or die "start failed";
+	}
+	sub stop
+	{
+		my ($self) = @_;
+		system("$bindir/pg_ctl -D $self->{dir} -m fast -w stop >/dev/null");
+	}
+	sub host { return $_[0]->{dir}; }
+	sub port { return $_[0]->{port}; }
+	sub psql
+	{
+		my ($self, $sql) = @_;
+		my $out = `$bindir/psql -X -Atq -h $self->{dir} -p $self->{port} -U postgres -d postgres -c "$sql"`;
+		chomp $out;
+		return $out;
+	}
+}
+
+# ---- statistics --------------------------------------------------------
+
+sub quantile
+{
+	my ($sorted, $q) = @_;
+	my $pos = $q * (@$sorted - 1);
+	my $lo = floor($pos);
+	my $hi = $lo + 1 < @$sorted ? $lo + 1 : $lo;
+	return $sorted->[$lo] + ($sorted->[$hi] - $sorted->[$lo]) * ($pos - $lo);
+}
+
+sub summary
+{
+	my @s = sort { $a <=> $b } @_;
+	return {
+		median => quantile(\@s, 0.5),
+		p25 => quantile(\@s, 0.25),
+		p75 => quantile(\@s, 0.75),
+		n => scalar @s
+	};
+}
+
+sub fmt_ms
+{
+	my ($s) = @_;
+	return sprintf('%8.3f ms (IQR %.3f-%.3f, n=%d)',
+		$s->{median} * 1000, $s->{p25} * 1000, $s->{p75} * 1000, $s->{n});
+}
+
+my @report;
+sub line { my ($l) = @_; print "$l\n"; push @report, $l; }
+
+# ---- 1. kill latency -----------------------------------------------------
+
+my $main = Server->new('main', "shared_preload_libraries = 'kill_session'");
+$main->start;
+$main->psql('CREATE EXTENSION kill_session');
+
+sub new_target
+{
+	my ($busy) = @_;
+	my $t = KsWire->connect($main);
+	my $id = $t->session_id;
+	if ($busy)
+	{
+		# A plain CPU loop: no JIT compilation to wait through.
+		$t->send_query('DO $$ BEGIN LOOP PERFORM 1; END LOOP; END $$');
+		usleep(20_000);
+	}
+	return ($t, $id);
+}
+
+sub kill_latency
+{
+	my ($how, $busy, $killer) = @_;
+	my ($t, $id) = new_target($busy);
+	my $pid = $t->pid;
+	my $t0 = time();
+	if ($how eq 'kill_session')
+	{
+		my $r = $killer->query("SELECT kill_session('$id')");
+		die "kill_session failed" unless ($r->{rows}[0][0] // '') eq 't';
+	}
+	elsif ($how eq 'bare')
+	{
+		# Poll as finely as the machine allows without taking a core from
+		# the dying process.
+		$killer->query("SELECT pg_terminate_backend($pid)");
+		usleep(20) while kill(0, $pid);
+	}
+	else
+	{
+		$killer->query("SELECT pg_terminate_backend($pid, 5000)");
+	}
+	my $elapsed = time() - $t0;
+	die "$how: target $pid still there" if kill(0, $pid);
+	$t->close;
+	return $elapsed;
+}
+
+line("== kill latency: call -> target process gone ($samples samples each, alternated)");
+my $killer = KsWire->connect($main);
+for my $busy (0, 1)
+{
+	my %lat;
+	for (1 .. $samples)
+	{
+		for my $how ('kill_session', 'bare', 'terminate5000')
+		{
+			push @{ $lat{$how} }, kill_latency($how, $busy, $killer);
+		}
+	}
+	my %s = map { $_ => summary(@{ $lat{$_} }) } keys %lat;
+	my $what = $busy ? 'CPU-bound target' : 'idle target';
+	line("  $what");
+	line("    kill_session('id')                  " . fmt_ms($s{kill_session}));
+	line("    bare: pg_terminate_backend + reap   " . fmt_ms($s{bare}));
+	line("    pg_terminate_backend(pid, 5000)     " . fmt_ms($s{terminate5000}));
+	line(sprintf("    kill_session / bare = %.2fx (target <= 1.2x); "
+		  . "pg_terminate_backend(pid, 5000) / kill_session = %.1fx (target >= 20x)",
+		$s{kill_session}{median} / $s{bare}{median},
+		$s{terminate5000}{median} / $s{kill_session}{median}));
+}
+
+# ---- 2 and 4. listing, and scale ----------------------------------------
+
+sub time_query
+{
+	my ($c, $sql) = @_;
+	my $t0 = time();
+	my $r = $c->query($sql);
+	die "$sql: $r->{error}{M}" if $r->{error};
+	return time() - $t0;
+}
+
+my @idle;
+my %scale;
+for my $n (50, 200, 500)
+{
+	push @idle, KsWire->connect($main) while @idle < $n - 1;
+	my %lat;
+	for (1 .. $samples)
+	{
+		for my $sql ('SHOW PROCESSLIST', 'SELECT * FROM processlist',
+			'SELECT * FROM pg_stat_activity')
+		{
+			push @{ $lat{$sql} }, time_query($killer, $sql);
+		}
+	}
+	my %k;
+	for (1 .. $samples)
+	{
+		push @{ $k{kill} }, kill_latency('kill_session', 0, $killer);
+	}
+	$scale{$n} = {
+		show => summary(@{ $lat{'SHOW PROCESSLIST'} }),
+		view => summary(@{ $lat{'SELECT * FROM processlist'} }),
+		psa => summary(@{ $lat{'SELECT * FROM pg_stat_activity'} }),
+		kill => summary(@{ $k{kill} }),
+	};
+}
+$_->close for @idle;
+
+my $s500 = $scale{500};
+line("== listing with 500 sessions ($samples samples each, alternated)");
+line("    SHOW PROCESSLIST                    " . fmt_ms($s500->{show}));
+line("    SELECT * FROM processlist           " . fmt_ms($s500->{view}));
+line("    SELECT * FROM pg_stat_activity      " . fmt_ms($s500->{psa}));
+line(sprintf("    SHOW PROCESSLIST / pg_stat_activity = %.2fx; processlist / pg_stat_activity = %.2fx (target <= 1.0x)",
+	$s500->{show}{median} / $s500->{psa}{median},
+	$s500->{view}{median} / $s500->{psa}{median}));
+
+line("== scale: one kill and one listing by number of sessions (medians)");
+line("    sessions   kill_session   SHOW PROCESSLIST   pg_stat_activity");
+for my $n (50, 200, 500)
+{
+	line(sprintf("    %8d   %9.3f ms   %13.3f ms   %13.3f ms", $n,
+		$scale{$n}{kill}{median} * 1000, $scale{$n}{show}{median} * 1000,
+		$scale{$n}{psa}{median} * 1000));
+}
+$killer->close;
+$main->stop;
+
+# ---- 3. overhead of preloading ---------------------------------------------
+
+my $with = Server->new('with', "shared_preload_libraries = 'kill_session'");
+my $without = Server->new('without', '');
+for my $srv ($with, $without)
+{
+	$srv->start;
+	system("$bindir/pgbench -i -q -s 1 -h $srv->{dir} -p $srv->{port} -U postgres postgres >/dev/null 2>&1") == 0
+	  or die "pgbench -i failed";
+}
+
+sub pgbench_tps
+{
+	my ($srv, $extra) = @_;
+	my $secs = $quick ? 3 : 8;
+	my $out = `$bindir/pgbench -n -S -c 2 -j 2 -T $secs $extra -h $srv->{dir} -p $srv->{port} -U postgres postgres 2>&1`;
+	$out =~ /tps = ([\d.]+)/ or die "pgbench: $out";
+	return $1;
+}
+
+my $rounds = $quick ? 3 : 7;
+line("== overhead of preloading: pgbench -S, 2 clients, runs alternated ($rounds rounds)");
+for my $mode ([ 'select-only TPS', '' ], [ 'connections/s (-C)', '-C' ])
+{
+	my (@w, @wo);
+	for (1 .. $rounds)
+	{
+		push @w, pgbench_tps($with, $mode->[1]);
+		push @wo, pgbench_tps($without, $mode->[1]);
+	}
+	my ($sw, $swo) = (summary(@w), summary(@wo));
+	line(sprintf("    %-20s with %9.0f (IQR %.0f-%.0f)   without %9.0f (IQR %.0f-%.0f)   with / without = %.3fx (target within 2%%)",
+		$mode->[0], $sw->{median}, $sw->{p25}, $sw->{p75},
+		$swo->{median}, $swo->{p25}, $swo->{p75}, $sw->{median} / $swo->{median}));
+}
+$_->stop for ($with, $without);
+
+my $cpu = `grep -m1 'model name' /proc/cpuinfo`;
+$cpu =~ s/.*:\s*//;
+chomp $cpu;
+my $cores = `nproc`;
+chomp $cores;
+my $kernel = `uname -r`;
+chomp $kernel;
+my $pgv = `$bindir/postgres --version`;
+chomp $pgv;
+line("== machine: $cpu, $cores cores, Linux $kernel, $pgv");
