@@ -18,6 +18,7 @@
  */
 #include "postgres.h"
 
+#include <sched.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -52,8 +53,12 @@ static bool self_kill_timeout_registered = false;
 /* How often the self-kill timeout looks at the backend's state. */
 #define KS_SELF_KILL_STEP_MS	1
 
-/* Step while a process that has exited waits to be reaped, in us. */
-#define KS_REAP_STEP_US			50
+/*
+ * A process that has exited is reaped by the postmaster within microseconds:
+ * yield the CPU to it for up to this long, then sleep in steps.
+ */
+#define KS_REAP_SPIN_US			2000
+#define KS_REAP_STEP_US			100
 
 static void
 ks_report_missing(uint32 sid)
@@ -202,8 +207,8 @@ ks_pidfd_open(pid_t pid)
  * Wait until pid is gone -- PostgreSQL's own test: kill(pid, 0) fails --
  * or timeout_ms have passed.  Returns whether it is gone.
  *
- * With a pidfd the wait wakes as the process exits; it then steps briefly
- * until the postmaster has reaped it.  Without one (kernels before 5.3) it
+ * With a pidfd the wait wakes as the process exits; it then yields the CPU
+ * until the postmaster has reaped it, which takes microseconds.  Without one (kernels before 5.3) it
  * polls every millisecond.  Interrupts are served throughout, so the wait
  * can be cancelled; the pidfd and wait set are released either way.
  */
@@ -214,6 +219,7 @@ ks_wait_for_exit(pid_t pid, int pidfd, int timeout_ms)
 													   timeout_ms);
 	WaitEventSet *volatile set = NULL;
 	volatile bool exited = false;
+	volatile TimestampTz exited_at = 0;
 	volatile bool gone = false;
 
 	PG_TRY();
@@ -246,7 +252,12 @@ ks_wait_for_exit(pid_t pid, int pidfd, int timeout_ms)
 				break;
 
 			if (exited)
-				pg_usleep(KS_REAP_STEP_US);
+			{
+				if (GetCurrentTimestamp() - exited_at < KS_REAP_SPIN_US)
+					sched_yield();
+				else
+					pg_usleep(KS_REAP_STEP_US);
+			}
 			else if (set != NULL)
 			{
 				WaitEvent	event;
@@ -257,7 +268,10 @@ ks_wait_for_exit(pid_t pid, int pidfd, int timeout_ms)
 					if (event.events & WL_LATCH_SET)
 						ResetLatch(MyLatch);
 					if (event.events & WL_SOCKET_READABLE)
+					{
 						exited = true;
+						exited_at = GetCurrentTimestamp();
+					}
 				}
 			}
 			else

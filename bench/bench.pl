@@ -247,7 +247,7 @@ sub pgbench_tps
 	return $1;
 }
 
-my $rounds = $quick ? 3 : 7;
+my $rounds = $quick ? 3 : 9;
 line("== overhead of preloading: pgbench -S, 2 clients, runs alternated ($rounds rounds)");
 for my $mode ([ 'select-only TPS', '' ], [ 'connections/s (-C)', '-C' ])
 {

@@ -11,11 +11,34 @@ set -u
 cd "$(dirname "$0")/.."
 . tools/common.sh
 
-# The fuzzer needs clang with its sanitizer and libFuzzer runtimes.
-KS_EXTRA_PACKAGES="clang libclang-rt-14-dev"
+# The fuzzer needs clang with its sanitizer and libFuzzer runtimes; the
+# Debian package needs Debian's build tools and pg_buildext.
+KS_EXTRA_PACKAGES="clang libclang-rt-14-dev dpkg-dev debhelper fakeroot
+	postgresql-server-dev-all"
 
 ks_install_deps || exit 1
-ks_build_install || exit 1
+
+# As root the suites run against the Debian package, built here and
+# installed on this machine; otherwise against a plain "make install".
+package=
+if [ "$(id -u)" = 0 ] && [ -z "${KS_NO_PACKAGE:-}" ]; then
+	echo "== building the Debian package"
+	pkgdir=$(mktemp -d /tmp/kill_session_deb.XXXXXX)
+	git ls-files -z 2>/dev/null | tar --null -T - -cf - | tar -xf - -C "$pkgdir" 2>/dev/null ||
+		cp -a . "$pkgdir"
+	if (cd "$pkgdir" && make -s clean >/dev/null 2>&1; dpkg-buildpackage -us -uc -b) >"$pkgdir.log" 2>&1; then
+		package=$(ls -t "$(dirname "$pkgdir")"/postgresql-*-kill-session_*.deb | head -1)
+		echo "built $(basename "$package")"
+		dpkg -i "$package" >/dev/null
+		dpkg -S "$("$PG_CONFIG" --pkglibdir)/kill_session.so"
+	else
+		tail -30 "$pkgdir.log"
+		echo "package: FAILED to build"
+		exit 1
+	fi
+else
+	ks_build_install || exit 1
+fi
 
 work=$(mktemp -d /tmp/kill_session_test.XXXXXX)
 cp -a . "$work/src"
@@ -24,6 +47,17 @@ cd "$work/src"
 
 status=0
 declare -A result
+
+if [ -n "$package" ]; then
+	echo
+	echo "== package (pg_buildext installcheck against the installed package)"
+	if MAKEVARS="ISOLATION= TAP_TESTS=" sh debian/tests/installcheck; then
+		result[package]=passed
+	else
+		result[package]=FAILED
+		status=1
+	fi
+fi
 
 run_suite() {
 	local name=$1
@@ -60,7 +94,8 @@ fi
 
 echo
 echo "== summary"
-for name in regress isolation tap fuzz; do
+for name in package regress isolation tap fuzz; do
+	[ -n "${result[$name]:-}" ] || continue
 	echo "$name: ${result[$name]}"
 done
 

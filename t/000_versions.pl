@@ -1,0 +1,35 @@
+# The control file is the one source of the version: META.json (PGXN) and
+# debian/changelog must agree with it.
+
+use strict;
+use warnings;
+use Test::More;
+
+sub slurp
+{
+	my ($file) = @_;
+	open(my $fh, '<', $file) or die "cannot read $file: $!";
+	local $/;
+	return <$fh>;
+}
+
+my ($version) = slurp('kill_session.control') =~ /^default_version\s*=\s*'([^']+)'/m;
+ok(defined $version, "kill_session.control has a default_version");
+ok(-f "kill_session--$version.sql", "the install script for $version exists");
+
+# PGXN wants three-part versions: 1.0 is 1.0.0.
+my $semver = $version =~ /^\d+\.\d+$/ ? "$version.0" : $version;
+my $meta = slurp('META.json');
+my @meta_versions = $meta =~ /"version"\s*:\s*"([^"]+)"/g;
+# the last "version" is the meta-spec's own
+pop @meta_versions;
+is_deeply(\@meta_versions, [ $semver, $semver ],
+	"META.json's distribution and extension versions are $semver");
+like($meta, qr/"file"\s*:\s*"kill_session--\Q$version\E\.sql"/,
+	'META.json names the install script of that version');
+
+my ($deb) = slurp('debian/changelog') =~ /^kill-session \(([^)]+)\)/;
+(my $upstream = $deb // '') =~ s/-[^-]+$//;
+is($upstream, $version, "debian/changelog's newest entry is $version");
+
+done_testing();
