@@ -51,7 +51,7 @@ declare -A result
 if [ -n "$package" ]; then
 	echo
 	echo "== package (pg_buildext installcheck against the installed package)"
-	if MAKEVARS="ISOLATION= TAP_TESTS=" sh debian/tests/installcheck; then
+	if sh debian/tests/installcheck -m "ISOLATION= TAP_TESTS="; then
 		result[package]=passed
 	else
 		result[package]=FAILED
