@@ -30,6 +30,7 @@
 #include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "storage/proc.h"
+#include "tcop/tcopprot.h"
 #include "utils/acl.h"
 #include "utils/backend_status.h"
 #include "utils/builtins.h"
@@ -150,13 +151,22 @@ ks_self_kill_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 }
 
 /*
- * Called by the statement hooks at the start of every top-level statement:
- * a session that killed itself runs nothing more.
+ * Called by the statement hooks as a statement is analysed or started: a
+ * session that killed itself runs no further statement of the client's.
+ * source is the statement's text: a statement is the client's when it comes
+ * from the query string the client sent (debug_query_string), not from a
+ * function's own text; NULL means the caller knows it is the client's.  The
+ * extended protocol starts a prepared statement from a copy of its text,
+ * hence the comparison of contents.
  */
 void
-ks_self_kill_guard(void)
+ks_self_kill_guard(const char *source)
 {
-	if (self_kill_pending)
+	if (unlikely(self_kill_pending) &&
+		(source == NULL ||
+		 (debug_query_string != NULL &&
+		  (source == debug_query_string ||
+		   strcmp(source, debug_query_string) == 0))))
 		ereport(FATAL,
 				(errcode(ERRCODE_ADMIN_SHUTDOWN),
 				 errmsg("terminating connection due to administrator command")));

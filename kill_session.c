@@ -28,6 +28,7 @@
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "tcop/tcopprot.h"
 #include "tcop/utility.h"
 #include "utils/guc.h"
 
@@ -48,16 +49,8 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static ClientAuthentication_hook_type prev_ClientAuthentication = NULL;
 static post_parse_analyze_hook_type prev_post_parse_analyze_hook = NULL;
 static ExecutorStart_hook_type prev_ExecutorStart = NULL;
-static ExecutorRun_hook_type prev_ExecutorRun = NULL;
-static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 static emit_log_hook_type prev_emit_log_hook = NULL;
-
-/*
- * Depth of statement execution, as in pg_stat_statements: 0 while a
- * top-level statement is being analysed or started, more inside it.
- */
-static int	nesting_level = 0;
 
 void		_PG_init(void);
 
@@ -71,9 +64,6 @@ static void ks_post_parse_analyze(ParseState *pstate, Query *query,
 static void ks_post_parse_analyze(ParseState *pstate, Query *query);
 #endif
 static void ks_ExecutorStart(QueryDesc *queryDesc, int eflags);
-static void ks_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction,
-						   uint64 count, bool execute_once);
-static void ks_ExecutorFinish(QueryDesc *queryDesc);
 static void ks_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 							  bool readOnlyTree,
 							  ProcessUtilityContext context,
@@ -123,10 +113,6 @@ _PG_init(void)
 	post_parse_analyze_hook = ks_post_parse_analyze;
 	prev_ExecutorStart = ExecutorStart_hook;
 	ExecutorStart_hook = ks_ExecutorStart;
-	prev_ExecutorRun = ExecutorRun_hook;
-	ExecutorRun_hook = ks_ExecutorRun;
-	prev_ExecutorFinish = ExecutorFinish_hook;
-	ExecutorFinish_hook = ks_ExecutorFinish;
 	prev_ProcessUtility = ProcessUtility_hook;
 	ProcessUtility_hook = ks_ProcessUtility;
 	prev_emit_log_hook = emit_log_hook;
@@ -191,8 +177,7 @@ static void
 ks_post_parse_analyze(ParseState *pstate, Query *query)
 #endif
 {
-	if (nesting_level == 0)
-		ks_self_kill_guard();
+	ks_self_kill_guard(pstate->p_sourcetext);
 
 	ks_rewrite_show(query);
 
@@ -205,53 +190,19 @@ ks_post_parse_analyze(ParseState *pstate, Query *query)
 #endif
 }
 
+/*
+ * A prepared statement executed over the extended protocol is not analysed
+ * again, so the guard is here too.
+ */
 static void
 ks_ExecutorStart(QueryDesc *queryDesc, int eflags)
 {
-	if (nesting_level == 0)
-		ks_self_kill_guard();
+	ks_self_kill_guard(queryDesc->sourceText);
 
 	if (prev_ExecutorStart)
 		prev_ExecutorStart(queryDesc, eflags);
 	else
 		standard_ExecutorStart(queryDesc, eflags);
-}
-
-static void
-ks_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
-			   bool execute_once)
-{
-	nesting_level++;
-	PG_TRY();
-	{
-		if (prev_ExecutorRun)
-			prev_ExecutorRun(queryDesc, direction, count, execute_once);
-		else
-			standard_ExecutorRun(queryDesc, direction, count, execute_once);
-	}
-	PG_FINALLY();
-	{
-		nesting_level--;
-	}
-	PG_END_TRY();
-}
-
-static void
-ks_ExecutorFinish(QueryDesc *queryDesc)
-{
-	nesting_level++;
-	PG_TRY();
-	{
-		if (prev_ExecutorFinish)
-			prev_ExecutorFinish(queryDesc);
-		else
-			standard_ExecutorFinish(queryDesc);
-	}
-	PG_FINALLY();
-	{
-		nesting_level--;
-	}
-	PG_END_TRY();
 }
 
 static void
@@ -263,8 +214,8 @@ ks_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	PlannedStmt *translated;
 	bool		is_translated;
 
-	if (nesting_level == 0)
-		ks_self_kill_guard();
+	if (context == PROCESS_UTILITY_TOPLEVEL)
+		ks_self_kill_guard(NULL);
 
 	/* GRANT / REVOKE ALTER SYSTEM [TO | FROM] role, Oracle's form */
 	is_translated = ks_translate_grant(pstmt, &translated);
@@ -274,21 +225,12 @@ ks_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 		readOnlyTree = true;
 	}
 
-	nesting_level++;
-	PG_TRY();
-	{
-		if (prev_ProcessUtility)
-			prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+	if (prev_ProcessUtility)
+		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+							params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 								params, queryEnv, dest, qc);
-		else
-			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-									params, queryEnv, dest, qc);
-	}
-	PG_FINALLY();
-	{
-		nesting_level--;
-	}
-	PG_END_TRY();
 
 	/* Report what was done: a GRANT or REVOKE, not GRANT ROLE. */
 	if (is_translated && qc != NULL)

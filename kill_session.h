@@ -78,7 +78,7 @@ extern KsSlot *ks_my_slot(void);
 
 /* kill.c */
 extern bool ks_kill_session(uint32 sid);
-extern void ks_self_kill_guard(void);
+extern void ks_self_kill_guard(const char *source);
 extern void ks_add_kill_detail(ErrorData *edata);
 
 /* privilege.c */

@@ -4,6 +4,7 @@
 use strict;
 use warnings;
 use lib 't';
+use KsNode;
 use KsWire;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -25,26 +26,17 @@ for my $sql ("SELECT kill_session('1')", 'SELECT * FROM processlist')
 }
 $plain->stop;
 
-my $node = PostgreSQL::Test::Cluster->new('main');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'kill_session'
+my $node = ks_node('main', qq{
 listen_addresses = '127.0.0.1'
 max_connections = 40
 restart_after_crash = on
 });
 $node->append_conf('pg_hba.conf', 'host all all 127.0.0.1/32 trust');
-$node->start;
-$node->safe_psql('postgres', 'CREATE EXTENSION kill_session');
+$node->reload;
 
 sub registry_matches_activity
 {
-	return $node->safe_psql('postgres', q{
-		SELECT count(*) = 0
-		FROM processlist p
-		FULL JOIN (SELECT * FROM pg_stat_activity
-		           WHERE backend_type = 'client backend') a USING (pid)
-		WHERE p.pid IS NULL OR a.pid IS NULL});
+	return $node->safe_psql('postgres', ks_registry_query());
 }
 
 # 1,000 connect/disconnect cycles: 1,000 distinct IDs, no slot left over.

@@ -5,18 +5,15 @@
 use strict;
 use warnings;
 use lib 't';
+use KsNode;
 use KsWire;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time);
 
-my $node = PostgreSQL::Test::Cluster->new('main');
-$node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'kill_session'");
-$node->start;
+my $node = ks_node('main');
 $node->safe_psql('postgres', q{
-	CREATE EXTENSION kill_session;
 	CREATE TABLE t (a int);
 	GRANT ALL ON t TO PUBLIC;
 	CREATE ROLE app LOGIN;
@@ -96,6 +93,28 @@ $c->send_query('COMMIT');
 $c->read_result(10);
 expect_fatal($c, 'queued COMMIT');
 is(rows_in_t(), '0', 'queued COMMIT: nothing committed');
+
+# Pipelined over the extended and prepared protocols: the statements queued
+# behind the kill, in the same implicit transaction, never run.
+for my $protocol ('extended', 'prepared')
+{
+	$node->pgbench(
+		"-n -t 1 --protocol=$protocol -U dba",
+		2,
+		[],
+		[qr/terminating connection due to administrator command/],
+		"pipelined self-kill over the $protocol protocol ends the session",
+		{
+			"self_kill_$protocol" => q{
+\startpipeline
+SELECT kill_session((SELECT id::text FROM processlist WHERE pid = pg_backend_pid()));
+INSERT INTO t VALUES (6);
+INSERT INTO t VALUES (7);
+\endpipeline
+}
+		});
+	is(rows_in_t(), '0', "pipelined over the $protocol protocol: nothing committed");
+}
 
 # A kill is not transactional: the statement fails afterwards, the session
 # still ends.

@@ -4,18 +4,15 @@
 use strict;
 use warnings;
 use lib 't';
+use KsNode;
 use KsWire;
 use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('main');
-$node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'kill_session'");
-$node->start;
+my $node = ks_node('main');
 $node->safe_psql('postgres', q{
-	CREATE EXTENSION kill_session;
 	CREATE ROLE app LOGIN;
 	CREATE ROLE dba LOGIN;
 	GRANT ALTER SYSTEM ON PARAMETER kill_session.kill TO dba;

@@ -6,20 +6,14 @@
 use strict;
 use warnings;
 use lib 't';
+use KsNode;
 use KsWire;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('main');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'kill_session'
-max_connections = 50
-});
-$node->start;
+my $node = ks_node('main', "max_connections = 50\n");
 $node->safe_psql('postgres', q{
-	CREATE EXTENSION kill_session;
 	CREATE FUNCTION ks_set_next_id(bigint) RETURNS void
 	AS 'kill_session', 'kill_session_set_next_id' LANGUAGE C STRICT;
 });
@@ -33,12 +27,7 @@ sub outcome
 
 sub registry_consistent
 {
-	return $node->poll_query_until('postgres', q{
-		SELECT count(*) = 0
-		FROM processlist p
-		FULL JOIN (SELECT * FROM pg_stat_activity
-		           WHERE backend_type = 'client backend') a USING (pid)
-		WHERE p.pid IS NULL OR a.pid IS NULL});
+	return $node->poll_query_until('postgres', ks_registry_query());
 }
 
 # Two killers on one target at once: one kill; the other succeeds too or

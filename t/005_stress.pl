@@ -10,6 +10,7 @@
 use strict;
 use warnings;
 use lib 't';
+use KsNode;
 use KsWire;
 use IPC::Run;
 use PostgreSQL::Test::Cluster;
@@ -19,19 +20,12 @@ use Time::HiRes qw(time usleep);
 
 my $seconds = $ENV{KS_STRESS_SECONDS} // 20;
 
-my $node = PostgreSQL::Test::Cluster->new('main');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'kill_session'
+my $node = ks_node('main', qq{
 max_connections = 60
 restart_after_crash = on
 kill_session.wait_timeout = 5000
 });
-$node->start;
-$node->safe_psql('postgres', q{
-	CREATE EXTENSION kill_session;
-	CREATE TABLE ledger (writer text, step int);
-});
+$node->safe_psql('postgres', 'CREATE TABLE ledger (writer text, step int)');
 my $start_time = $node->safe_psql('postgres', 'SELECT pg_postmaster_start_time()');
 
 my $dir = PostgreSQL::Test::Utils::tempdir;
