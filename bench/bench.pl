@@ -144,14 +144,18 @@ sub kill_latency
 	return $elapsed;
 }
 
-line("== kill latency: call -> target process gone ($samples samples each, alternated)");
+line("== kill latency: call -> target process gone ($samples samples each, order rotated)");
 my $killer = KsWire->connect($main);
 for my $busy (0, 1)
 {
 	my %lat;
-	for (1 .. $samples)
+	my @methods = ('kill_session', 'bare', 'terminate5000');
+	for my $i (1 .. $samples)
 	{
-		for my $how ('kill_session', 'bare', 'terminate5000')
+		# Rotate the order: the call after a 100 ms pg_terminate_backend
+		# wait meets a machine that has gone idle, and no method should
+		# always be that one.
+		for my $how (@methods[ map { ($i + $_) % 3 } 0 .. 2 ])
 		{
 			push @{ $lat{$how} }, kill_latency($how, $busy, $killer);
 		}
