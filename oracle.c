@@ -40,7 +40,7 @@
  */
 #define KS_SHOW_STATEMENT	"kill_session_show_processlist"
 
-/* Its text, but for the schema-qualified view at the end. */
+/* The start of its text; the schema-qualified view and ORDER BY follow. */
 #define KS_SHOW_SELECT \
 	"SELECT id AS \"ID\", \"user\" AS \"USER\", host AS \"HOST\", " \
 	"db AS \"DB\", command AS \"COMMAND\", \"time\" AS \"TIME\", " \
@@ -73,8 +73,8 @@ ks_extension_schema(Oid extoid)
 
 /*
  * (Re)create the prepared statement that SHOW PROCESSLIST executes: the
- * process list with the reference's upper-case headers, read from the
- * extension's schema.
+ * process list with the reference's upper-case headers, in ID order, read
+ * from the extension's schema.
  */
 static void
 ks_prepare_show(const char *schema)
@@ -85,7 +85,8 @@ ks_prepare_show(const char *schema)
 	List	   *querytrees;
 	PreparedStatement *existing;
 
-	sql = psprintf("%s%s.processlist", KS_SHOW_SELECT, quote_identifier(schema));
+	sql = psprintf("%s%s.processlist ORDER BY id", KS_SHOW_SELECT,
+				   quote_identifier(schema));
 
 	/*
 	 * Replace the statement made by an earlier SHOW PROCESSLIST (the
