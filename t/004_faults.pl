@@ -12,7 +12,8 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = ks_node('main', "max_connections = 50\n");
+# max_connections in the thousands: the registry has a slot per PGPROC.
+my $node = ks_node('main', "max_connections = 2000\n");
 $node->safe_psql('postgres', q{
 	CREATE FUNCTION ks_set_next_id(bigint) RETURNS void
 	AS 'kill_session', 'kill_session_set_next_id' LANGUAGE C STRICT;
@@ -120,6 +121,17 @@ $node->safe_psql('postgres', 'CREATE ROLE plain LOGIN');
 ($ret, $out, $err) = $node->psql('postgres', 'SELECT ks_set_next_id(5)',
 	extra_params => [ '-U', 'plain' ]);
 like($err, qr/permission denied|must be superuser/, 'only a superuser may set it');
+
+# Many sessions at once, with max_connections in the thousands.
+my @many = map { KsWire->connect($node) } 1 .. 300;
+my %ids = map { $_->session_id => 1 } @many;
+is(scalar(keys %ids), 300, '300 concurrent sessions hold 300 distinct IDs');
+is($many[0]->value('SELECT count(*) FROM processlist'), '300',
+	'and are all listed');
+my $last = $many[-1]->session_id;
+is($many[0]->value("SELECT kill_session('$last')"), 't', 'the newest is killed');
+$_->close for @many;
+ok(registry_consistent(), 'registry matches pg_stat_activity after they leave');
 
 is($node->safe_psql('postgres', 'SELECT pg_postmaster_start_time()'),
 	$start_time, 'the server never restarted');
