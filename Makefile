@@ -16,9 +16,9 @@ DATA = kill_session--1.0.sql
 PGFILEDESC = "kill_session - Oracle-mode ALTER SYSTEM KILL SESSION"
 
 REGRESS = setup processlist kill oracle
-REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=./kill_session.conf
+REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=$(srcdir)/kill_session.conf
 ISOLATION = kill_locks kill_idle_in_transaction
-ISOLATION_OPTS = --temp-instance=./tmp_check_iso --temp-config=./kill_session.conf
+ISOLATION_OPTS = --temp-instance=./tmp_check_iso --temp-config=$(srcdir)/kill_session.conf
 TAP_TESTS = 1
 
 PG_CONFIG ?= pg_config
