@@ -64,8 +64,16 @@ static void ks_post_parse_analyze(ParseState *pstate, Query *query,
 static void ks_post_parse_analyze(ParseState *pstate, Query *query);
 #endif
 static void ks_ExecutorStart(QueryDesc *queryDesc, int eflags);
+#if PG_VERSION_NUM < 140000
+/* The ProcessUtility hook has a readOnlyTree argument from 14 on. */
+#define KS_READ_ONLY_TREE_PARAM
+#define KS_READ_ONLY_TREE_ARG
+#else
+#define KS_READ_ONLY_TREE_PARAM bool readOnlyTree,
+#define KS_READ_ONLY_TREE_ARG readOnlyTree,
+#endif
 static void ks_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
-							  bool readOnlyTree,
+							  KS_READ_ONLY_TREE_PARAM
 							  ProcessUtilityContext context,
 							  ParamListInfo params,
 							  QueryEnvironment *queryEnv,
@@ -207,7 +215,7 @@ ks_ExecutorStart(QueryDesc *queryDesc, int eflags)
 
 static void
 ks_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
-				  bool readOnlyTree, ProcessUtilityContext context,
+				  KS_READ_ONLY_TREE_PARAM ProcessUtilityContext context,
 				  ParamListInfo params, QueryEnvironment *queryEnv,
 				  DestReceiver *dest, QueryCompletion *qc)
 {
@@ -222,14 +230,16 @@ ks_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	if (is_translated)
 	{
 		pstmt = translated;
+#if PG_VERSION_NUM >= 140000
 		readOnlyTree = true;
+#endif
 	}
 
 	if (prev_ProcessUtility)
-		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+		prev_ProcessUtility(pstmt, queryString, KS_READ_ONLY_TREE_ARG context,
 							params, queryEnv, dest, qc);
 	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+		standard_ProcessUtility(pstmt, queryString, KS_READ_ONLY_TREE_ARG context,
 								params, queryEnv, dest, qc);
 
 	/* Report what was done: a GRANT or REVOKE, not GRANT ROLE. */

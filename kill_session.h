@@ -29,6 +29,13 @@
 #include "storage/lwlock.h"
 #include "utils/elog.h"
 
+/* This backend's PGPROC number, which indexes the registry. */
+#if PG_VERSION_NUM >= 170000
+#define KS_MY_PROCNO	MyProcNumber
+#else
+#define KS_MY_PROCNO	(MyProc->pgprocno)
+#endif
+
 /* Longest "address:port" text kept for a session. */
 #define KS_HOST_LEN		64
 

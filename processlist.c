@@ -217,7 +217,7 @@ kill_session_processlist(PG_FUNCTION_ARGS)
 		bool		nulls[KS_PROCESSLIST_COLS] = {0};
 		char	   *name;
 
-#if PG_VERSION_NUM >= 170000
+#if PG_VERSION_NUM >= 160000
 		local = pgstat_get_local_beentry_by_index(i);
 #else
 		local = pgstat_fetch_stat_local_beentry(i);

@@ -138,7 +138,7 @@ ks_my_slot(void)
 {
 	if (ks_shared == NULL || ks_my_sid == 0 || MyProc == NULL)
 		return NULL;
-	return &ks_shared->slots[MyProc->pgprocno];
+	return &ks_shared->slots[KS_MY_PROCNO];
 }
 
 /* on_shmem_exit callback: free this backend's slot. */
@@ -186,7 +186,7 @@ ks_format_host(Port *port, char *host)
 void
 ks_register_session(Port *port)
 {
-	int			procno = MyProc->pgprocno;
+	int			procno = KS_MY_PROCNO;
 	KsSlot	   *slot;
 	char		host[KS_HOST_LEN];
 
