@@ -133,15 +133,24 @@ ks_arm_self_kill(void)
 }
 
 /*
- * Error recovery disables all timeouts before it aborts the transaction;
- * a session that has killed itself arms its check again as the (sub)
- * transaction aborts.
+ * Error recovery disables all timeouts before it aborts the transaction.
+ * A session that has killed itself and whose transaction block now aborts
+ * ends at once: the error has been sent, and an aborted block would reject
+ * the client's next statements before any hook could see them.  Otherwise
+ * it arms its check again as the (sub)transaction aborts.
  */
 static void
 ks_self_kill_xact_callback(XactEvent event, void *arg)
 {
-	if (self_kill_pending &&
-		(event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT))
+	if (!self_kill_pending ||
+		(event != XACT_EVENT_ABORT && event != XACT_EVENT_PARALLEL_ABORT))
+		return;
+	if (IsTransactionBlock())
+	{
+		InterruptPending = true;
+		ProcDiePending = true;
+	}
+	else
 		ks_enable_self_kill_timeout();
 }
 

@@ -124,6 +124,19 @@ $r = $c->query("DO \$\$ BEGIN PERFORM kill_session('$id'); RAISE EXCEPTION 'afte
 is($r->{error}{M}, 'after the kill', 'the rest of the statement failed');
 expect_fatal($c, 'failed statement after self-kill');
 
+# ... also when the kill aborts the transaction block it ran in and the
+# client has queued another statement into the failed block.
+$c = KsWire->connect($node, user => 'dba');
+$id = $c->session_id;
+$c->query('BEGIN');
+$c->query('INSERT INTO t VALUES (8)');
+$c->send_query("DO \$\$ BEGIN PERFORM kill_session('$id'); RAISE EXCEPTION 'fails the block'; END \$\$");
+$c->send_query('INSERT INTO t VALUES (9)');
+$r = $c->read_result(10);
+is($r->{error}{M}, 'fails the block', 'failed block: the statement fails');
+expect_fatal($c, 'failed block with a queued statement');
+is(rows_in_t(), '0', 'failed block: nothing committed');
+
 # -- Killing another session -------------------------------------------
 
 my $killer = KsWire->connect($node, user => 'dba');
