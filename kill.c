@@ -27,6 +27,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "storage/ipc.h"
 #include "storage/latch.h"
 #if PG_VERSION_NUM >= 180000
 #include "storage/waiteventset.h"
@@ -81,7 +82,8 @@ ks_self_kill_check(void)
 {
 	BackendState state;
 
-	if (!self_kill_pending || MyBEEntry == NULL)
+	/* As die(): don't joggle the elbow of proc_exit. */
+	if (!self_kill_pending || MyBEEntry == NULL || proc_exit_inprogress)
 		return;
 	state = MyBEEntry->st_state;
 	if (state == STATE_IDLE ||
@@ -142,7 +144,7 @@ ks_arm_self_kill(void)
 static void
 ks_self_kill_xact_callback(XactEvent event, void *arg)
 {
-	if (!self_kill_pending ||
+	if (!self_kill_pending || proc_exit_inprogress ||
 		(event != XACT_EVENT_ABORT && event != XACT_EVENT_PARALLEL_ABORT))
 		return;
 	if (IsTransactionBlock())
@@ -158,7 +160,8 @@ static void
 ks_self_kill_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 							  SubTransactionId parentSubid, void *arg)
 {
-	if (self_kill_pending && event == SUBXACT_EVENT_ABORT_SUB)
+	if (self_kill_pending && !proc_exit_inprogress &&
+		event == SUBXACT_EVENT_ABORT_SUB)
 		ks_enable_self_kill_timeout();
 }
 
