@@ -24,6 +24,10 @@ my $next_port = 55432;
 
 # ---- servers -----------------------------------------------------------
 
+# Servers still running when the script ends, however it ends, are stopped.
+my @servers;
+END { $_->stop for @servers; }
+
 package Server {
 	sub new
 	{
@@ -33,6 +37,7 @@ package Server {
 			dir => "$root/$name",
 			port => $next_port++,
 		}, $class;
+		push @servers, $self;
 		system("$bindir/initdb -D $self->{dir} -A trust -U postgres --no-sync >/dev/null") == 0
 		  or die "initdb failed";
 		open(my $fh, '>>', "$self->{dir}/postgresql.conf") or die;
@@ -51,6 +56,7 @@ package Server {
 	sub stop
 	{
 		my ($self) = @_;
+		return unless -f "$self->{dir}/postmaster.pid";
 		system("$bindir/pg_ctl -D $self->{dir} -m fast -w stop >/dev/null");
 	}
 	sub host { return $_[0]->{dir}; }
