@@ -146,9 +146,6 @@ ks_describe_state(BackendState state, bool killed,
 	switch (state)
 	{
 		case STATE_RUNNING:
-			*command = "Query";
-			*stname = "ACTIVE";
-			break;
 		case STATE_FASTPATH:
 			*command = "Query";
 			*stname = "ACTIVE";
