@@ -29,9 +29,6 @@
 #include "pgstat.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
-#if PG_VERSION_NUM >= 180000
-#include "storage/waiteventset.h"
-#endif
 #include "storage/lwlock.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
@@ -251,11 +248,7 @@ ks_wait_for_exit(pid_t pid, int pidfd, int timeout_ms)
 	{
 		if (pidfd >= 0)
 		{
-#if PG_VERSION_NUM >= 170000
-			set = CreateWaitEventSet(NULL, 3);
-#else
-			set = CreateWaitEventSet(CurrentMemoryContext, 3);
-#endif
+			set = ks_create_wait_event_set(3);
 			AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 			AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
 			AddWaitEventToSet(set, WL_SOCKET_READABLE, pidfd, NULL, NULL);

@@ -42,9 +42,7 @@ int			ks_wait_timeout = 5000;
 
 /*---- Saved hook values ----*/
 
-#if PG_VERSION_NUM >= 150000
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
-#endif
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static ClientAuthentication_hook_type prev_ClientAuthentication = NULL;
 static post_parse_analyze_hook_type prev_post_parse_analyze_hook = NULL;
@@ -57,23 +55,11 @@ void		_PG_init(void);
 static void ks_shmem_request(void);
 static void ks_shmem_startup(void);
 static void ks_ClientAuthentication(Port *port, int status);
-#if PG_VERSION_NUM >= 140000
 static void ks_post_parse_analyze(ParseState *pstate, Query *query,
 								  JumbleState *jstate);
-#else
-static void ks_post_parse_analyze(ParseState *pstate, Query *query);
-#endif
 static void ks_ExecutorStart(QueryDesc *queryDesc, int eflags);
-#if PG_VERSION_NUM < 140000
-/* The ProcessUtility hook has a readOnlyTree argument from 14 on. */
-#define KS_READ_ONLY_TREE_PARAM
-#define KS_READ_ONLY_TREE_ARG
-#else
-#define KS_READ_ONLY_TREE_PARAM bool readOnlyTree,
-#define KS_READ_ONLY_TREE_ARG readOnlyTree,
-#endif
 static void ks_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
-							  KS_READ_ONLY_TREE_PARAM
+							  bool readOnlyTree,
 							  ProcessUtilityContext context,
 							  ParamListInfo params,
 							  QueryEnvironment *queryEnv,
@@ -101,18 +87,12 @@ _PG_init(void)
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
-#if PG_VERSION_NUM >= 150000
-	MarkGUCPrefixReserved("kill_session");
-#else
-	EmitWarningsOnPlaceholders("kill_session");
-#endif
+	ks_define_privilege_parameter();
 
-#if PG_VERSION_NUM >= 150000
+	MarkGUCPrefixReserved("kill_session");
+
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = ks_shmem_request;
-#else
-	ks_shmem_request();
-#endif
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = ks_shmem_startup;
 	prev_ClientAuthentication = ClientAuthentication_hook;
@@ -144,10 +124,8 @@ ks_check_loaded(void)
 static void
 ks_shmem_request(void)
 {
-#if PG_VERSION_NUM >= 150000
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
-#endif
 	RequestAddinShmemSpace(ks_shmem_size());
 	RequestNamedLWLockTranche("kill_session", 1);
 }
@@ -177,25 +155,15 @@ ks_ClientAuthentication(Port *port, int status)
 		ks_register_session(port);
 }
 
-#if PG_VERSION_NUM >= 140000
 static void
 ks_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
-#else
-static void
-ks_post_parse_analyze(ParseState *pstate, Query *query)
-#endif
 {
 	ks_self_kill_guard(pstate->p_sourcetext);
 
 	ks_rewrite_show(query);
 
-#if PG_VERSION_NUM >= 140000
 	if (prev_post_parse_analyze_hook)
 		prev_post_parse_analyze_hook(pstate, query, jstate);
-#else
-	if (prev_post_parse_analyze_hook)
-		prev_post_parse_analyze_hook(pstate, query);
-#endif
 }
 
 /*
@@ -215,7 +183,7 @@ ks_ExecutorStart(QueryDesc *queryDesc, int eflags)
 
 static void
 ks_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
-				  KS_READ_ONLY_TREE_PARAM ProcessUtilityContext context,
+				  bool readOnlyTree, ProcessUtilityContext context,
 				  ParamListInfo params, QueryEnvironment *queryEnv,
 				  DestReceiver *dest, QueryCompletion *qc)
 {
@@ -225,21 +193,22 @@ ks_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	if (context == PROCESS_UTILITY_TOPLEVEL)
 		ks_self_kill_guard(NULL);
 
+	if (IsA(pstmt->utilityStmt, AlterSystemStmt))
+		ks_check_alter_system((AlterSystemStmt *) pstmt->utilityStmt);
+
 	/* GRANT / REVOKE ALTER SYSTEM [TO | FROM] role, Oracle's form */
 	is_translated = ks_translate_grant(pstmt, &translated);
 	if (is_translated)
 	{
 		pstmt = translated;
-#if PG_VERSION_NUM >= 140000
 		readOnlyTree = true;
-#endif
 	}
 
 	if (prev_ProcessUtility)
-		prev_ProcessUtility(pstmt, queryString, KS_READ_ONLY_TREE_ARG context,
+		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 							params, queryEnv, dest, qc);
 	else
-		standard_ProcessUtility(pstmt, queryString, KS_READ_ONLY_TREE_ARG context,
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 								params, queryEnv, dest, qc);
 
 	/* Report what was done: a GRANT or REVOKE, not GRANT ROLE. */

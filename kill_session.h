@@ -22,19 +22,13 @@
 #ifndef KILL_SESSION_H
 #define KILL_SESSION_H
 
+#include "compat.h"
 #include "datatype/timestamp.h"
 #include "libpq/libpq-be.h"
 #include "nodes/parsenodes.h"
 #include "nodes/plannodes.h"
 #include "storage/lwlock.h"
 #include "utils/elog.h"
-
-/* This backend's PGPROC number, which indexes the registry. */
-#if PG_VERSION_NUM >= 170000
-#define KS_MY_PROCNO	MyProcNumber
-#else
-#define KS_MY_PROCNO	(MyProc->pgprocno)
-#endif
 
 /* Longest "address:port" text kept for a session. */
 #define KS_HOST_LEN		64
@@ -89,6 +83,8 @@ extern void ks_self_kill_guard(const char *source);
 extern void ks_add_kill_detail(ErrorData *edata);
 
 /* privilege.c */
+extern void ks_define_privilege_parameter(void);
+extern void ks_check_alter_system(AlterSystemStmt *stmt);
 extern bool ks_may_kill(Oid roleid);
 extern bool ks_translate_grant(PlannedStmt *pstmt, PlannedStmt **translated);
 

@@ -7,6 +7,15 @@
  * PostgreSQL's own ALTER SYSTEM privilege on the parameter name
  * "kill_session.kill" (superusers have it implicitly), so it is granted,
  * revoked, listed and dumped by PostgreSQL like any parameter privilege.
+ *
+ * kill_session.kill is defined as a setting that holds nothing.  From
+ * PostgreSQL 16 on, GRANT ... ON PARAMETER accepts a name only if it is a
+ * defined setting or an assignable custom name, and the reserved prefix
+ * "kill_session" makes the name unassignable; defined, it is accepted on
+ * every version under the same name, so a dump of one version restores on
+ * another.  It is PGC_INTERNAL: no SET, no configuration file, and no ALTER
+ * SYSTEM can write it, so its privilege never lets anyone write
+ * postgresql.auto.conf.
  * Oracle's spelling, GRANT ALTER SYSTEM TO role, parses in PostgreSQL as a
  * grant of a role named "alter system"; it is turned into the parameter
  * privilege here, unless a role of that name exists.
@@ -24,24 +33,57 @@
 #include "nodes/makefuncs.h"
 #include "nodes/plannodes.h"
 #include "utils/acl.h"
+#include "utils/guc.h"
 
 #include "kill_session.h"
 
 /* The parameter whose ALTER SYSTEM privilege allows killing sessions. */
 #define KS_PRIVILEGE_PARAMETER	"kill_session.kill"
 
+/* The value of kill_session.kill: always empty. */
+static char *ks_kill_parameter_value = NULL;
+
+/* Define kill_session.kill.  Called from _PG_init. */
+void
+ks_define_privilege_parameter(void)
+{
+	DefineCustomStringVariable(KS_PRIVILEGE_PARAMETER,
+							   "Names the privilege to kill sessions; holds no setting.",
+							   "Roles granted ALTER SYSTEM on this parameter may run kill_session(). "
+							   "It cannot be set.",
+							   &ks_kill_parameter_value,
+							   "",
+							   PGC_INTERNAL,
+							   GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE |
+							   GUC_DISALLOW_IN_AUTO_FILE,
+							   NULL, NULL, NULL);
+}
+
+/*
+ * ALTER SYSTEM SET / RESET kill_session.kill: PostgreSQL refuses it for a
+ * PGC_INTERNAL setting; refuse it first with the reason.
+ */
+void
+ks_check_alter_system(AlterSystemStmt *stmt)
+{
+	const char *name = stmt->setstmt->name;
+
+	if (name != NULL && pg_strcasecmp(name, KS_PRIVILEGE_PARAMETER) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CANT_CHANGE_RUNTIME_PARAM),
+				 errmsg("parameter \"%s\" cannot be changed", KS_PRIVILEGE_PARAMETER),
+				 errdetail("It holds no setting: it names the privilege to kill sessions."),
+				 errhint("Use GRANT ALTER SYSTEM ON PARAMETER %s TO role.",
+						 KS_PRIVILEGE_PARAMETER)));
+}
+
 bool
 ks_may_kill(Oid roleid)
 {
 	if (superuser_arg(roleid))
 		return true;
-#if PG_VERSION_NUM >= 150000
 	return pg_parameter_aclcheck(KS_PRIVILEGE_PARAMETER, roleid,
 								 ACL_ALTER_SYSTEM) == ACLCHECK_OK;
-#else
-	/* No parameter privileges before PostgreSQL 15. */
-	return false;
-#endif
 }
 
 /*
@@ -54,7 +96,6 @@ ks_may_kill(Oid roleid)
 bool
 ks_translate_grant(PlannedStmt *pstmt, PlannedStmt **translated)
 {
-#if PG_VERSION_NUM >= 150000
 	GrantRoleStmt *grs;
 	AccessPriv *priv;
 	GrantStmt  *gs;
@@ -65,13 +106,8 @@ ks_translate_grant(PlannedStmt *pstmt, PlannedStmt **translated)
 	grs = (GrantRoleStmt *) pstmt->utilityStmt;
 	if (list_length(grs->granted_roles) != 1 || grs->grantor != NULL)
 		return false;
-#if PG_VERSION_NUM >= 160000
-	if (grs->opt != NIL)
+	if (ks_grant_role_has_options(grs))
 		return false;
-#else
-	if (grs->admin_opt)
-		return false;
-#endif
 	priv = linitial_node(AccessPriv, grs->granted_roles);
 	if (priv->priv_name == NULL || strcmp(priv->priv_name, "alter system") != 0 ||
 		priv->cols != NIL)
@@ -96,7 +132,4 @@ ks_translate_grant(PlannedStmt *pstmt, PlannedStmt **translated)
 	copy->utilityStmt = (Node *) gs;
 	*translated = copy;
 	return true;
-#else
-	return false;
-#endif
 }

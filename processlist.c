@@ -38,34 +38,6 @@ PG_FUNCTION_INFO_V1(kill_session_processlist);
 
 #define KS_PROCESSLIST_COLS	9
 
-#if PG_VERSION_NUM < 140000
-#define ROLE_PG_READ_ALL_STATS DEFAULT_ROLE_READ_ALL_STATS
-#endif
-
-#if PG_VERSION_NUM < 150000
-/* The result tuplestore, as InitMaterializedSRF() sets it up from 15 on. */
-static void
-InitMaterializedSRF(FunctionCallInfo fcinfo, bits32 flags)
-{
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	MemoryContext oldcontext;
-	TupleDesc	tupdesc;
-
-	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
-		!(rsinfo->allowedModes & SFRM_Materialize))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("set-valued function called in context that cannot accept a set")));
-	oldcontext = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-	rsinfo->returnMode = SFRM_Materialize;
-	rsinfo->setResult = tuplestore_begin_heap(true, false, work_mem);
-	rsinfo->setDesc = tupdesc;
-	MemoryContextSwitchTo(oldcontext);
-}
-#endif
-
 /* What is copied out of the registry under its lock. */
 typedef struct KsEntry
 {
@@ -214,11 +186,7 @@ kill_session_processlist(PG_FUNCTION_ARGS)
 		bool		nulls[KS_PROCESSLIST_COLS] = {0};
 		char	   *name;
 
-#if PG_VERSION_NUM >= 160000
-		local = pgstat_get_local_beentry_by_index(i);
-#else
-		local = pgstat_fetch_stat_local_beentry(i);
-#endif
+		local = ks_local_beentry_by_index(i);
 		if (local == NULL)
 			continue;
 		be = &local->backendStatus;

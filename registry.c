@@ -53,14 +53,7 @@ uint32		ks_my_sid = 0;
 static int
 ks_nslots(void)
 {
-#if PG_VERSION_NUM >= 150000
 	return MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts;
-#else
-	/* MaxBackends is not computed yet when preloaded libraries load. */
-	return MaxConnections + autovacuum_max_workers + 1 +
-		max_worker_processes + max_wal_senders +
-		NUM_AUXILIARY_PROCS + max_prepared_xacts;
-#endif
 }
 
 Size

@@ -1,108 +1,143 @@
 #!/usr/bin/env bash
-# Run every kill_session test suite: pg_regress, isolation and TAP, each
-# against its own throw-away server with the library preloaded.
+# Run every kill_session test suite on every tested PostgreSQL server:
+# pg_regress, isolation and TAP (stress and faults included), each against
+# its own throw-away server with the library preloaded, then a bounded
+# fuzzing run.
 #
 #   sudo bash tools/test.sh
 #
-# As root it installs what is missing, builds and installs the extension,
-# then runs the suites as the unprivileged user "postgres" in a copy of the
-# tree.  As another user it expects the packages and a writable install.
+# As root it installs what is missing, prepares the servers of the test
+# matrix (tools/matrix.sh: Debian 12's PostgreSQL 15, 15 and 18 built with
+# assertions from Debian's source packages, Debian 13's PostgreSQL 17 in a
+# chroot), builds the extension for each with -Werror, builds and installs
+# the Debian package for 15, and runs the suites as the unprivileged user
+# "postgres" in a copy of the tree.  It ends with one summary line per
+# server.  KS_MATRIX_SERVERS="15 18-cassert" picks servers.  As another
+# user it tests Debian's 15 only, with the packages and a writable install.
 set -u
 cd "$(dirname "$0")/.."
 . tools/common.sh
+. tools/matrix.sh
 
 # The fuzzer needs clang with its sanitizer and libFuzzer runtimes; the
 # Debian package needs Debian's build tools and pg_buildext.
 KS_EXTRA_PACKAGES="clang libclang-rt-14-dev dpkg-dev debhelper fakeroot
 	postgresql-server-dev-all"
 
+start=$SECONDS
 ks_install_deps || exit 1
 
-# As root the suites run against the Debian package, built here and
-# installed on this machine; otherwise against a plain "make install".
-package=
-if [ "$(id -u)" = 0 ] && [ -z "${KS_NO_PACKAGE:-}" ]; then
-	echo "== building the Debian package"
-	pkgdir=$(mktemp -d /tmp/kill_session_deb.XXXXXX)
-	git ls-files -z 2>/dev/null | tar --null -T - -cf - | tar -xf - -C "$pkgdir" 2>/dev/null ||
-		cp -a . "$pkgdir"
-	if (cd "$pkgdir" && make -s clean >/dev/null 2>&1; dpkg-buildpackage -us -uc -b) >"$pkgdir.log" 2>&1; then
-		package=$(ls -t "$(dirname "$pkgdir")"/postgresql-*-kill-session_*.deb | head -1)
-		echo "built $(basename "$package")"
-		dpkg -i "$package" >/dev/null
-		dpkg -S "$("$PG_CONFIG" --pkglibdir)/kill_session.so"
-	else
-		tail -30 "$pkgdir.log"
-		echo "package: FAILED to build"
-		exit 1
-	fi
+if [ "$(id -u)" = 0 ]; then
+	servers=$KS_MATRIX_SERVERS
+	ks_matrix_prepare $servers || { echo "matrix: could not prepare every server"; exit 1; }
 else
-	ks_build_install || exit 1
+	servers=15
 fi
-
-work=$(mktemp -d /tmp/kill_session_test.XXXXXX)
-cp -a . "$work/src"
-[ "$(id -u)" = 0 ] && chown -R "$KS_SERVER_USER" "$work"
-cd "$work/src"
 
 status=0
-declare -A result
+lines=()
+# The chroot's mounts go when the run ends, however it ends.
+[ "$(id -u)" = 0 ] && trap ks_chroot_umount EXIT
 
-if [ -n "$package" ]; then
-	echo
-	echo "== package (pg_buildext installcheck against the installed package)"
-	if sh debian/tests/installcheck -m "ISOLATION= TAP_TESTS="; then
-		result[package]=passed
-	else
-		result[package]=FAILED
-		status=1
+# A copy of the tree for the server user to run the suites in.
+ks_copy_tree() {
+	local dest=$1
+	mkdir -p "$dest"
+	git ls-files -z 2>/dev/null | tar --null -T - -cf - | tar -xf - -C "$dest" 2>/dev/null ||
+		cp -a . "$dest"
+}
+
+# The Debian package for Debian 12's 15, installed on this machine, and the
+# regression suite through pg_buildext installcheck, as autopkgtest runs it.
+ks_package() {
+	local pkgdir package
+	echo "== 15: building the Debian package"
+	pkgdir=$(mktemp -d /tmp/kill_session_deb.XXXXXX)
+	ks_copy_tree "$pkgdir"
+	if ! (cd "$pkgdir" && dpkg-buildpackage -us -uc -b) >"$pkgdir.log" 2>&1; then
+		tail -30 "$pkgdir.log"
+		lines+=("15 package: FAILED to build")
+		return 1
 	fi
-fi
-
-run_suite() {
-	local name=$1
-	shift
-	echo
-	echo "== $name"
-	rm -rf results output_iso regression.diffs regression.out tmp_check/log
-	if ks_as_server_user make -s PG_CONFIG="$PG_CONFIG" installcheck "$@"; then
-		result[$name]=passed
+	package=$(ls -t "$(dirname "$pkgdir")"/postgresql-15-kill-session_*.deb | head -1)
+	echo "built $(basename "$package")"
+	dpkg -i "$package" >/dev/null
+	dpkg -S "$(/usr/lib/postgresql/15/bin/pg_config --pkglibdir)/kill_session.so"
+	echo "== 15: package suite (pg_buildext installcheck)"
+	if (cd "$pkgdir" && sh debian/tests/installcheck -m "ISOLATION= TAP_TESTS=") >"$pkgdir.check" 2>&1; then
+		lines+=("15 package: passed ($(grep -E -o 'All [0-9]+ tests passed' "$pkgdir.check" | tail -1))")
 	else
-		result[$name]=FAILED
-		status=1
-		for f in regression.diffs output_iso/regression.diffs; do
-			[ -f "$f" ] && { echo "---- $f"; head -200 "$f"; }
-		done
-		for f in tmp_check/log/regress_log_*; do
-			[ -f "$f" ] && { echo "---- $f (last lines)"; tail -40 "$f"; }
-		done
+		cat "$pkgdir.check"
+		lines+=("15 package: FAILED")
+		return 1
 	fi
 }
 
-run_suite regress ISOLATION= TAP_TESTS=
-run_suite isolation REGRESS= TAP_TESTS=
-run_suite tap REGRESS= ISOLATION= PROVE_FLAGS="${PROVE_FLAGS:---timer}"
+# Build with -Werror and install for one server, then run the suites as the
+# server user.  17 runs inside its Debian 13 chroot.
+ks_test_server() {
+	local name=$1 pgc work log rc
+	pgc=$(ks_matrix_pg_config "$name")
+	log=$(mktemp /tmp/kill_session_suites.XXXXXX)
+	if [ "$name" = 17 ]; then
+		work=$KS_TRIXIE/tmp/kill_session_test
+		rm -rf "$work"
+		ks_copy_tree "$work/src"
+		ks_chroot sh -c "cd /tmp/kill_session_test/src &&
+			make -s PG_CONFIG=$pgc COPT=-Werror && make -s PG_CONFIG=$pgc install >/dev/null &&
+			chown -R postgres /tmp/kill_session_test" 2>&1 || { lines+=("$name: FAILED to build"); return 1; }
+		ks_chroot runuser -u postgres -- env PG_CONFIG="$pgc" \
+			bash /tmp/kill_session_test/src/tools/suites.sh "$name" 2>&1 | tee "$log"
+		rc=${PIPESTATUS[0]}
+	else
+		work=$(mktemp -d /tmp/kill_session_test.XXXXXX)
+		ks_copy_tree "$work/src"
+		if [ "$name" = 15 ] && [ "$(id -u)" = 0 ] && [ -z "${KS_NO_PACKAGE:-}" ]; then
+			# Debian 12's 15 is tested as the package installs it; the
+			# tree is still built here with -Werror.
+			(cd "$work/src" && make -s PG_CONFIG="$pgc" COPT=-Werror && make -s clean) ||
+				{ lines+=("$name: FAILED to build"); return 1; }
+		else
+			(cd "$work/src" && make -s PG_CONFIG="$pgc" COPT=-Werror &&
+				make -s PG_CONFIG="$pgc" install >/dev/null) ||
+				{ lines+=("$name: FAILED to build"); return 1; }
+		fi
+		[ "$(id -u)" = 0 ] && chown -R "$KS_SERVER_USER" "$work"
+		PG_CONFIG=$pgc ks_as_server_user bash "$work/src/tools/suites.sh" "$name" 2>&1 | tee "$log"
+		rc=${PIPESTATUS[0]}
+	fi
+	lines+=("$(tail -1 "$log")")
+	if [ "$rc" = 0 ]; then
+		rm -rf "$work" "$log"
+	else
+		echo "$name: test tree kept in $work"
+	fi
+	return "$rc"
+}
+
+for name in $servers; do
+	if [ "$name" = 15 ] && [ "$(id -u)" = 0 ] && [ -z "${KS_NO_PACKAGE:-}" ]; then
+		ks_package || status=1
+	elif [ "$name" = 15 ] && [ "$(id -u)" != 0 ]; then
+		ks_build_install || exit 1
+	fi
+	ks_test_server "$name" || status=1
+done
 
 echo
 echo "== fuzz"
-if ks_as_server_user bash fuzz/run.sh; then
-	result[fuzz]=passed
+fuzzdir=$(mktemp -d /tmp/kill_session_fuzz.XXXXXX)
+ks_copy_tree "$fuzzdir"
+[ "$(id -u)" = 0 ] && chown -R "$KS_SERVER_USER" "$fuzzdir"
+if (cd "$fuzzdir" && ks_as_server_user bash fuzz/run.sh) 2>&1 | tee "$fuzzdir.log"; [ "${PIPESTATUS[0]}" = 0 ]; then
+	lines+=("$(grep '^fuzz:' "$fuzzdir.log" | tail -1)")
+	rm -rf "$fuzzdir"
 else
-	result[fuzz]=FAILED
+	lines+=("fuzz: FAILED (tree kept in $fuzzdir)")
 	status=1
 fi
 
 echo
-echo "== summary"
-for name in package regress isolation tap fuzz; do
-	[ -n "${result[$name]:-}" ] || continue
-	echo "$name: ${result[$name]}"
-done
-
-cd /
-if [ $status = 0 ]; then
-	rm -rf "$work"
-else
-	echo "test tree kept in $work"
-fi
+echo "== summary ($((SECONDS - start)) s)"
+printf '%s\n' "${lines[@]}"
 exit $status

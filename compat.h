@@ -1,0 +1,60 @@
+/*-------------------------------------------------------------------------
+ *
+ * compat.h
+ *		The differences between the supported PostgreSQL versions, 15 to
+ *		18, in one place, so that the other files read as if there were
+ *		one PostgreSQL.
+ *
+ * Copyright (c) 2026, kill_session developers
+ *
+ * IDENTIFICATION
+ *	  compat.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KS_COMPAT_H
+#define KS_COMPAT_H
+
+#if PG_VERSION_NUM < 150000
+#error "kill_session needs PostgreSQL 15 or later"
+#endif
+
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "utils/backend_status.h"
+#if PG_VERSION_NUM >= 180000
+#include "storage/waiteventset.h"
+#endif
+
+/* This backend's PGPROC number. */
+#if PG_VERSION_NUM >= 170000
+#define KS_MY_PROCNO	MyProcNumber
+#else
+#define KS_MY_PROCNO	(MyProc->pgprocno)
+#endif
+
+/* A wait event set owned by the current resource owner (17) or memory. */
+#if PG_VERSION_NUM >= 170000
+#define ks_create_wait_event_set(nevents) CreateWaitEventSet(NULL, (nevents))
+#else
+#define ks_create_wait_event_set(nevents) \
+	CreateWaitEventSet(CurrentMemoryContext, (nevents))
+#endif
+
+/* The backend status array by index, 1-based. */
+#if PG_VERSION_NUM >= 160000
+#define ks_local_beentry_by_index(i) pgstat_get_local_beentry_by_index(i)
+#else
+#define ks_local_beentry_by_index(i) pgstat_fetch_stat_local_beentry(i)
+#endif
+
+/* GRANT role ... WITH ADMIN OPTION: a flag up to 15, an option list from 16. */
+#if PG_VERSION_NUM >= 160000
+#define ks_grant_role_has_options(grs) ((grs)->opt != NIL)
+#else
+#define ks_grant_role_has_options(grs) ((grs)->admin_opt)
+#endif
+
+#endif							/* KS_COMPAT_H */
