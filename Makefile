@@ -9,6 +9,7 @@ OBJS = \
 	privilege.o \
 	processlist.o \
 	registry.o \
+	selfkill.o \
 	session_id.o
 
 EXTENSION = kill_session

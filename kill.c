@@ -23,7 +23,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "access/xact.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -31,29 +30,15 @@
 #include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "storage/proc.h"
-#include "tcop/tcopprot.h"
 #include "utils/acl.h"
 #include "utils/backend_status.h"
 #include "utils/builtins.h"
-#include "utils/timeout.h"
 #include "utils/timestamp.h"
 
 #include "kill_session.h"
 #include "session_id.h"
 
 PG_FUNCTION_INFO_V1(kill_session);
-
-/*
- * A session that killed itself ends once its reply has gone out: a
- * repeating timeout watches for the backend to report itself idle, and the
- * statement hooks end it if another statement arrives first.
- */
-static volatile sig_atomic_t self_kill_pending = false;
-static TimeoutId self_kill_timeout;
-static bool self_kill_timeout_registered = false;
-
-/* How often the self-kill timeout looks at the backend's state. */
-#define KS_SELF_KILL_STEP_MS	1
 
 /*
  * A process that has exited is reaped by the postmaster within microseconds:
@@ -68,120 +53,6 @@ ks_report_missing(uint32 sid)
 	ereport(ERROR,
 			(errcode(ERRCODE_UNDEFINED_OBJECT),
 			 errmsg("session ID %u does not exist", sid)));
-}
-
-/*
- * Timeout handler (signal context): once the backend reports itself idle,
- * its reply has been sent, so request termination as die() does.
- */
-static void
-ks_self_kill_check(void)
-{
-	BackendState state;
-
-	/* As die(): don't joggle the elbow of proc_exit. */
-	if (!self_kill_pending || MyBEEntry == NULL || proc_exit_inprogress)
-		return;
-	state = MyBEEntry->st_state;
-	if (state == STATE_IDLE ||
-		state == STATE_IDLEINTRANSACTION ||
-		state == STATE_IDLEINTRANSACTION_ABORTED)
-	{
-		InterruptPending = true;
-		ProcDiePending = true;
-		SetLatch(MyLatch);
-	}
-#if PG_VERSION_NUM < 140000
-	else
-		enable_timeout_after(self_kill_timeout, KS_SELF_KILL_STEP_MS);
-#endif
-}
-
-static void
-ks_enable_self_kill_timeout(void)
-{
-#if PG_VERSION_NUM >= 140000
-	enable_timeout_every(self_kill_timeout,
-						 TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-													 KS_SELF_KILL_STEP_MS),
-						 KS_SELF_KILL_STEP_MS);
-#else
-	/* No repeating timeouts before 14: the handler re-arms itself. */
-	enable_timeout_after(self_kill_timeout, KS_SELF_KILL_STEP_MS);
-#endif
-}
-
-static void ks_self_kill_xact_callback(XactEvent event, void *arg);
-static void ks_self_kill_subxact_callback(SubXactEvent event,
-										  SubTransactionId mySubid,
-										  SubTransactionId parentSubid,
-										  void *arg);
-
-static void
-ks_arm_self_kill(void)
-{
-	self_kill_pending = true;
-	if (!self_kill_timeout_registered)
-	{
-		self_kill_timeout = RegisterTimeout(USER_TIMEOUT, ks_self_kill_check);
-		RegisterXactCallback(ks_self_kill_xact_callback, NULL);
-		RegisterSubXactCallback(ks_self_kill_subxact_callback, NULL);
-		self_kill_timeout_registered = true;
-	}
-	ks_enable_self_kill_timeout();
-}
-
-/*
- * Error recovery disables all timeouts before it aborts the transaction.
- * A session that has killed itself and whose transaction block now aborts
- * ends at once: the error has been sent, and an aborted block would reject
- * the client's next statements before any hook could see them.  Otherwise
- * it arms its check again as the (sub)transaction aborts.
- */
-static void
-ks_self_kill_xact_callback(XactEvent event, void *arg)
-{
-	if (!self_kill_pending || proc_exit_inprogress ||
-		(event != XACT_EVENT_ABORT && event != XACT_EVENT_PARALLEL_ABORT))
-		return;
-	if (IsTransactionBlock())
-	{
-		InterruptPending = true;
-		ProcDiePending = true;
-	}
-	else
-		ks_enable_self_kill_timeout();
-}
-
-static void
-ks_self_kill_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
-							  SubTransactionId parentSubid, void *arg)
-{
-	if (self_kill_pending && !proc_exit_inprogress &&
-		event == SUBXACT_EVENT_ABORT_SUB)
-		ks_enable_self_kill_timeout();
-}
-
-/*
- * Called by the statement hooks as a statement is analysed or started: a
- * session that killed itself runs no further statement of the client's.
- * source is the statement's text: a statement is the client's when it comes
- * from the query string the client sent (debug_query_string), not from a
- * function's own text; NULL means the caller knows it is the client's.  The
- * extended protocol starts a prepared statement from a copy of its text,
- * hence the comparison of contents.
- */
-void
-ks_self_kill_guard(const char *source)
-{
-	if (unlikely(self_kill_pending) &&
-		(source == NULL ||
-		 (debug_query_string != NULL &&
-		  (source == debug_query_string ||
-		   strcmp(source, debug_query_string) == 0))))
-		ereport(FATAL,
-				(errcode(ERRCODE_ADMIN_SHUTDOWN),
-				 errmsg("terminating connection due to administrator command")));
 }
 
 /*
@@ -431,7 +302,7 @@ ks_kill_session(uint32 sid)
 
 	if (self)
 	{
-		ks_arm_self_kill();
+		ks_self_kill_arm();
 		return true;
 	}
 

@@ -20,7 +20,6 @@
 
 #include <limits.h>
 
-#include "executor/executor.h"
 #include "libpq/auth.h"
 #include "miscadmin.h"
 #include "parser/analyze.h"
@@ -31,6 +30,7 @@
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 
 #include "kill_session.h"
 
@@ -46,7 +46,6 @@ static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static ClientAuthentication_hook_type prev_ClientAuthentication = NULL;
 static post_parse_analyze_hook_type prev_post_parse_analyze_hook = NULL;
-static ExecutorStart_hook_type prev_ExecutorStart = NULL;
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 static emit_log_hook_type prev_emit_log_hook = NULL;
 
@@ -57,7 +56,6 @@ static void ks_shmem_startup(void);
 static void ks_ClientAuthentication(Port *port, int status);
 static void ks_post_parse_analyze(ParseState *pstate, Query *query,
 								  JumbleState *jstate);
-static void ks_ExecutorStart(QueryDesc *queryDesc, int eflags);
 static void ks_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 							  bool readOnlyTree,
 							  ProcessUtilityContext context,
@@ -99,8 +97,6 @@ _PG_init(void)
 	ClientAuthentication_hook = ks_ClientAuthentication;
 	prev_post_parse_analyze_hook = post_parse_analyze_hook;
 	post_parse_analyze_hook = ks_post_parse_analyze;
-	prev_ExecutorStart = ExecutorStart_hook;
-	ExecutorStart_hook = ks_ExecutorStart;
 	prev_ProcessUtility = ProcessUtility_hook;
 	ProcessUtility_hook = ks_ProcessUtility;
 	prev_emit_log_hook = emit_log_hook;
@@ -158,27 +154,10 @@ ks_ClientAuthentication(Port *port, int status)
 static void
 ks_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
 {
-	ks_self_kill_guard(pstate->p_sourcetext);
-
 	ks_rewrite_show(query);
 
 	if (prev_post_parse_analyze_hook)
 		prev_post_parse_analyze_hook(pstate, query, jstate);
-}
-
-/*
- * A prepared statement executed over the extended protocol is not analysed
- * again, so the guard is here too.
- */
-static void
-ks_ExecutorStart(QueryDesc *queryDesc, int eflags)
-{
-	ks_self_kill_guard(queryDesc->sourceText);
-
-	if (prev_ExecutorStart)
-		prev_ExecutorStart(queryDesc, eflags);
-	else
-		standard_ExecutorStart(queryDesc, eflags);
 }
 
 static void
@@ -189,9 +168,6 @@ ks_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 {
 	PlannedStmt *translated;
 	bool		is_translated;
-
-	if (context == PROCESS_UTILITY_TOPLEVEL)
-		ks_self_kill_guard(NULL);
 
 	if (IsA(pstmt->utilityStmt, AlterSystemStmt))
 		ks_check_alter_system((AlterSystemStmt *) pstmt->utilityStmt);

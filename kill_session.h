@@ -7,6 +7,7 @@
  * registry.c		client session IDs in shared memory
  * processlist.c	the process list (view processlist, SHOW PROCESSLIST)
  * kill.c			kill_session() and the kill itself
+ * selfkill.c		ending the caller's own session after its statement
  * privilege.c		who may kill, and the Oracle GRANT ALTER SYSTEM form
  * oracle.c			SHOW PROCESSLIST rewrite and the HINT for the Oracle
  *					statement
@@ -79,8 +80,10 @@ extern KsSlot *ks_my_slot(void);
 
 /* kill.c */
 extern bool ks_kill_session(uint32 sid);
-extern void ks_self_kill_guard(const char *source);
 extern void ks_add_kill_detail(ErrorData *edata);
+
+/* selfkill.c */
+extern void ks_self_kill_arm(void);
 
 /* privilege.c */
 extern void ks_define_privilege_parameter(void);

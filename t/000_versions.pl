@@ -2,7 +2,7 @@
 # debian/changelog must agree with it.
 
 use strict;
-use warnings;
+use warnings FATAL => 'all';
 use Test::More;
 
 sub slurp

@@ -2,7 +2,7 @@
 # preloading, connection churn, crash recovery, visibility, protocols.
 
 use strict;
-use warnings;
+use warnings FATAL => 'all';
 use lib 't';
 use KsNode;
 use KsWire;

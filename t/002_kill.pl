@@ -1,9 +1,9 @@
-# kill_session() end to end: killing your own session, waiting for a
-# target, the WARNING when it cannot die in time, the audit line, the
-# privilege matrix, and a killer cancelled while it waits.
+# kill_session() end to end: waiting for a target, the WARNING when it
+# cannot die in time, the audit line, the privilege matrix, and a killer
+# cancelled while it waits.  Killing your own session: 007_self_kill.pl.
 
 use strict;
-use warnings;
+use warnings FATAL => 'all';
 use lib 't';
 use KsNode;
 use KsWire;
@@ -24,119 +24,6 @@ $node->safe_psql('postgres', q{
 	GRANT ALTER SYSTEM ON PARAMETER kill_session.kill TO dba;
 });
 
-sub rows_in_t
-{
-	return $node->safe_psql('postgres', 'SELECT count(*) FROM t');
-}
-
-# Expect the server to end the session with FATAL 57P01 without being asked
-# anything more; returns the error's fields.
-sub expect_fatal
-{
-	my ($c, $name) = @_;
-	my $m = $c->read_message(10);
-	my $f = (defined $m && $m->{type} eq 'E') ? $m->{fields} : {};
-	is($f->{S} // '', 'FATAL', "$name: FATAL");
-	is($f->{C} // '', '57P01', "$name: SQLSTATE 57P01");
-	my $end = $c->read_message(10);
-	is($end && $end->{type}, 'EOF', "$name: connection closed");
-	return $f;
-}
-
-# -- Killing your own session ------------------------------------------
-
-# Idle: the result arrives, then the session ends with nothing sent.
-my $c = KsWire->connect($node, user => 'dba');
-my $id = $c->session_id;
-my $r = $c->query("SELECT kill_session('$id')");
-is_deeply($r->{rows}, [ ['t'] ], 'self-kill: the statement succeeds');
-ok(!$r->{error}, 'self-kill: no error with the result');
-my $t0 = time();
-my $f = expect_fatal($c, 'self-kill idle');
-cmp_ok(time() - $t0, '<', 1, 'self-kill idle: ends at once');
-
-# A client that queues its next statement: it never runs.
-$c = KsWire->connect($node, user => 'dba');
-$id = $c->session_id;
-$c->send_query("SELECT kill_session('$id')");
-$c->send_query('INSERT INTO t VALUES (1)');
-$r = $c->read_result(10);
-is_deeply($r->{rows}, [ ['t'] ], 'queued: the kill succeeds');
-expect_fatal($c, 'queued next statement');
-is(rows_in_t(), '0', 'queued: the next statement did not run');
-
-# A multi-statement query string (one implicit transaction).
-$c = KsWire->connect($node, user => 'dba');
-$id = $c->session_id;
-$c->send_query("INSERT INTO t VALUES (2); SELECT kill_session('$id'); INSERT INTO t VALUES (3)");
-$r = $c->read_result(10);
-is($r->{error}{C}, '57P01', 'multi-statement: the session ends inside the string');
-is(rows_in_t(), '0', 'multi-statement: nothing of its transaction committed');
-
-# Inside an explicit transaction block: ends while idle in it.
-$c = KsWire->connect($node, user => 'dba');
-$id = $c->session_id;
-$c->query('BEGIN');
-$c->query('INSERT INTO t VALUES (4)');
-$r = $c->query("SELECT kill_session('$id')");
-is_deeply($r->{rows}, [ ['t'] ], 'transaction block: the kill succeeds');
-expect_fatal($c, 'transaction block');
-is(rows_in_t(), '0', 'transaction block: nothing committed');
-
-# ... also when the client has already queued its COMMIT.
-$c = KsWire->connect($node, user => 'dba');
-$id = $c->session_id;
-$c->query('BEGIN');
-$c->query('INSERT INTO t VALUES (5)');
-$c->send_query("SELECT kill_session('$id')");
-$c->send_query('COMMIT');
-$c->read_result(10);
-expect_fatal($c, 'queued COMMIT');
-is(rows_in_t(), '0', 'queued COMMIT: nothing committed');
-
-# Pipelined over the extended and prepared protocols: the statements queued
-# behind the kill, in the same implicit transaction, never run.
-for my $protocol ('extended', 'prepared')
-{
-	$node->pgbench(
-		"-n -t 1 --protocol=$protocol -U dba",
-		2,
-		[],
-		[qr/terminating connection due to administrator command/],
-		"pipelined self-kill over the $protocol protocol ends the session",
-		{
-			"self_kill_$protocol" => q{
-\startpipeline
-SELECT kill_session((SELECT id::text FROM processlist WHERE pid = pg_backend_pid()));
-INSERT INTO t VALUES (6);
-INSERT INTO t VALUES (7);
-\endpipeline
-}
-		});
-	is(rows_in_t(), '0', "pipelined over the $protocol protocol: nothing committed");
-}
-
-# A kill is not transactional: the statement fails afterwards, the session
-# still ends.
-$c = KsWire->connect($node, user => 'dba');
-$id = $c->session_id;
-$r = $c->query("DO \$\$ BEGIN PERFORM kill_session('$id'); RAISE EXCEPTION 'after the kill'; END \$\$");
-is($r->{error}{M}, 'after the kill', 'the rest of the statement failed');
-expect_fatal($c, 'failed statement after self-kill');
-
-# ... also when the kill aborts the transaction block it ran in and the
-# client has queued another statement into the failed block.
-$c = KsWire->connect($node, user => 'dba');
-$id = $c->session_id;
-$c->query('BEGIN');
-$c->query('INSERT INTO t VALUES (8)');
-$c->send_query("DO \$\$ BEGIN PERFORM kill_session('$id'); RAISE EXCEPTION 'fails the block'; END \$\$");
-$c->send_query('INSERT INTO t VALUES (9)');
-$r = $c->read_result(10);
-is($r->{error}{M}, 'fails the block', 'failed block: the statement fails');
-expect_fatal($c, 'failed block with a queued statement');
-is(rows_in_t(), '0', 'failed block: nothing committed');
-
 # -- Killing another session -------------------------------------------
 
 my $killer = KsWire->connect($node, user => 'dba');
@@ -150,7 +37,7 @@ my $target_pid = $target->pid;
 $target->send_query('SELECT count(*) FROM generate_series(1, 1000000000)');
 $node->poll_query_until('postgres',
 	"SELECT state = 'active' FROM pg_stat_activity WHERE pid = $target_pid");
-$r = $killer->query("SELECT kill_session('$target_id')");
+my $r = $killer->query("SELECT kill_session('$target_id')");
 is_deeply($r->{rows}, [ ['t'] ], 'kill of a busy session returns true');
 ok(!kill(0, $target_pid), 'the target process is gone when the call returns');
 $r = $target->read_result(10);
@@ -166,7 +53,7 @@ $target_id = $target->session_id;
 $target_pid = $target->pid;
 kill 'STOP', $target_pid;
 $killer->query('SET kill_session.wait_timeout = 500');
-$t0 = time();
+my $t0 = time();
 $r = $killer->query("SELECT kill_session('$target_id')");
 my $elapsed = time() - $t0;
 is_deeply($r->{rows}, [ ['f'] ], 'kill of a stopped session returns false');

@@ -2,7 +2,7 @@
 # its FATAL 57P01, in the client's stderr and in the server log.
 
 use strict;
-use warnings;
+use warnings FATAL => 'all';
 use lib 't';
 use KsNode;
 use KsWire;
@@ -70,9 +70,8 @@ unlike($log, qr/DETAIL:  Session/, 'pg_terminate_backend: no DETAIL in the log')
 # A session that killed itself says so.
 my $c = KsWire->connect($node, user => 'dba');
 my $self_id = $c->session_id;
-$c->query("SELECT kill_session('$self_id')");
-my $m = $c->read_message(10);
-is($m->{fields}{D}, "Session $self_id was killed by itself.",
+my $r = $c->query("SELECT kill_session('$self_id')");
+is($r->{error}{D}, "Session $self_id was killed by itself.",
 	'self-kill: killed by itself');
 
 # With log_min_messages = panic the FATAL never reaches the log, the hook

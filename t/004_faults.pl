@@ -4,7 +4,7 @@
 # 001_registry.pl.)
 
 use strict;
-use warnings;
+use warnings FATAL => 'all';
 use lib 't';
 use KsNode;
 use KsWire;

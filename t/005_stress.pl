@@ -8,7 +8,7 @@
 # runs it for five minutes.
 
 use strict;
-use warnings;
+use warnings FATAL => 'all';
 use lib 't';
 use KsNode;
 use KsWire;

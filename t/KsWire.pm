@@ -16,7 +16,7 @@ use IO::Select;
 use Time::HiRes qw(time);
 
 # KsWire->connect($node, user => 'u', dbname => 'postgres',
-#                 tcp => 1, options => '-c x=y', nowait => 1)
+#                 tcp => 1, port => 6432, options => '-c x=y', nowait => 1)
 sub connect
 {
 	my ($class, $node, %opt) = @_;
@@ -27,7 +27,7 @@ sub connect
 	{
 		$sock = IO::Socket::INET->new(
 			PeerAddr => '127.0.0.1',
-			PeerPort => $node->port,
+			PeerPort => $opt{port} // $node->port,
 			Proto => 'tcp') or die "cannot connect to 127.0.0.1: $!";
 	}
 	else
@@ -79,7 +79,8 @@ sub _write
 sub send_query
 {
 	my ($self, $sql) = @_;
-	$self->_write('Q' . pack('N', 4 + length($sql) + 1) . $sql . "\0");
+	$self->send_msg('Q', "$sql\0");
+	$self->_push;
 }
 
 # Read the next message within $timeout seconds: { type, body, fields } for
@@ -144,22 +145,7 @@ sub read_result
 	{
 		my $m = $self->read_message($timeout);
 		die "timed out waiting for a result" unless defined $m;
-		if ($m->{type} eq 'D')
-		{
-			my $body = $m->{body};
-			my $n = unpack('n', $body);
-			my $pos = 2;
-			my @row;
-			for (1 .. $n)
-			{
-				my $len = unpack('N', substr($body, $pos, 4));
-				$pos += 4;
-				if ($len == 0xFFFFFFFF) { push @row, undef; next; }
-				push @row, substr($body, $pos, $len);
-				$pos += $len;
-			}
-			push @{ $r{rows} }, \@row;
-		}
+		if ($m->{type} eq 'D') { push @{ $r{rows} }, _row($m->{body}); }
 		elsif ($m->{type} eq 'C') { ($r{tag} = $m->{body}) =~ s/\0$//; }
 		elsif ($m->{type} eq 'E') { $r{error} = $m->{fields}; }
 		elsif ($m->{type} eq 'N') { push @{ $r{notices} }, $m->{fields}; }
@@ -184,6 +170,119 @@ sub session_id
 	my ($self) = @_;
 	return $self->value(
 		'SELECT id FROM processlist WHERE pid = pg_backend_pid()');
+}
+
+# -- Extended protocol and fastpath, one message at a time ---------------
+
+# Messages are kept until Sync, Flush or the next read, and then written
+# at once, as a pipelining driver writes them.
+sub send_msg
+{
+	my ($self, $type, $body) = @_;
+	$self->{out} .= $type . pack('N', 4 + length($body)) . $body;
+}
+
+sub _push
+{
+	my ($self) = @_;
+	return unless length($self->{out} // '');
+	# The server may close the connection while a pipeline is written.
+	local $SIG{PIPE} = 'IGNORE';
+	my $data = delete $self->{out};
+	my $off = 0;
+	while ($off < length($data))
+	{
+		my $n = syswrite($self->{sock}, $data, length($data) - $off, $off);
+		last unless defined $n;
+		$off += $n;
+	}
+}
+
+# Parse: statement name and text, no parameter types.
+sub parse
+{
+	my ($self, $name, $sql) = @_;
+	$self->send_msg('P', "$name\0$sql\0" . pack('n', 0));
+}
+
+# Bind: portal, statement, text parameters; text results.
+sub bind
+{
+	my ($self, $portal, $stmt, @params) = @_;
+	my $body = "$portal\0$stmt\0" . pack('n', 0) . pack('n', scalar @params);
+	$body .= defined $_ ? pack('N', length $_) . $_ : pack('N', 0xFFFFFFFF)
+	  for @params;
+	$self->send_msg('B', $body . pack('n', 0));
+}
+
+sub describe_portal { $_[0]->send_msg('D', "P$_[1]\0"); }
+sub execute { $_[0]->send_msg('E', "$_[1]\0" . pack('N', $_[2] // 0)); }
+sub sync { $_[0]->send_msg('S', ''); $_[0]->_push; }
+sub flush { $_[0]->send_msg('H', ''); $_[0]->_push; }
+
+# Fastpath function call with text arguments and a text result.
+sub function_call
+{
+	my ($self, $oid, @args) = @_;
+	my $body = pack('N', $oid) . pack('n', 0) . pack('n', scalar @args);
+	$body .= pack('N', length $_) . $_ for @args;
+	$self->send_msg('F', $body . pack('n', 0));
+}
+
+# What the server sends, in order, until it closes the connection, sends
+# ReadyForQuery, or says nothing for $timeout seconds: one string per
+# message, 'D:value,...' for rows, 'C:tag', 'E:severity:SQLSTATE', 'V:result',
+# 'Z', 'EOF', 'TIMEOUT'; other messages by their type letter.  With
+# through_z => 1 it reads on past ReadyForQuery.
+sub trace
+{
+	my ($self, $timeout, %opt) = @_;
+	my @seen;
+	$self->_push;
+	for (;;)
+	{
+		my $m = $self->read_message($timeout);
+		if (!defined $m) { push @seen, 'TIMEOUT'; last; }
+		my $t = $m->{type};
+		if ($t eq 'D')
+		{
+			push @seen, 'D:' . join(',', map { $_ // 'NULL' } @{ _row($m->{body}) });
+		}
+		elsif ($t eq 'C') { (my $tag = $m->{body}) =~ s/\0$//; push @seen, "C:$tag"; }
+		elsif ($t eq 'E')
+		{
+			push @seen, "E:$m->{fields}{V}:$m->{fields}{C}";
+			$self->{last_error} = $m->{fields};
+		}
+		elsif ($t eq 'V')
+		{
+			my $len = unpack('N', $m->{body});
+			push @seen, 'V:' . ($len == 0xFFFFFFFF ? 'NULL' : substr($m->{body}, 4, $len));
+		}
+		elsif ($t eq 'N' || $t eq 'S') { next; }
+		else { push @seen, $t; }
+		last if $t eq 'EOF' || ($t eq 'Z' && !$opt{through_z});
+	}
+	return \@seen;
+}
+
+sub last_error { return $_[0]->{last_error}; }
+
+sub _row
+{
+	my ($body) = @_;
+	my $n = unpack('n', $body);
+	my $pos = 2;
+	my @row;
+	for (1 .. $n)
+	{
+		my $len = unpack('N', substr($body, $pos, 4));
+		$pos += 4;
+		if ($len == 0xFFFFFFFF) { push @row, undef; next; }
+		push @row, substr($body, $pos, $len);
+		$pos += $len;
+	}
+	return \@row;
 }
 
 sub close
