@@ -24,6 +24,9 @@
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "utils/backend_status.h"
+#if PG_VERSION_NUM >= 160000
+#include "varatt.h"
+#endif
 #if PG_VERSION_NUM >= 180000
 #include "storage/waiteventset.h"
 #endif

@@ -74,6 +74,9 @@ DROP ROLE regress_ks_dba;
 SHOW kill_session.wait_timeout;
 SET kill_session.wait_timeout = '2s';
 SHOW kill_session.wait_timeout;
+-- (the range message differs between versions: its SQLSTATE)
+\set VERBOSITY sqlstate
 SET kill_session.wait_timeout = -1;
+\set VERBOSITY default
 RESET kill_session.wait_timeout;
 SET kill_session.no_such_setting = 1;
