@@ -7,7 +7,8 @@ export PG_CONFIG
 
 # The Debian packages the build, the tests and the benchmarks need.
 KS_PACKAGES="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR
-	postgresql-contrib libkrb5-dev libipc-run-perl make gcc"
+	postgresql-contrib libkrb5-dev libipc-run-perl make gcc pgbouncer
+	python3-psycopg"
 
 ks_install_deps() {
 	local missing=""

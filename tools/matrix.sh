@@ -111,9 +111,30 @@ ks_chroot() {
 		LANG=C.UTF-8 HOME=/root "$@"
 }
 
+# Debian 13's packages the suites need inside the chroot.
+KS_CHROOT_PACKAGES="postgresql-17 postgresql-server-dev-17 libkrb5-dev
+	libipc-run-perl make gcc perl pgbouncer"
+
+ks_chroot_install() {
+	local missing="" pkg
+	for pkg in $KS_CHROOT_PACKAGES; do
+		ks_chroot dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" ||
+			missing="$missing $pkg"
+	done
+	[ -z "$missing" ] && return 0
+	# No service starts inside the chroot (it shares the host's network).
+	printf '#!/bin/sh\nexit 101\n' >"$KS_TRIXIE/usr/sbin/policy-rc.d"
+	chmod 755 "$KS_TRIXIE/usr/sbin/policy-rc.d"
+	ks_chroot env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+		--no-install-recommends $missing >"$KS_MATRIX_CACHE/chroot-install.log" 2>&1 ||
+		{ tail -20 "$KS_MATRIX_CACHE/chroot-install.log"; return 1; }
+	return 0
+}
+
 ks_prepare_chroot() {
 	if [ -f "$KS_TRIXIE/.complete" ]; then
 		ks_chroot_mount
+		ks_chroot_install || return 1
 		echo "17: reusing $KS_TRIXIE ($(ks_chroot /usr/lib/postgresql/17/bin/pg_config --version))"
 		return 0
 	fi
@@ -129,11 +150,7 @@ ks_prepare_chroot() {
 	mkdir -p "$KS_TRIXIE/etc/postgresql-common/createcluster.d"
 	echo "create_main_cluster = false" \
 		>"$KS_TRIXIE/etc/postgresql-common/createcluster.d/kill_session.conf"
-	ks_chroot env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-		--no-install-recommends postgresql-17 postgresql-server-dev-17 \
-		libkrb5-dev libipc-run-perl make gcc perl \
-		>"$KS_MATRIX_CACHE/chroot-install.log" 2>&1 ||
-		{ tail -20 "$KS_MATRIX_CACHE/chroot-install.log"; return 1; }
+	ks_chroot_install || return 1
 	touch "$KS_TRIXIE/.complete"
 	echo "17: $(ks_chroot /usr/lib/postgresql/17/bin/pg_config --version) ready in $((SECONDS - start)) s"
 }
