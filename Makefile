@@ -10,7 +10,8 @@ OBJS = \
 	processlist.o \
 	registry.o \
 	selfkill.o \
-	session_id.o
+	session_id.o \
+	sql_scan.o
 
 EXTENSION = kill_session
 DATA = kill_session--1.0.sql
@@ -21,6 +22,7 @@ REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=$(srcdir)/kill_session.
 ISOLATION = kill_locks kill_idle_in_transaction
 ISOLATION_OPTS = --temp-instance=./tmp_check_iso --temp-config=$(srcdir)/kill_session.conf
 TAP_TESTS = 1
+EXTRA_CLEAN = fuzz/build bench/out
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)

@@ -32,6 +32,7 @@
 #include "utils/rel.h"
 
 #include "kill_session.h"
+#include "sql_scan.h"
 
 /*
  * The session-level prepared statement that answers SHOW PROCESSLIST.  It
@@ -170,128 +171,21 @@ ks_rewrite_show(Query *query)
 
 /*---- The HINT for ALTER SYSTEM KILL SESSION ----*/
 
-static bool
-ks_is_ident_char(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		(c >= '0' && c <= '9') || c == '_' || c == '$' || IS_HIGHBIT_SET(c);
-}
-
-static const char *
-ks_skip_blanks(const char *p)
-{
-	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\f')
-		p++;
-	return p;
-}
-
-/* If word (lower case) stands at p as a whole keyword, return what follows. */
-static const char *
-ks_match_word(const char *p, const char *word)
-{
-	size_t		len = strlen(word);
-
-	if (pg_strncasecmp(p, word, len) != 0 || ks_is_ident_char(p[len]))
-		return NULL;
-	return p + len;
-}
-
-/* Match word ending just before p (skipping blanks); return its start. */
-static const char *
-ks_match_word_before(const char *start, const char *p, const char *word)
-{
-	size_t		len = strlen(word);
-
-	while (p > start && (p[-1] == ' ' || p[-1] == '\t' || p[-1] == '\n' ||
-						 p[-1] == '\r' || p[-1] == '\f'))
-		p--;
-	if ((size_t) (p - start) < len)
-		return NULL;
-	p -= len;
-	if (pg_strncasecmp(p, word, len) != 0 ||
-		(p > start && ks_is_ident_char(p[-1])))
-		return NULL;
-	return p;
-}
-
-/*
- * The statement failed with a syntax error at the character position pos
- * (1-based) of query.  If that is the KILL of ALTER SYSTEM KILL SESSION
- * '...' [IMMEDIATE], return the equivalent call, else NULL.
- */
-static char *
-ks_equivalent_call(const char *query, int pos)
-{
-	const char *p = query;
-	const char *q;
-	const char *lit_start;
-	const char *lit_end;
-	bool		immediate = false;
-	int			i;
-
-	/* Character position to byte position. */
-	for (i = 1; i < pos && *p; i++)
-		p += pg_mblen(p);
-	if (*p == '\0')
-		return NULL;
-
-	q = ks_match_word_before(query, p, "system");
-	if (q == NULL || ks_match_word_before(query, q, "alter") == NULL)
-		return NULL;
-
-	p = ks_match_word(p, "kill");
-	if (p == NULL)
-		return NULL;
-	p = ks_match_word(ks_skip_blanks(p), "session");
-	if (p == NULL)
-		return NULL;
-	p = ks_skip_blanks(p);
-	if (*p != '\'')
-		return NULL;
-
-	/* A standard string literal; '' stands for a quote. */
-	lit_start = p++;
-	for (;;)
-	{
-		if (*p == '\0')
-			return NULL;
-		if (*p == '\'')
-		{
-			if (p[1] == '\'')
-				p += 2;
-			else
-				break;
-		}
-		else
-			p++;
-	}
-	lit_end = ++p;
-
-	p = ks_skip_blanks(p);
-	q = ks_match_word(p, "immediate");
-	if (q != NULL)
-	{
-		immediate = true;
-		p = ks_skip_blanks(q);
-	}
-	if (*p != '\0' && *p != ';')
-		return NULL;
-
-	return psprintf("SELECT kill_session(%.*s%s);",
-					(int) (lit_end - lit_start), lit_start,
-					immediate ? ", immediate => true" : "");
-}
-
 /*
  * Add to a syntax error in ALTER SYSTEM KILL SESSION the call that does the
- * same here.  Runs inside emit_log_hook (see kill_session.c).
+ * same here, or what is wrong with its session string.  Runs inside
+ * emit_log_hook (see kill_session.c): the scanner raises no error and
+ * allocates nothing.
  */
 void
 ks_add_oracle_hint(ErrorData *edata)
 {
 	const char *query;
+	const char *p;
 	int			pos;
-	char	   *call;
+	int			i;
+	size_t		len;
+	char		call[128];
 
 	if (edata->internalquery != NULL)
 	{
@@ -306,7 +200,26 @@ ks_add_oracle_hint(ErrorData *edata)
 	if (query == NULL || pos <= 0)
 		return;
 
-	call = ks_equivalent_call(query, pos);
-	if (call != NULL)
-		edata->hint = psprintf("On PostgreSQL run: %s", call);
+	/* The error's character position to a byte offset. */
+	len = strlen(query);
+	p = query;
+	for (i = 1; i < pos && *p; i++)
+		p += pg_mblen(p);
+
+	switch (ks_find_kill_statement(query, len, p - query,
+								   standard_conforming_strings,
+								   call, sizeof(call)))
+	{
+		case KS_KILL_VALID:
+			edata->hint = psprintf("On PostgreSQL run: %s", call);
+			break;
+		case KS_KILL_INVALID:
+			edata->hint = pstrdup("On PostgreSQL run: SELECT kill_session('session_id'); "
+								  "the session string given is not valid: it must be "
+								  "'session_id' or 'session_id, serial#', with numbers "
+								  "from SHOW PROCESSLIST.");
+			break;
+		case KS_KILL_NONE:
+			break;
+	}
 }

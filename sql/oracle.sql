@@ -1,16 +1,47 @@
 -- The Oracle statement is a syntax error in PostgreSQL; the HINT gives the
--- call that does the same, with the user's own arguments.
+-- call that does the same, with the user's session string read as
+-- PostgreSQL reads it and written out again from its numbers.
 ALTER SYSTEM KILL SESSION '3221487726';
 ALTER SYSTEM KILL SESSION '3221487726, 1' IMMEDIATE;
 alter system kill session '12,7' immediate;
 ALTER  SYSTEM
   KILL SESSION	'0012' ;
+ALTER SYSTEM KILL SESSION /* a comment */ '12';
+ALTER SYSTEM KILL SESSION '12' -- a trailing comment
+;
+ALTER SYSTEM KILL SESSION E'\x31\062, \u0037';
+ALTER SYSTEM KILL SESSION '1'
+    '2';
+ALTER SYSTEM KILL SESSION $$12, 7$$;
+SELECT 1 AS first \; ALTER SYSTEM KILL SESSION '5' \; SELECT 2 AS third;
+
+-- A session string kill_session() would reject: no call, but what is wrong.
 ALTER SYSTEM KILL SESSION 'it''s';
+ALTER SYSTEM KILL SESSION '12,7,@1';
+ALTER SYSTEM KILL SESSION '1,';
+ALTER SYSTEM KILL SESSION '-1, 1';
+ALTER SYSTEM KILL SESSION '4294967296';
+
+-- Nothing of the user's text is copied into the HINT: a string holding SQL
+-- is read as the lexer reads it, in either string syntax.  (psql splits its
+-- input at a semicolon outside strings, so the statements go through
+-- EXECUTE whole, as a driver would send them.)
+CREATE TABLE r9_important (a int);
+ALTER SYSTEM KILL SESSION '1\''); DROP TABLE r9_important; --';
+SET standard_conforming_strings = off;
+DO $$ BEGIN EXECUTE $q$ALTER SYSTEM KILL SESSION '1\''); DROP TABLE r9_important; --'$q$; END $$;
+DO $$ BEGIN EXECUTE $q$ALTER SYSTEM KILL SESSION '12\, 3'$q$; END $$;
+RESET standard_conforming_strings;
+DO $$ BEGIN EXECUTE $q$ALTER SYSTEM KILL SESSION E'1\''); DROP TABLE r9_important; --'$q$; END $$;
+SELECT count(*) AS still_there FROM r9_important;
+DROP TABLE r9_important;
 
 -- Not that statement: no HINT.
 ALTER SYSTEM KILL SESSION 12;
 ALTER SYSTEM KILL SESSION '12' NOW;
 ALTER SYSTEM KILL;
+ALTER SYSTEM KILL SESSION X'12';
+
 SELECT FROM WHERE;
 SELECT kill;
 

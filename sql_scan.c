@@ -1,0 +1,570 @@
+/*-------------------------------------------------------------------------
+ *
+ * sql_scan.c
+ *		A small SQL scanner for the Oracle statements PostgreSQL rejects.
+ *
+ * It follows the rules of PostgreSQL's lexer (scan.l) for what can stand
+ * between and inside tokens: white space, -- and nested slash-star
+ * comments, quoted identifiers, string constants in every form (standard,
+ * E'' escapes, either standard_conforming_strings, continuation over a
+ * newline, dollar quoting), so that a quote or a semicolon inside any of
+ * them is never taken for the end of a string or a statement.  It reads a
+ * string constant's value as the lexer does, for the one use it has: the
+ * session string of ALTER SYSTEM KILL SESSION, which is then parsed as
+ * kill_session() parses it.  The HINT is built from the parsed numbers,
+ * never from the user's text.
+ *
+ * Copyright (c) 2026, kill_session developers
+ *
+ * IDENTIFICATION
+ *	  sql_scan.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "session_id.h"
+#include "sql_scan.h"
+
+/* A byte that no session string may hold: marks what cannot be one. */
+#define KS_NOT_SESSION_CHAR	'\001'
+
+static bool
+is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' ||
+		c == '\v';
+}
+
+static bool
+is_ident_start(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+		(unsigned char) c >= 0x80;
+}
+
+static bool
+is_ident_cont(char c)
+{
+	return is_ident_start(c) || (c >= '0' && c <= '9') || c == '$';
+}
+
+static int
+hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+void
+ks_scan_init(KsScanner *scanner, const char *query, size_t len,
+			 bool std_strings)
+{
+	scanner->query = query;
+	scanner->len = len;
+	scanner->pos = 0;
+	scanner->std_strings = std_strings;
+}
+
+static char
+peek(const KsScanner *s, size_t ahead)
+{
+	return s->pos + ahead < s->len ? s->query[s->pos + ahead] : '\0';
+}
+
+static bool
+at_end(const KsScanner *s)
+{
+	return s->pos >= s->len;
+}
+
+/* Skip a -- comment up to, not including, its newline. */
+static void
+skip_line_comment(KsScanner *s)
+{
+	while (!at_end(s) && peek(s, 0) != '\n' && peek(s, 0) != '\r')
+		s->pos++;
+}
+
+/*
+ * Skip white space and comments.  Returns false on an unterminated
+ * slash-star comment.
+ */
+static bool
+skip_space(KsScanner *s)
+{
+	while (!at_end(s))
+	{
+		char		c = peek(s, 0);
+
+		if (is_space(c))
+			s->pos++;
+		else if (c == '-' && peek(s, 1) == '-')
+			skip_line_comment(s);
+		else if (c == '/' && peek(s, 1) == '*')
+		{
+			int			depth = 1;
+
+			s->pos += 2;
+			while (depth > 0)
+			{
+				if (at_end(s))
+					return false;
+				if (peek(s, 0) == '/' && peek(s, 1) == '*')
+				{
+					depth++;
+					s->pos += 2;
+				}
+				else if (peek(s, 0) == '*' && peek(s, 1) == '/')
+				{
+					depth--;
+					s->pos += 2;
+				}
+				else
+					s->pos++;
+			}
+		}
+		else
+			break;
+	}
+	return true;
+}
+
+/*
+ * After a closing quote: white space holding a newline, then a quote,
+ * continues the same string constant (SQL's rule).  If so, step past that
+ * quote and return true.
+ */
+static bool
+string_continues(KsScanner *s)
+{
+	size_t		save = s->pos;
+	bool		newline = false;
+
+	/* Horizontal space and -- comments, then a newline ... */
+	while (!at_end(s))
+	{
+		char		c = peek(s, 0);
+
+		if (c == ' ' || c == '\t' || c == '\f')
+			s->pos++;
+		else if (c == '-' && peek(s, 1) == '-')
+			skip_line_comment(s);
+		else
+			break;
+	}
+	if (!at_end(s) && (peek(s, 0) == '\n' || peek(s, 0) == '\r'))
+	{
+		newline = true;
+		s->pos++;
+		/* ... then any white space and -- comments. */
+		while (!at_end(s))
+		{
+			if (is_space(peek(s, 0)))
+				s->pos++;
+			else if (peek(s, 0) == '-' && peek(s, 1) == '-')
+				skip_line_comment(s);
+			else
+				break;
+		}
+	}
+	if (newline && peek(s, 0) == '\'' && !at_end(s))
+	{
+		s->pos++;
+		return true;
+	}
+	s->pos = save;
+	return false;
+}
+
+static void
+add_char(KsToken *t, char c)
+{
+	if (t->value_len < KS_SCAN_VALUE_MAX)
+		t->value[t->value_len++] = c;
+	else
+		t->value_too_long = true;
+}
+
+/* A code point from a \u or \U escape: only ASCII can be in a session. */
+static void
+add_code_point(KsToken *t, unsigned long cp)
+{
+	add_char(t, (cp > 0 && cp < 0x80) ? (char) cp : KS_NOT_SESSION_CHAR);
+}
+
+/*
+ * One backslash escape of an escape string, the backslash already read.
+ * Returns false at the end of the input.
+ */
+static bool
+read_escape(KsScanner *s, KsToken *t)
+{
+	char		c;
+
+	if (at_end(s))
+		return false;
+	c = peek(s, 0);
+	s->pos++;
+	switch (c)
+	{
+		case 'b':
+			add_char(t, '\b');
+			break;
+		case 'f':
+			add_char(t, '\f');
+			break;
+		case 'n':
+			add_char(t, '\n');
+			break;
+		case 'r':
+			add_char(t, '\r');
+			break;
+		case 't':
+			add_char(t, '\t');
+			break;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+			{
+				int			v = c - '0';
+				int			i;
+
+				for (i = 0; i < 2 && peek(s, 0) >= '0' && peek(s, 0) <= '7' &&
+					 !at_end(s); i++)
+					v = v * 8 + (s->query[s->pos++] - '0');
+				add_char(t, v == 0 ? KS_NOT_SESSION_CHAR : (char) (v & 0xFF));
+			}
+			break;
+		case 'x':
+			if (!at_end(s) && hex_value(peek(s, 0)) >= 0)
+			{
+				int			v = hex_value(s->query[s->pos++]);
+
+				if (!at_end(s) && hex_value(peek(s, 0)) >= 0)
+					v = v * 16 + hex_value(s->query[s->pos++]);
+				add_char(t, v == 0 ? KS_NOT_SESSION_CHAR : (char) v);
+			}
+			else
+				add_char(t, 'x');
+			break;
+		case 'u':
+		case 'U':
+			{
+				int			digits = (c == 'u') ? 4 : 8;
+				unsigned long cp = 0;
+				int			i;
+
+				for (i = 0; i < digits; i++)
+				{
+					if (at_end(s) || hex_value(peek(s, 0)) < 0)
+						break;
+					cp = cp * 16 + (unsigned long) hex_value(s->query[s->pos++]);
+				}
+				/* The lexer rejects a short escape: no session then. */
+				add_code_point(t, i == digits ? cp : 0);
+			}
+			break;
+		default:
+			add_char(t, c);
+			break;
+	}
+	return true;
+}
+
+/*
+ * The body of a quoted string constant, the opening quote read.  escapes:
+ * backslash escapes apply.  Returns false if it is not terminated.
+ */
+static bool
+read_quoted(KsScanner *s, KsToken *t, bool escapes)
+{
+	for (;;)
+	{
+		char		c;
+
+		if (at_end(s))
+			return false;
+		c = peek(s, 0);
+		s->pos++;
+		if (c == '\'')
+		{
+			if (peek(s, 0) == '\'' && !at_end(s))
+			{
+				s->pos++;
+				add_char(t, '\'');
+			}
+			else if (!string_continues(s))
+				return true;
+		}
+		else if (c == '\\' && escapes)
+		{
+			if (!read_escape(s, t))
+				return false;
+		}
+		else
+			add_char(t, c);
+	}
+}
+
+/* $tag$...$tag$, at its first $; returns false if it is not one. */
+static bool
+read_dollar_quoted(KsScanner *s, KsToken *t, bool *terminated)
+{
+	size_t		tag_start = s->pos;
+	size_t		tag_len;
+	size_t		p = s->pos + 1;
+
+	if (p < s->len && is_ident_start(s->query[p]))
+	{
+		p++;
+		while (p < s->len && is_ident_cont(s->query[p]) && s->query[p] != '$')
+			p++;
+	}
+	if (p >= s->len || s->query[p] != '$')
+		return false;
+	tag_len = p + 1 - tag_start;
+	s->pos = p + 1;
+	for (;;)
+	{
+		if (s->len - s->pos < tag_len)
+		{
+			s->pos = s->len;
+			*terminated = false;
+			return true;
+		}
+		if (memcmp(s->query + s->pos, s->query + tag_start, tag_len) == 0)
+		{
+			s->pos += tag_len;
+			*terminated = true;
+			return true;
+		}
+		add_char(t, s->query[s->pos++]);
+	}
+}
+
+void
+ks_scan_next(KsScanner *s, KsToken *t)
+{
+	char		c;
+	char		c1;
+
+	t->value_len = 0;
+	t->value_too_long = false;
+	t->value[0] = '\0';
+
+	if (!skip_space(s))
+	{
+		t->type = KS_TOK_ERROR;
+		t->start = t->end = s->pos;
+		return;
+	}
+	t->start = s->pos;
+	if (at_end(s))
+	{
+		t->type = KS_TOK_EOF;
+		t->end = s->pos;
+		return;
+	}
+
+	c = peek(s, 0);
+	c1 = peek(s, 1);
+
+	/* String constants with a prefix: E'', N'', B'', X'', U&'', U&"" */
+	if ((c == 'e' || c == 'E') && c1 == '\'' && s->pos + 1 < s->len)
+	{
+		s->pos += 2;
+		t->type = read_quoted(s, t, true) ? KS_TOK_STRING : KS_TOK_ERROR;
+	}
+	else if ((c == 'n' || c == 'N') && c1 == '\'' && s->pos + 1 < s->len)
+	{
+		s->pos += 2;
+		t->type = read_quoted(s, t, !s->std_strings) ? KS_TOK_STRING : KS_TOK_ERROR;
+	}
+	else if ((c == 'b' || c == 'B' || c == 'x' || c == 'X') && c1 == '\'' &&
+			 s->pos + 1 < s->len)
+	{
+		s->pos += 2;
+		t->type = read_quoted(s, t, false) ? KS_TOK_OTHER_STRING : KS_TOK_ERROR;
+	}
+	else if ((c == 'u' || c == 'U') && c1 == '&' &&
+			 (peek(s, 2) == '\'' || peek(s, 2) == '"') && s->pos + 2 < s->len)
+	{
+		bool		ident = peek(s, 2) == '"';
+
+		s->pos += 3;
+		if (ident)
+		{
+			t->type = KS_TOK_QUOTED_IDENT;
+			for (;;)
+			{
+				if (at_end(s))
+				{
+					t->type = KS_TOK_ERROR;
+					break;
+				}
+				if (s->query[s->pos++] == '"')
+				{
+					if (peek(s, 0) == '"' && !at_end(s))
+						s->pos++;
+					else
+						break;
+				}
+			}
+		}
+		else
+			t->type = read_quoted(s, t, false) ? KS_TOK_OTHER_STRING : KS_TOK_ERROR;
+	}
+	else if (c == '\'')
+	{
+		s->pos++;
+		t->type = read_quoted(s, t, !s->std_strings) ? KS_TOK_STRING : KS_TOK_ERROR;
+	}
+	else if (c == '"')
+	{
+		s->pos++;
+		t->type = KS_TOK_QUOTED_IDENT;
+		for (;;)
+		{
+			if (at_end(s))
+			{
+				t->type = KS_TOK_ERROR;
+				break;
+			}
+			if (s->query[s->pos++] == '"')
+			{
+				if (peek(s, 0) == '"' && !at_end(s))
+					s->pos++;
+				else
+					break;
+			}
+		}
+	}
+	else if (c == '$')
+	{
+		bool		terminated;
+
+		if (read_dollar_quoted(s, t, &terminated))
+			t->type = terminated ? KS_TOK_STRING : KS_TOK_ERROR;
+		else
+		{
+			s->pos++;
+			t->type = KS_TOK_OTHER;
+		}
+	}
+	else if (is_ident_start(c))
+	{
+		while (!at_end(s) && is_ident_cont(peek(s, 0)))
+			s->pos++;
+		t->type = KS_TOK_WORD;
+	}
+	else if (c == ';')
+	{
+		s->pos++;
+		t->type = KS_TOK_SEMICOLON;
+	}
+	else
+	{
+		s->pos++;
+		t->type = KS_TOK_OTHER;
+	}
+	t->end = s->pos;
+	if (t->type == KS_TOK_STRING || t->type == KS_TOK_OTHER_STRING)
+		t->value[t->value_len] = '\0';
+}
+
+bool
+ks_token_is(const KsScanner *s, const KsToken *t, const char *word)
+{
+	size_t		len = strlen(word);
+	size_t		i;
+
+	if (t->type != KS_TOK_WORD || t->end - t->start != len)
+		return false;
+	for (i = 0; i < len; i++)
+	{
+		char		c = s->query[t->start + i];
+
+		if (c >= 'A' && c <= 'Z')
+			c += 'a' - 'A';
+		if (c != word[i])
+			return false;
+	}
+	return true;
+}
+
+/* The statement's first tokens kept for matching. */
+#define KS_KILL_TOKENS	7
+
+KsKillStatement
+ks_find_kill_statement(const char *query, size_t len, size_t errpos,
+					   bool std_strings, char *call, size_t callsize)
+{
+	KsScanner	s;
+	KsToken		tokens[KS_KILL_TOKENS];
+	KsToken		t;
+	int			n = 0;
+	bool		has_error_token = false;
+
+	ks_scan_init(&s, query, len, std_strings);
+	for (;;)
+	{
+		ks_scan_next(&s, &t);
+		if (t.type == KS_TOK_ERROR)
+			return KS_KILL_NONE;
+		if (t.type == KS_TOK_SEMICOLON || t.type == KS_TOK_EOF)
+		{
+			if (has_error_token)
+				break;
+			if (t.type == KS_TOK_EOF)
+				return KS_KILL_NONE;
+			n = 0;
+			continue;
+		}
+		if (t.start == errpos)
+			has_error_token = true;
+		if (n < KS_KILL_TOKENS)
+			tokens[n] = t;
+		n++;
+	}
+
+	/* ALTER SYSTEM KILL SESSION 'session' [IMMEDIATE], the error at KILL */
+	if (n < 5 || n > 6 ||
+		!ks_token_is(&s, &tokens[0], "alter") ||
+		!ks_token_is(&s, &tokens[1], "system") ||
+		!ks_token_is(&s, &tokens[2], "kill") || tokens[2].start != errpos ||
+		!ks_token_is(&s, &tokens[3], "session") ||
+		tokens[4].type != KS_TOK_STRING ||
+		(n == 6 && !ks_token_is(&s, &tokens[5], "immediate")))
+		return KS_KILL_NONE;
+
+	{
+		uint32_t	sid;
+		uint32_t	serial;
+		bool		has_serial;
+		const char *immediate = (n == 6) ? ", immediate => true" : "";
+
+		if (tokens[4].value_too_long ||
+			!ks_parse_session_id(tokens[4].value, tokens[4].value_len,
+								 &sid, &serial, &has_serial))
+			return KS_KILL_INVALID;
+		if (has_serial)
+			snprintf(call, callsize, "SELECT kill_session('%lu, %lu'%s);",
+					 (unsigned long) sid, (unsigned long) serial, immediate);
+		else
+			snprintf(call, callsize, "SELECT kill_session('%lu'%s);",
+					 (unsigned long) sid, immediate);
+		return KS_KILL_VALID;
+	}
+}
