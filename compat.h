@@ -24,6 +24,7 @@
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "utils/backend_status.h"
+#include "utils/formatting.h"
 #if PG_VERSION_NUM >= 160000
 #include "varatt.h"
 #endif
@@ -53,11 +54,17 @@
 #define ks_local_beentry_by_index(i) pgstat_fetch_stat_local_beentry(i)
 #endif
 
-/* GRANT role ... WITH ADMIN OPTION: a flag up to 15, an option list from 16. */
+/*
+ * The first option of GRANT role ... WITH x OPTION, upper case, or NULL:
+ * only ADMIN up to 15 (a flag), ADMIN, INHERIT or SET from 16 (a list).
+ */
 #if PG_VERSION_NUM >= 160000
-#define ks_grant_role_has_options(grs) ((grs)->opt != NIL)
+#define ks_grant_role_option(grs) \
+	((grs)->opt == NIL ? NULL : \
+	 asc_toupper(linitial_node(DefElem, (grs)->opt)->defname, \
+				 strlen(linitial_node(DefElem, (grs)->opt)->defname)))
 #else
-#define ks_grant_role_has_options(grs) ((grs)->admin_opt)
+#define ks_grant_role_option(grs) ((grs)->admin_opt ? "ADMIN" : NULL)
 #endif
 
 #endif							/* KS_COMPAT_H */

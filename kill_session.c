@@ -173,7 +173,7 @@ ks_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 		ks_check_alter_system((AlterSystemStmt *) pstmt->utilityStmt);
 
 	/* GRANT / REVOKE ALTER SYSTEM [TO | FROM] role, Oracle's form */
-	is_translated = ks_translate_grant(pstmt, &translated);
+	is_translated = ks_translate_grant(pstmt, queryString, &translated);
 	if (is_translated)
 	{
 		pstmt = translated;

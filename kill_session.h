@@ -89,7 +89,8 @@ extern void ks_self_kill_arm(void);
 extern void ks_define_privilege_parameter(void);
 extern void ks_check_alter_system(AlterSystemStmt *stmt);
 extern bool ks_may_kill(Oid roleid);
-extern bool ks_translate_grant(PlannedStmt *pstmt, PlannedStmt **translated);
+extern bool ks_translate_grant(PlannedStmt *pstmt, const char *queryString,
+							   PlannedStmt **translated);
 
 /* oracle.c */
 extern void ks_rewrite_show(Query *query);

@@ -18,7 +18,7 @@
  * postgresql.auto.conf.
  * Oracle's spelling, GRANT ALTER SYSTEM TO role, parses in PostgreSQL as a
  * grant of a role named "alter system"; it is turned into the parameter
- * privilege here, unless a role of that name exists.
+ * privilege here.
  *
  * Copyright (c) 2026, kill_session developers
  *
@@ -32,10 +32,12 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/plannodes.h"
+#include "parser/parser.h"
 #include "utils/acl.h"
 #include "utils/guc.h"
 
 #include "kill_session.h"
+#include "sql_scan.h"
 
 /* The parameter whose ALTER SYSTEM privilege allows killing sessions. */
 #define KS_PRIVILEGE_PARAMETER	"kill_session.kill"
@@ -87,34 +89,102 @@ ks_may_kill(Oid roleid)
 }
 
 /*
- * If pstmt is exactly GRANT ALTER SYSTEM TO roles or REVOKE ALTER SYSTEM
- * FROM roles (one privilege, no other option), set *translated to the same
- * statement as a grant of ALTER SYSTEM ON PARAMETER kill_session.kill and
- * return true.  PostgreSQL then applies its own rules to it: who may grant,
- * which roles exist, and what REVOKE means.
+ * Whether the GRANT or REVOKE in the statement's text spells its privilege
+ * as the keywords ALTER SYSTEM, Oracle's form, rather than as the quoted
+ * role name "alter system": both parse into the same tree.
+ */
+static bool
+ks_spelled_as_keywords(const char *query, int location, int len)
+{
+	KsScanner	scanner;
+	KsToken		token;
+
+	if (query == NULL)
+		return false;
+	if (location > 0)
+		query += location;
+	ks_scan_init(&scanner, query, len > 0 ? (size_t) len : strlen(query),
+				 standard_conforming_strings);
+	ks_scan_next(&scanner, &token);
+	if (!ks_token_is(&scanner, &token, "grant") &&
+		!ks_token_is(&scanner, &token, "revoke"))
+		return false;
+	ks_scan_next(&scanner, &token);
+	/* REVOKE { ADMIN | INHERIT | SET } OPTION FOR ... */
+	if (ks_token_is(&scanner, &token, "admin") ||
+		ks_token_is(&scanner, &token, "inherit") ||
+		ks_token_is(&scanner, &token, "set"))
+	{
+		ks_scan_next(&scanner, &token);
+		if (!ks_token_is(&scanner, &token, "option"))
+			return false;
+		ks_scan_next(&scanner, &token);
+		if (!ks_token_is(&scanner, &token, "for"))
+			return false;
+		ks_scan_next(&scanner, &token);
+	}
+	return ks_token_is(&scanner, &token, "alter");
+}
+
+/*
+ * If pstmt is Oracle's GRANT ALTER SYSTEM TO roles or REVOKE ALTER SYSTEM
+ * FROM roles (one privilege, spelled as keywords), set *translated to the
+ * same statement as a grant of ALTER SYSTEM ON PARAMETER kill_session.kill
+ * and return true.  PostgreSQL then applies its own rules to it: who may
+ * grant, which roles exist, and what REVOKE means.  The quoted role name
+ * "alter system" is a role grant, left to PostgreSQL.  The Oracle form
+ * never silently does something else: if a role named "alter system"
+ * exists, or role options are given, it fails and says what to write.
  */
 bool
-ks_translate_grant(PlannedStmt *pstmt, PlannedStmt **translated)
+ks_translate_grant(PlannedStmt *pstmt, const char *queryString,
+				   PlannedStmt **translated)
 {
 	GrantRoleStmt *grs;
 	AccessPriv *priv;
 	GrantStmt  *gs;
 	PlannedStmt *copy;
+	const char *verb;
+	const char *option;
 
 	if (!IsA(pstmt->utilityStmt, GrantRoleStmt))
 		return false;
 	grs = (GrantRoleStmt *) pstmt->utilityStmt;
-	if (list_length(grs->granted_roles) != 1 || grs->grantor != NULL)
-		return false;
-	if (ks_grant_role_has_options(grs))
+	if (list_length(grs->granted_roles) != 1)
 		return false;
 	priv = linitial_node(AccessPriv, grs->granted_roles);
 	if (priv->priv_name == NULL || strcmp(priv->priv_name, "alter system") != 0 ||
 		priv->cols != NIL)
 		return false;
-	/* A real role of that name is granted as PostgreSQL always would. */
-	if (OidIsValid(get_role_oid(priv->priv_name, true)))
+	if (!ks_spelled_as_keywords(queryString, pstmt->stmt_location,
+								pstmt->stmt_len))
 		return false;
+	verb = grs->is_grant ? "GRANT" : "REVOKE";
+
+	if (OidIsValid(get_role_oid(priv->priv_name, true)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_GRANT_OPERATION),
+				 errmsg("%s ALTER SYSTEM is ambiguous: a role named \"alter system\" exists",
+						verb),
+				 errdetail("It could mean the ALTER SYSTEM privilege to kill sessions, or membership in the role \"alter system\"."),
+				 errhint("For the privilege write %s ALTER SYSTEM ON PARAMETER %s %s role; for the role write %s \"alter system\" %s role.",
+						 verb, KS_PRIVILEGE_PARAMETER, grs->is_grant ? "TO" : "FROM",
+						 verb, grs->is_grant ? "TO" : "FROM")));
+
+	option = ks_grant_role_option(grs);
+	if (option != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_GRANT_OPERATION),
+				 grs->is_grant ?
+				 errmsg("GRANT ALTER SYSTEM ... WITH %s OPTION is not supported", option) :
+				 errmsg("REVOKE %s OPTION FOR ALTER SYSTEM is not supported", option),
+				 errdetail("GRANT ALTER SYSTEM gives PostgreSQL's ALTER SYSTEM privilege on parameter %s; the right to pass it on is its grant option.",
+						   KS_PRIVILEGE_PARAMETER),
+				 grs->is_grant ?
+				 errhint("Write GRANT ALTER SYSTEM ON PARAMETER %s TO role WITH GRANT OPTION.",
+						 KS_PRIVILEGE_PARAMETER) :
+				 errhint("Write REVOKE GRANT OPTION FOR ALTER SYSTEM ON PARAMETER %s FROM role.",
+						 KS_PRIVILEGE_PARAMETER)));
 
 	gs = makeNode(GrantStmt);
 	gs->is_grant = grs->is_grant;
@@ -124,7 +194,7 @@ ks_translate_grant(PlannedStmt *pstmt, PlannedStmt **translated)
 	gs->privileges = list_make1(priv);
 	gs->grantees = grs->grantee_roles;
 	gs->grant_option = false;
-	gs->grantor = NULL;
+	gs->grantor = grs->grantor;
 	gs->behavior = grs->behavior;
 
 	copy = makeNode(PlannedStmt);

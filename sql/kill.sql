@@ -51,16 +51,31 @@ SELECT has_parameter_privilege('regress_ks_dba', 'kill_session.kill',
                                'ALTER SYSTEM') AS granted;
 
 -- Only the exact form is translated; the rest is PostgreSQL's as before.
-GRANT ALTER SYSTEM TO regress_ks_dba WITH ADMIN OPTION;
 GRANT ALTER SYSTEM, regress_ks_nopriv TO regress_ks_dba;
 GRANT ALTER SYSTEM TO no_such_role;
--- A role really named "alter system" is granted as a role.
-CREATE ROLE "alter system";
+-- Oracle's WITH ADMIN OPTION is PostgreSQL's grant option.
+GRANT ALTER SYSTEM TO regress_ks_dba WITH ADMIN OPTION;
+REVOKE ADMIN OPTION FOR ALTER SYSTEM FROM regress_ks_dba;
+-- A role named "alter system" (any CREATEROLE role can make one) makes the
+-- Oracle form ambiguous: it fails, and never leaves a privilege in place.
 GRANT ALTER SYSTEM TO regress_ks_dba;
+CREATE ROLE regress_ks_creator CREATEROLE;
+SET ROLE regress_ks_creator;
+CREATE ROLE "alter system";
+RESET ROLE;
+REVOKE ALTER SYSTEM FROM regress_ks_dba;
+SELECT has_parameter_privilege('regress_ks_dba', 'kill_session.kill',
+                               'ALTER SYSTEM') AS still_granted;
+REVOKE ALTER SYSTEM ON PARAMETER kill_session.kill FROM regress_ks_dba;
+GRANT ALTER SYSTEM TO regress_ks_dba;
+-- The role, quoted, is granted as PostgreSQL always would.
+GRANT "alter system" TO regress_ks_dba;
 SELECT pg_has_role('regress_ks_dba', 'alter system', 'MEMBER') AS member,
        has_parameter_privilege('regress_ks_dba', 'kill_session.kill',
                                'ALTER SYSTEM') AS granted;
+REVOKE "alter system" FROM regress_ks_dba;
 DROP ROLE "alter system";
+DROP ROLE regress_ks_creator;
 
 -- Granting needs PostgreSQL's own right to grant it.
 SET ROLE regress_ks_nopriv;
