@@ -103,7 +103,8 @@ ks_pidfd_open(pid_t pid)
  * With a pidfd the wait wakes as the process exits; it then yields the CPU
  * until the postmaster has reaped it, which takes microseconds.  Without one (kernels before 5.3) it
  * polls every millisecond.  Interrupts are served throughout, so the wait
- * can be cancelled; the pidfd and wait set are released either way.
+ * can be cancelled; the wait set is released either way, the pidfd by the
+ * caller.
  */
 static bool
 ks_wait_for_exit(pid_t pid, int pidfd, int timeout_ms)
@@ -177,8 +178,6 @@ ks_wait_for_exit(pid_t pid, int pidfd, int timeout_ms)
 	{
 		if (set != NULL)
 			FreeWaitEventSet(set);
-		if (pidfd >= 0)
-			close(pidfd);
 	}
 	PG_END_TRY();
 
@@ -207,6 +206,7 @@ ks_kill_session(uint32 sid)
 	int			pidfd = -1;
 	int			signal_errno = 0;
 	bool		self;
+	volatile bool gone = true;
 
 	ks_check_loaded();
 
@@ -289,31 +289,37 @@ ks_kill_session(uint32 sid)
 				 errmsg("could not send signal to process %d: %m", pid)));
 	}
 
-	if (ks_my_sid != 0)
-		ereport(LOG,
-				(errmsg("session %u (pid %d, role \"%s\", database \"%s\") killed by session %u (pid %d, role \"%s\")",
-						sid, (int) pid, target_name, NameStr(target_db),
-						ks_my_sid, MyProcPid, killer_name)));
-	else
-		ereport(LOG,
-				(errmsg("session %u (pid %d, role \"%s\", database \"%s\") killed by process %d (role \"%s\")",
-						sid, (int) pid, target_name, NameStr(target_db),
-						MyProcPid, killer_name)));
-
-	if (self)
+	/*
+	 * From here the pidfd is closed however the call ends: the LOG line
+	 * serves interrupts, so a cancel or statement_timeout can end the call
+	 * right there, as well as during the wait.
+	 */
+	PG_TRY();
 	{
-		ks_self_kill_arm();
-		return true;
-	}
+		if (ks_my_sid != 0)
+			ereport(LOG,
+					(errmsg("session %u (pid %d, role \"%s\", database \"%s\") killed by session %u (pid %d, role \"%s\")",
+							sid, (int) pid, target_name, NameStr(target_db),
+							ks_my_sid, MyProcPid, killer_name)));
+		else
+			ereport(LOG,
+					(errmsg("session %u (pid %d, role \"%s\", database \"%s\") killed by process %d (role \"%s\")",
+							sid, (int) pid, target_name, NameStr(target_db),
+							MyProcPid, killer_name)));
 
-	if (ks_wait_timeout == 0)
+		if (self)
+			ks_self_kill_arm();
+		else if (ks_wait_timeout > 0)
+			gone = ks_wait_for_exit(pid, pidfd, ks_wait_timeout);
+	}
+	PG_FINALLY();
 	{
 		if (pidfd >= 0)
 			close(pidfd);
-		return true;
 	}
+	PG_END_TRY();
 
-	if (ks_wait_for_exit(pid, pidfd, ks_wait_timeout))
+	if (gone)
 		return true;
 
 	ereport(WARNING,

@@ -133,6 +133,36 @@ is($many[0]->value("SELECT kill_session('$last')"), 't', 'the newest is killed')
 $_->close for @many;
 ok(registry_consistent(), 'registry matches pg_stat_activity after they leave');
 
+# A killer cancelled by statement_timeout at any point of the call, the LOG
+# line and the wait included, leaves no descriptor open.  The target is
+# stopped, so every call signals it, logs and waits; a random sleep before
+# each call spreads the moment the timeout fires over the whole call.
+{
+	my $stopped = KsWire->connect($node);
+	my $sid = $stopped->session_id;
+	my $spid = $stopped->pid;
+	kill 'STOP', $spid;
+	my $killer = KsWire->connect($node);
+	my $kpid = $killer->pid;
+	my $fds = sub { opendir(my $d, "/proc/$kpid/fd") or die; my @f = grep { !/^\./ } readdir $d; scalar @f };
+	my $before = $fds->();
+	my %outcome;
+	for my $i (1 .. 1500)
+	{
+		my $r = $killer->query(
+			"SET statement_timeout = '2ms'; SELECT kill_session(s) FROM (SELECT '$sid' AS s, pg_sleep(0.0012 + random() * 0.0012)) x");
+		$outcome{ $r->{error} ? $r->{error}{C} : 'returned' }++;
+	}
+	$killer->query('RESET statement_timeout');
+	my $after = $fds->();
+	is($after, $before,
+		"1500 kills cancelled by statement_timeout leave no descriptor open ($before before, $after after)");
+	note join(', ', map { "$_: $outcome{$_}" } sort keys %outcome);
+	ok(($outcome{'57014'} // 0) > 0, 'statement_timeout did cancel kills');
+	kill 'CONT', $spid;
+	$killer->close;
+}
+
 is($node->safe_psql('postgres', 'SELECT pg_postmaster_start_time()'),
 	$start_time, 'the server never restarted');
 ok(!$node->log_contains(qr/PANIC|TRAP|terminated by signal/),
