@@ -155,6 +155,7 @@ static void
 ks_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
 {
 	ks_rewrite_show(query);
+	ks_analyze_show_text(pstate, query);
 
 	if (prev_post_parse_analyze_hook)
 		prev_post_parse_analyze_hook(pstate, query, jstate);
@@ -166,11 +167,16 @@ ks_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 				  ParamListInfo params, QueryEnvironment *queryEnv,
 				  DestReceiver *dest, QueryCompletion *qc)
 {
+	Node	   *stmt = pstmt->utilityStmt;
 	PlannedStmt *translated;
 	bool		is_translated;
+	bool		show_discarded;
 
-	if (IsA(pstmt->utilityStmt, AlterSystemStmt))
-		ks_check_alter_system((AlterSystemStmt *) pstmt->utilityStmt);
+	if (IsA(stmt, AlterSystemStmt))
+		ks_check_alter_system((AlterSystemStmt *) stmt);
+	else if (IsA(stmt, ExecuteStmt))
+		ks_show_before_execute(pstmt, queryString);
+	show_discarded = ks_show_may_discard(stmt);
 
 	/* GRANT / REVOKE ALTER SYSTEM [TO | FROM] role, Oracle's form */
 	is_translated = ks_translate_grant(pstmt, queryString, &translated);
@@ -186,6 +192,10 @@ ks_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	else
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 								params, queryEnv, dest, qc);
+
+	/* SHOW PROCESSLIST's statement outlives DEALLOCATE and DISCARD ALL. */
+	if (show_discarded)
+		ks_show_after_discard();
 
 	/* Report what was done: a GRANT or REVOKE, not GRANT ROLE. */
 	if (is_translated && qc != NULL)

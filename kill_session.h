@@ -27,6 +27,7 @@
 #include "datatype/timestamp.h"
 #include "libpq/libpq-be.h"
 #include "nodes/parsenodes.h"
+#include "parser/parse_node.h"
 #include "nodes/plannodes.h"
 #include "storage/lwlock.h"
 #include "utils/elog.h"
@@ -94,6 +95,10 @@ extern bool ks_translate_grant(PlannedStmt *pstmt, const char *queryString,
 
 /* oracle.c */
 extern void ks_rewrite_show(Query *query);
+extern void ks_analyze_show_text(ParseState *pstate, Query *query);
+extern void ks_show_before_execute(PlannedStmt *pstmt, const char *queryString);
+extern bool ks_show_may_discard(Node *stmt);
+extern void ks_show_after_discard(void);
 extern void ks_add_oracle_hint(ErrorData *edata);
 
 #endif							/* KILL_SESSION_H */

@@ -4,7 +4,8 @@
  *		The process list: client sessions by their session IDs.
  *
  * One pass over the registry and one over PostgreSQL's backend status
- * array (the snapshot pg_stat_activity reads), joined on the PID.  What a
+ * array (what pg_stat_activity reads), joined on the PID, both read at
+ * the call, inside a transaction too.  What a
  * caller may see follows pg_stat_activity: user and database of every
  * session; host, command, time, state and statement of a session only to
  * roles that may see its details (its own role, members of it, and
@@ -172,6 +173,14 @@ kill_session_processlist(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 
 	read_all_stats = has_privs_of_role(me, ROLE_PG_READ_ALL_STATS);
+
+	/*
+	 * Every call lists the sessions as they are now.  The backend status
+	 * array is read through a copy that PostgreSQL keeps for the rest of
+	 * the transaction; it is dropped first, as pg_stat_clear_snapshot()
+	 * drops it, so that the copy is taken now, after the registry's.
+	 */
+	pgstat_clear_backend_activity_snapshot();
 	entries = ks_copy_registry(&nentries);
 	nbackends = pgstat_fetch_stat_numbackends();
 

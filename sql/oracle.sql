@@ -70,14 +70,20 @@ END $$;
 SELECT show_count();
 DROP FUNCTION show_count();
 
--- SHOW PROCESSLIST runs through a session-level prepared statement.
-SELECT name, statement, from_sql FROM pg_prepared_statements;
--- DEALLOCATE ALL drops it; the next SHOW PROCESSLIST makes it again.
+-- SHOW PROCESSLIST runs through a session-level prepared statement, which
+-- the extension keeps: DEALLOCATE and DISCARD ALL remove it, and it is made
+-- again at once (a client's own prepared SHOW PROCESSLIST relies on it).
+SELECT name, from_sql, statement LIKE '%kill_session: SHOW PROCESSLIST%' AS ours
+FROM pg_prepared_statements;
 DEALLOCATE ALL;
-SHOW PROCESSLIST \gdesc
--- A user's statement of that name is never run in its place.
+SELECT name FROM pg_prepared_statements;
 DEALLOCATE kill_session_show_processlist;
+SELECT name FROM pg_prepared_statements;
+-- A user's statement of that name, made before the first SHOW PROCESSLIST
+-- of the session, is never replaced, nor run in its place.
+\c
 PREPARE kill_session_show_processlist AS SELECT 'mine';
 SHOW PROCESSLIST;
+EXECUTE kill_session_show_processlist;
 DEALLOCATE kill_session_show_processlist;
 SHOW PROCESSLIST \gdesc
