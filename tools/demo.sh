@@ -59,10 +59,18 @@ GRANT pg_read_all_stats TO kill_user;
 CREATE USER app_user;
 SQL
 
-# Two idle sessions to look at: the superuser's and an application's.
+# Two idle sessions to look at: the superuser's and an application's.  Each
+# psql reads from a pipe that a sleep of ours holds open; ending that sleep
+# (by its PID) ends the session.
+sleepers=()
 idle_session() {
-	(sleep 600 | ks_as_server_user "$BIN/psql" -X -q -h 127.0.0.1 -p "$port" \
-		-U "$1" -d postgres) >/dev/null 2>&1 &
+	local pipe="$DEMO/idle_$1"
+	rm -f "$pipe"
+	mkfifo -m 644 "$pipe"
+	ks_as_server_user "$BIN/psql" -X -q -h 127.0.0.1 -p "$port" \
+		-U "$1" -d postgres <"$pipe" >/dev/null 2>&1 &
+	sleep 600 >"$pipe" &
+	sleepers+=($!)
 }
 idle_session postgres
 idle_session app_user
@@ -98,4 +106,4 @@ kill_session is running on 127.0.0.1:$port.
 EOF
 
 # The superuser's idle session is not kill_user's to end; end it here.
-pkill -f "^sleep 600$" 2>/dev/null || true
+kill "${sleepers[@]}" 2>/dev/null || true

@@ -124,6 +124,42 @@ for name in $servers; do
 	ks_test_server "$name" || status=1
 done
 
+# The reference example as tools/demo.sh plays it, next to a process of
+# another user that looks like the demo's helpers: the demo must end only
+# what it started.
+ks_demo() {
+	local dir out bystander
+	echo
+	echo "== demo"
+	dir=$(mktemp -d /tmp/kill_session_demo.XXXXXX)
+	chown "$KS_SERVER_USER" "$dir"
+	runuser -u nobody -- sleep 600 &
+	bystander=$!
+	out=$(KS_DEMO_DIR=$dir/demo bash tools/demo.sh 2>&1)
+	echo "$out" | tail -25
+	runuser -u "$KS_SERVER_USER" -- "$(dirname "$PG_CONFIG")/pg_ctl" -D "$dir/demo/data" -m fast stop >/dev/null 2>&1
+	local missing=""
+	for want in "HINT:  On PostgreSQL run: SELECT kill_session(" \
+		"DETAIL:  Only superusers can kill sessions of superusers." \
+		"was killed by itself." "killed by session"; do
+		grep -qF "$want" <<<"$out" || missing="$missing [$want]"
+	done
+	if ! kill -0 "$bystander" 2>/dev/null; then
+		lines+=("demo: FAILED (it ended another user's process)")
+		return 1
+	fi
+	kill "$bystander"
+	rm -rf "$dir"
+	if [ -n "$missing" ]; then
+		lines+=("demo: FAILED (missing:$missing)")
+		return 1
+	fi
+	lines+=("demo: passed (the reference example plays; nothing but its own processes ended)")
+}
+if [ "$(id -u)" = 0 ] && [[ " $servers " == *" 15 "* ]]; then
+	ks_demo || status=1
+fi
+
 echo
 echo "== fuzz"
 fuzzdir=$(mktemp -d /tmp/kill_session_fuzz.XXXXXX)
