@@ -214,6 +214,22 @@ $c->send_query('INSERT INTO t VALUES (13)');
 is_deeply($c->trace(10), [ 'V:t', @$KILLED ], 'fastpath kill: its answer, then FATAL');
 is(table_rows('t'), '', 'fastpath kill: the statement queued behind it never ran');
 
+# -- Drivers -------------------------------------------------------------
+
+SKIP:
+{
+	skip 'python3-psycopg is not installed', 1
+	  if system('/usr/bin/python3', '-c', 'import psycopg') != 0;
+	my ($stdout, $stderr);
+	IPC::Run::run([ '/usr/bin/python3', 't/psycopg_self_kill.py',
+			$node->connstr('postgres') . ' user=dba' ],
+		'>', \$stdout, '2>', \$stderr);
+	like($stdout,
+		qr/^OperationalError: .*terminating connection due to administrator command \/ DETAIL:  Session \d+ was killed by itself\.\nclosed$/,
+		'psycopg 3: the call raises the FATAL, with its DETAIL in the text')
+	  or diag $stderr;
+}
+
 # -- pgbouncer -----------------------------------------------------------
 
 SKIP:

@@ -124,10 +124,10 @@ $c->close;
 SKIP:
 {
 	skip 'python3-psycopg is not installed', 1
-	  if system('python3', '-c', 'import psycopg') != 0;
+	  if system('/usr/bin/python3', '-c', 'import psycopg') != 0;
 	my ($stdout, $stderr);
 	my $ok = IPC::Run::run(
-		[ 'python3', 't/psycopg_show_processlist.py', $node->connstr('postgres') ],
+		[ '/usr/bin/python3', 't/psycopg_show_processlist.py', $node->connstr('postgres') ],
 		'>', \$stdout, '2>', \$stderr);
 	is($stdout, "ok ok ok ok\n",
 		'psycopg 3, prepare=True: SHOW PROCESSLIST after DEALLOCATE and SET SCHEMA both ways')

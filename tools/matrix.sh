@@ -113,7 +113,7 @@ ks_chroot() {
 
 # Debian 13's packages the suites need inside the chroot.
 KS_CHROOT_PACKAGES="postgresql-17 postgresql-server-dev-17 libkrb5-dev
-	libipc-run-perl make gcc perl pgbouncer"
+	libipc-run-perl make gcc perl pgbouncer python3-psycopg"
 
 ks_chroot_install() {
 	local missing="" pkg
