@@ -1,5 +1,6 @@
 # The control file is the one source of the version: META.json (PGXN) and
-# debian/changelog must agree with it.
+# debian/changelog must agree with it.  The supported PostgreSQL versions,
+# 15 to 18, agree in META.json, debian/pgversions and the README's table.
 
 use strict;
 use warnings FATAL => 'all';
@@ -31,5 +32,15 @@ like($meta, qr/"file"\s*:\s*"kill_session--\Q$version\E\.sql"/,
 my ($deb) = slurp('debian/changelog') =~ /^kill-session \(([^)]+)\)/;
 (my $upstream = $deb // '') =~ s/-[^-]+$//;
 is($upstream, $version, "debian/changelog's newest entry is $version");
+
+my ($low, $high) = $meta =~ /"PostgreSQL"\s*:\s*">= (\d+)\.0\.0, < (\d+)\.0\.0"/;
+is("$low-" . ($high - 1), '15-18', 'META.json: PostgreSQL 15 to 18');
+like(slurp('debian/pgversions'), qr/^15\+$/m, 'debian/pgversions: 15 and later');
+my $readme = slurp('README.md');
+for my $v (15 .. 18)
+{
+	like($readme, qr/^\| $v \| supported/m, "the README's version table lists $v as supported");
+}
+like($readme, qr/^\| 13, 14 \| not supported/m, 'and 13 and 14 as not supported');
 
 done_testing();
