@@ -3,9 +3,11 @@
 MODULE_big = kill_session
 OBJS = \
 	$(WIN32RES) \
+	cancel.o \
+	disconnect.o \
 	kill.o \
 	kill_session.o \
-	oracle.o \
+	oracle_hint.o \
 	privilege.o \
 	processlist.o \
 	registry.o \
@@ -14,12 +16,13 @@ OBJS = \
 	sql_scan.o
 
 EXTENSION = kill_session
-DATA = kill_session--1.0.sql
+DATA = kill_session--1.0.sql kill_session--1.0--1.1.sql
 PGFILEDESC = "kill_session - Oracle-mode ALTER SYSTEM KILL SESSION"
 
 REGRESS = setup processlist kill oracle
 REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=$(srcdir)/kill_session.conf
-ISOLATION = kill_locks kill_idle_in_transaction
+ISOLATION = kill_locks kill_idle_in_transaction disconnect_commit \
+	disconnect_rollback
 ISOLATION_OPTS = --temp-instance=./tmp_check_iso --temp-config=$(srcdir)/kill_session.conf
 TAP_TESTS = 1
 EXTRA_CLEAN = fuzz/build bench/out

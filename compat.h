@@ -32,6 +32,11 @@
 #include "storage/waiteventset.h"
 #endif
 
+/* A function that never returns: pg_noreturn, before it, from 18 on. */
+#ifndef pg_noreturn
+#define pg_noreturn pg_attribute_noreturn()
+#endif
+
 /* This backend's PGPROC number. */
 #if PG_VERSION_NUM >= 170000
 #define KS_MY_PROCNO	MyProcNumber

@@ -1,7 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * kill.c
- *		kill_session(): end a client session named by its session ID.
+ *		kill_session() and kill_sessions(): end client sessions named by
+ *		their session IDs; and what every statement aimed at a session
+ *		shares: the session argument, the privilege, the aim, the log line.
  *
  * The kill is SIGTERM, as pg_terminate_backend() sends it: the target's
  * open transaction rolls back, its locks are released and its client gets
@@ -18,27 +20,38 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
+#include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
-#include "storage/lwlock.h"
-#include "storage/proc.h"
+#include "storage/pmsignal.h"
+#include "utils/array.h"
 #include "utils/acl.h"
-#include "utils/backend_status.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/timestamp.h"
+#include "utils/tuplestore.h"
 
+#include "compat.h"
 #include "kill_session.h"
+#include "privilege.h"
+#include "registry.h"
 #include "session_id.h"
 
 PG_FUNCTION_INFO_V1(kill_session);
+PG_FUNCTION_INFO_V1(kill_sessions);
+
+/* kill_session.wait_timeout, in milliseconds */
+static int	ks_wait_timeout = 5000;
 
 /*
  * A process that has exited is reaped by the postmaster within microseconds:
@@ -47,7 +60,28 @@ PG_FUNCTION_INFO_V1(kill_session);
 #define KS_REAP_SPIN_US			2000
 #define KS_REAP_STEP_US			100
 
-static void
+void
+ks_define_kill_settings(void)
+{
+	DefineCustomIntVariable("kill_session.wait_timeout",
+							"Sets how long kill_session() waits for the killed session to end.",
+							"After this many milliseconds kill_session() returns with a warning that the "
+							"session is marked for kill. Zero means do not wait.",
+							&ks_wait_timeout,
+							5000,
+							0, INT_MAX,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+}
+
+int
+ks_kill_wait_timeout(void)
+{
+	return ks_wait_timeout;
+}
+
+pg_noreturn static void
 ks_report_missing(uint32 sid)
 {
 	ereport(ERROR,
@@ -56,44 +90,171 @@ ks_report_missing(uint32 sid)
 }
 
 /*
- * Add to this backend's FATAL 57P01 who killed it, if kill_session() did.
- * Runs inside emit_log_hook, in ErrorContext; reads only this backend's own
- * slot, which the killer filled before signalling.
+ * The session ID of a 'sid' or 'sid, serial#' argument; NULL and anything
+ * else is ORA-00026.  The serial# is accepted and ignored.
+ */
+uint32
+ks_session_arg(FunctionCallInfo fcinfo, int argno)
+{
+	text	   *arg = PG_ARGISNULL(argno) ? NULL : PG_GETARG_TEXT_PP(argno);
+	uint32_t	sid;
+	uint32_t	serial;
+	bool		has_serial;
+
+	if (arg == NULL ||
+		!ks_parse_session_id(VARDATA_ANY(arg), VARSIZE_ANY_EXHDR(arg),
+							 &sid, &serial, &has_serial))
+		ks_report_invalid();
+	return sid;
+}
+
+void
+ks_report_invalid(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("missing or invalid session ID"),
+			 errhint("Give the session as 'session_id' or 'session_id, serial#', with the ID from SHOW PROCESSLIST.")));
+}
+
+/*
+ * Check that the caller may act on sessions at all; what is "kill
+ * session", "disconnect session" or "cancel SQL of session".
  */
 void
-ks_add_kill_detail(ErrorData *edata)
+ks_check_privilege(const char *what)
 {
-	KsSlot	   *slot = ks_my_slot();
+	if (!ks_may_kill(GetUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to %s", what),
+				 errdetail("Only superusers and roles with the ALTER SYSTEM privilege on parameter \"%s\" may %s.",
+						   KS_PRIVILEGE_PARAMETER, what)));
+}
 
-	if (slot == NULL || !slot->killed || slot->pid != MyProcPid)
-		return;
+/*
+ * Find the session sid for an action on it: a copy of its entry, and who
+ * the caller is.  PostgreSQL's own rule stays: only superusers may signal a
+ * superuser's backend, and one not yet advertising a role counts as one.
+ * missing_ok: return false for a session that is not there.
+ */
+bool
+ks_aim(uint32 sid, const char *what, bool missing_ok,
+	   KsSession *target, KsKiller *me)
+{
+	if (!ks_registry_lookup(sid, target))
+	{
+		if (missing_ok)
+			return false;
+		ks_report_missing(sid);
+	}
+	if ((!OidIsValid(target->roleid) || superuser_arg(target->roleid)) &&
+		!superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to %s", what),
+				 errdetail("Only superusers can %s of superusers.",
+						   strcmp(what, "kill session") == 0 ? "kill sessions" :
+						   strcmp(what, "disconnect session") == 0 ?
+						   "disconnect sessions" : "cancel SQL of sessions")));
 
-	if (slot->killer_sid == slot->sid)
-		edata->detail = psprintf("Session %u was killed by itself.", slot->sid);
-	else if (slot->killer_sid != 0)
-		edata->detail = psprintf("Session %u was killed by role \"%s\" (session %u).",
-								 slot->sid, NameStr(slot->killer_role),
-								 slot->killer_sid);
+	me->sid = ks_my_session_id();
+	me->pid = MyProcPid;
+	namestrcpy(&me->role, GetUserNameFromId(GetUserId(), false));
+	return true;
+}
+
+/* Mark and signal; a session gone meanwhile is 42704. */
+void
+ks_mark(uint32 sid, const KsSession *target, KsAction action,
+		const KsKiller *me, int signo, int *pidfd)
+{
+	switch (ks_registry_mark_and_signal(sid, target->pid, action, me, signo,
+										pidfd))
+	{
+		case KS_MARK_DONE:
+			break;
+		case KS_MARK_GONE:
+			ks_report_missing(sid);
+		case KS_MARK_SIGNAL_FAILED:
+			ereport(ERROR,
+					(errcode(ERRCODE_SYSTEM_ERROR),
+					 errmsg("could not send signal to process %d: %m",
+							(int) target->pid)));
+	}
+}
+
+/*
+ * Log an action on a session: who did what to whom.  done is "killed",
+ * "marked to disconnect after its transaction", "disconnected" or "had its
+ * statement cancelled".
+ */
+void
+ks_log_action(uint32 sid, const KsSession *target, const char *done,
+			  const KsKiller *me)
+{
+	char	   *target_name = OidIsValid(target->roleid) ?
+		GetUserNameFromId(target->roleid, true) : NULL;
+
+	if (target_name == NULL)
+		target_name = pstrdup(NameStr(target->user_name));
+	if (me->sid != 0)
+		ereport(LOG,
+				(errmsg("session %u (pid %d, role \"%s\", database \"%s\") %s by session %u (pid %d, role \"%s\")",
+						sid, (int) target->pid, target_name,
+						NameStr(target->db_name), done, me->sid, me->pid,
+						NameStr(me->role))));
 	else
-		edata->detail = psprintf("Session %u was killed by role \"%s\" (process %d).",
-								 slot->sid, NameStr(slot->killer_role),
-								 slot->killer_pid);
+		ereport(LOG,
+				(errmsg("session %u (pid %d, role \"%s\", database \"%s\") %s by process %d (role \"%s\")",
+						sid, (int) target->pid, target_name,
+						NameStr(target->db_name), done, me->pid,
+						NameStr(me->role))));
+}
+
+/* "role "x" (session N)" or "role "x" (process P)" */
+static char *
+ks_describe_marker(const KsKiller *by)
+{
+	if (by->sid != 0)
+		return psprintf("role \"%s\" (session %u)", NameStr(by->role), by->sid);
+	return psprintf("role \"%s\" (process %d)", NameStr(by->role), by->pid);
+}
+
+/*
+ * Add to this backend's FATAL 57P01 who ended it, if a kill or a
+ * disconnect did; to its ERROR 57014 who cancelled its statement, if
+ * cancel_sql() did.  Runs inside emit_log_hook, in ErrorContext.
+ */
+void
+ks_add_end_detail(ErrorData *edata)
+{
+	uint32		my_sid;
+	KsKiller	by;
+
+	if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+	{
+		if (ks_my_mark(KS_CANCEL, &my_sid, &by))
+			edata->detail = psprintf("The statement of session %u was cancelled by %s.",
+									 my_sid, ks_describe_marker(&by));
+	}
+	else if (ks_my_mark(KS_KILL, &my_sid, &by))
+	{
+		if (by.sid == my_sid)
+			edata->detail = psprintf("Session %u was killed by itself.", my_sid);
+		else
+			edata->detail = psprintf("Session %u was killed by %s.",
+									 my_sid, ks_describe_marker(&by));
+	}
+	else if (ks_my_mark(KS_DISCONNECT, &my_sid, &by))
+		edata->detail = psprintf("Session %u was disconnected by %s after its transaction.",
+								 my_sid, ks_describe_marker(&by));
 }
 
 static bool
 ks_process_gone(pid_t pid)
 {
 	return kill(pid, 0) != 0 && errno == ESRCH;
-}
-
-static int
-ks_pidfd_open(pid_t pid)
-{
-#ifdef SYS_pidfd_open
-	return (int) syscall(SYS_pidfd_open, pid, 0);
-#else
-	return -1;
-#endif
 }
 
 /*
@@ -194,100 +355,17 @@ ks_wait_for_exit(pid_t pid, int pidfd, int timeout_ms)
 bool
 ks_kill_session(uint32 sid)
 {
-	Oid			my_role = GetUserId();
-	int			idx;
-	KsSlot	   *slot;
-	pid_t		pid;
-	Oid			target_role;
-	NameData	target_user;
-	NameData	target_db;
-	char	   *killer_name;
-	char	   *target_name;
+	KsSession	target;
+	KsKiller	me;
 	int			pidfd = -1;
-	int			signal_errno = 0;
 	bool		self;
 	volatile bool gone = true;
 
 	ks_check_loaded();
-
-	if (!ks_may_kill(my_role))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to kill session"),
-				 errdetail("Only superusers and roles with the ALTER SYSTEM privilege on parameter \"%s\" may kill sessions.",
-						   "kill_session.kill")));
-
-	/* Find the session and the role it runs as. */
-	LWLockAcquire(ks_shared->lock, LW_SHARED);
-	idx = ks_find_slot_locked(sid);
-	if (idx >= 0)
-	{
-		slot = &ks_shared->slots[idx];
-		pid = slot->pid;
-		target_role = GetPGProcByNumber(idx)->roleId;
-		target_user = slot->user_name;
-		target_db = slot->db_name;
-	}
-	LWLockRelease(ks_shared->lock);
-	if (idx < 0)
-		ks_report_missing(sid);
-
-	/*
-	 * PostgreSQL's own rule: only superusers may signal a superuser's
-	 * backend, and one not yet advertising a role counts as one.
-	 */
-	if ((!OidIsValid(target_role) || superuser_arg(target_role)) &&
-		!superuser())
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to kill session"),
-				 errdetail("Only superusers can kill sessions of superusers.")));
-
-	killer_name = GetUserNameFromId(my_role, false);
-	target_name = OidIsValid(target_role) ?
-		GetUserNameFromId(target_role, true) : NULL;
-	if (target_name == NULL)
-		target_name = pstrdup(NameStr(target_user));
-	self = (pid == MyProcPid);
-
-	/*
-	 * Signal under the lock, after checking that the slot still holds the
-	 * same session: it cannot finish exiting meanwhile, so pid is still
-	 * that session's.  The pidfd is taken here for the same reason.
-	 */
-	LWLockAcquire(ks_shared->lock, LW_EXCLUSIVE);
-	if (slot->pid != pid || slot->sid != sid)
-	{
-		LWLockRelease(ks_shared->lock);
-		ks_report_missing(sid);
-	}
-	if (!slot->killed)
-	{
-		slot->killed = true;
-		slot->killer_sid = ks_my_sid;
-		slot->killer_pid = MyProcPid;
-		namestrcpy(&slot->killer_role, killer_name);
-	}
-	if (!self)
-	{
-		pidfd = ks_pidfd_open(pid);
-		/* Backends lead their own process group, as pg_signal_backend knows. */
-		if (kill(-pid, SIGTERM) != 0 && kill(pid, SIGTERM) != 0)
-			signal_errno = errno;
-	}
-	LWLockRelease(ks_shared->lock);
-
-	if (signal_errno != 0)
-	{
-		if (pidfd >= 0)
-			close(pidfd);
-		if (signal_errno == ESRCH)
-			ks_report_missing(sid);
-		errno = signal_errno;
-		ereport(ERROR,
-				(errcode(ERRCODE_SYSTEM_ERROR),
-				 errmsg("could not send signal to process %d: %m", pid)));
-	}
+	ks_check_privilege("kill session");
+	ks_aim(sid, "kill session", false, &target, &me);
+	self = (target.pid == MyProcPid);
+	ks_mark(sid, &target, KS_KILL, &me, self ? 0 : SIGTERM, &pidfd);
 
 	/*
 	 * From here the pidfd is closed however the call ends: the LOG line
@@ -296,21 +374,11 @@ ks_kill_session(uint32 sid)
 	 */
 	PG_TRY();
 	{
-		if (ks_my_sid != 0)
-			ereport(LOG,
-					(errmsg("session %u (pid %d, role \"%s\", database \"%s\") killed by session %u (pid %d, role \"%s\")",
-							sid, (int) pid, target_name, NameStr(target_db),
-							ks_my_sid, MyProcPid, killer_name)));
-		else
-			ereport(LOG,
-					(errmsg("session %u (pid %d, role \"%s\", database \"%s\") killed by process %d (role \"%s\")",
-							sid, (int) pid, target_name, NameStr(target_db),
-							MyProcPid, killer_name)));
-
+		ks_log_action(sid, &target, "killed", &me);
 		if (self)
-			ks_self_kill_arm();
+			ks_end_after_statement();
 		else if (ks_wait_timeout > 0)
-			gone = ks_wait_for_exit(pid, pidfd, ks_wait_timeout);
+			gone = ks_wait_for_exit(target.pid, pidfd, ks_wait_timeout);
 	}
 	PG_FINALLY();
 	{
@@ -338,25 +406,187 @@ ks_kill_session(uint32 sid)
 Datum
 kill_session(PG_FUNCTION_ARGS)
 {
-	text	   *arg;
-	uint32_t	sid;
-	uint32_t	serial;
-	bool		has_serial;
+	ks_check_loaded();
+	PG_RETURN_BOOL(ks_kill_session(ks_session_arg(fcinfo, 0)));
+}
+
+/*
+ * Wait until every process in pids[0..n) is gone, or timeout_ms have
+ * passed; gone[i] says which are.  One poll() on all their pidfds wakes as
+ * each exits, then the CPU is yielded to the postmaster until it has
+ * reaped it.  A signal interrupts poll(), so cancels are served at once; a
+ * process without a pidfd is looked at every millisecond.
+ */
+static void
+ks_wait_for_all(const pid_t *pids, const int *pidfds, bool *gone, int n,
+				int timeout_ms)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   timeout_ms);
+	struct pollfd *fds = palloc(sizeof(struct pollfd) * Max(n, 1));
+
+	for (;;)
+	{
+		int			nfds = 0;
+		int			pending = 0;
+		bool		unwatched = false;
+		long		remaining;
+		int			i;
+
+		CHECK_FOR_INTERRUPTS();
+		if (!PostmasterIsAlive())
+			proc_exit(1);
+		for (i = 0; i < n; i++)
+		{
+			if (gone[i])
+				continue;
+			if (ks_process_gone(pids[i]))
+			{
+				gone[i] = true;
+				continue;
+			}
+			pending++;
+			if (pidfds[i] >= 0)
+			{
+				fds[nfds].fd = pidfds[i];
+				fds[nfds].events = POLLIN;
+				fds[nfds].revents = 0;
+				nfds++;
+			}
+			else
+				unwatched = true;
+		}
+		if (pending == 0)
+			break;
+		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+													deadline);
+		if (remaining <= 0)
+			break;
+		/* Some have exited and wait to be reaped: a moment for that. */
+		if (poll(fds, nfds, unwatched ? Min(remaining, 1) : remaining) > 0)
+			sched_yield();
+	}
+	pfree(fds);
+}
+
+/*
+ * kill_sessions(ids bigint[]) returns table (id bigint, killed boolean)
+ *
+ * Many kills at once: every session is checked first (an invalid ID or a
+ * superuser's session stops the call before any kill; a session that does
+ * not exist gets a NOTICE and false), then all are signalled, then waited
+ * for together within one kill_session.wait_timeout.  The caller's own
+ * session, if listed, ends after the statement, as kill_session() does.
+ */
+Datum
+kill_sessions(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ArrayType  *ids;
+	Datum	   *elems;
+	bool	   *elem_nulls;
+	int			n;
+	KsSession  *targets;
+	KsKiller	me;
+	pid_t	   *pids;
+	int		   *pidfds;
+	bool	   *found;
+	bool	   *gone;
+	int			not_gone = 0;
+	int			i;
 
 	ks_check_loaded();
-
 	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("missing or invalid session ID"),
-				 errhint("Give the session as 'session_id' or 'session_id, serial#', with the ID from SHOW PROCESSLIST.")));
-	arg = PG_GETARG_TEXT_PP(0);
-	if (!ks_parse_session_id(VARDATA_ANY(arg), VARSIZE_ANY_EXHDR(arg),
-							 &sid, &serial, &has_serial))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("missing or invalid session ID"),
-				 errhint("Give the session as 'session_id' or 'session_id, serial#', with the ID from SHOW PROCESSLIST.")));
+		ks_report_invalid();
+	ids = PG_GETARG_ARRAYTYPE_P(0);
+	if (ARR_NDIM(ids) > 1)
+		ks_report_invalid();
+	deconstruct_array(ids, INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
+					  TYPALIGN_DOUBLE, &elems, &elem_nulls, &n);
+	ks_check_privilege("kill session");
+	InitMaterializedSRF(fcinfo, 0);
 
-	PG_RETURN_BOOL(ks_kill_session(sid));
+	targets = palloc(sizeof(KsSession) * Max(n, 1));
+	pids = palloc0(sizeof(pid_t) * Max(n, 1));
+	pidfds = palloc(sizeof(int) * Max(n, 1));
+	found = palloc0(sizeof(bool) * Max(n, 1));
+	gone = palloc0(sizeof(bool) * Max(n, 1));
+
+	/* Every ID is valid and may be killed, before anything is killed. */
+	for (i = 0; i < n; i++)
+	{
+		int64		id = elem_nulls[i] ? 0 : DatumGetInt64(elems[i]);
+
+		pidfds[i] = -1;
+		if (id < 1 || id > PG_UINT32_MAX)
+			ks_report_invalid();
+		found[i] = ks_aim((uint32) id, "kill session", true, &targets[i], &me);
+		if (!found[i])
+			ereport(NOTICE,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("session ID %u does not exist", (uint32) id)));
+	}
+
+	PG_TRY();
+	{
+		for (i = 0; i < n; i++)
+		{
+			bool		self;
+
+			if (!found[i])
+				continue;
+			self = (targets[i].pid == MyProcPid);
+			if (ks_registry_mark_and_signal(targets[i].sid, targets[i].pid,
+											KS_KILL, &me, self ? 0 : SIGTERM,
+											&pidfds[i]) != KS_MARK_DONE)
+			{
+				/* It ended meanwhile, on its own. */
+				found[i] = false;
+				continue;
+			}
+			pids[i] = targets[i].pid;
+			if (self)
+			{
+				ks_end_after_statement();
+				gone[i] = true;
+			}
+		}
+		for (i = 0; i < n; i++)
+		{
+			if (found[i])
+				ks_log_action(targets[i].sid, &targets[i], "killed", &me);
+			else
+				gone[i] = true; /* nothing to wait for */
+		}
+		if (ks_wait_timeout > 0)
+			ks_wait_for_all(pids, pidfds, gone, n, ks_wait_timeout);
+	}
+	PG_FINALLY();
+	{
+		for (i = 0; i < n; i++)
+		{
+			if (pidfds[i] >= 0)
+				close(pidfds[i]);
+		}
+	}
+	PG_END_TRY();
+
+	for (i = 0; i < n; i++)
+	{
+		Datum		values[2];
+		bool		nulls[2] = {false, false};
+		bool		killed = found[i] && (gone[i] || ks_wait_timeout == 0);
+
+		values[0] = Int64GetDatum(DatumGetInt64(elems[i]));
+		values[1] = BoolGetDatum(killed);
+		if (found[i] && !killed)
+			not_gone++;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	if (not_gone > 0)
+		ereport(WARNING,
+				(errmsg("%d sessions marked for kill", not_gone),
+				 errdetail("They did not end within %d ms; they will end as soon as they can.",
+						   ks_wait_timeout)));
+	return (Datum) 0;
 }

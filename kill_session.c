@@ -18,8 +18,6 @@
  */
 #include "postgres.h"
 
-#include <limits.h>
-
 #include "libpq/auth.h"
 #include "miscadmin.h"
 #include "parser/analyze.h"
@@ -33,12 +31,11 @@
 #include "utils/memutils.h"
 
 #include "kill_session.h"
+#include "oracle_hint.h"
+#include "privilege.h"
+#include "registry.h"
 
 PG_MODULE_MAGIC;
-
-/*---- GUC variables ----*/
-
-int			ks_wait_timeout = 5000;
 
 /*---- Saved hook values ----*/
 
@@ -68,23 +65,13 @@ void
 _PG_init(void)
 {
 	/*
-	 * Without preloading there is no registry.  The SQL functions still
-	 * exist (CREATE EXTENSION works) and each reports the missing setting.
+	 * Without preloading there is no registry.  The SQL functions still exist
+	 * (CREATE EXTENSION works) and each reports the missing setting.
 	 */
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 
-	DefineCustomIntVariable("kill_session.wait_timeout",
-							"Sets how long kill_session() waits for the killed session to end.",
-							"After this many milliseconds kill_session() returns with a warning that the "
-							"session is marked for kill. Zero means do not wait.",
-							&ks_wait_timeout,
-							5000,
-							0, INT_MAX,
-							PGC_USERSET,
-							GUC_UNIT_MS,
-							NULL, NULL, NULL);
-
+	ks_define_kill_settings();
 	ks_define_privilege_parameter();
 
 	MarkGUCPrefixReserved("kill_session");
@@ -103,27 +90,12 @@ _PG_init(void)
 	emit_log_hook = ks_emit_log;
 }
 
-/*
- * Raise the error every entry point gives when the library was not
- * preloaded.
- */
-void
-ks_check_loaded(void)
-{
-	if (ks_shared == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("kill_session must be loaded via shared_preload_libraries"),
-				 errhint("Add kill_session to shared_preload_libraries in postgresql.conf and restart the server.")));
-}
-
 static void
 ks_shmem_request(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
-	RequestAddinShmemSpace(ks_shmem_size());
-	RequestNamedLWLockTranche("kill_session", 1);
+	ks_registry_shmem_request();
 }
 
 static void
@@ -131,10 +103,7 @@ ks_shmem_startup(void)
 {
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
-
-	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	ks_shmem_init();
-	LWLockRelease(AddinShmemInitLock);
+	ks_registry_shmem_startup();
 }
 
 /*
@@ -148,7 +117,10 @@ ks_ClientAuthentication(Port *port, int status)
 		prev_ClientAuthentication(port, status);
 
 	if (status == STATUS_OK && !am_walsender)
+	{
 		ks_register_session(port);
+		RegisterXactCallback(ks_disconnect_xact_callback, NULL);
+	}
 }
 
 static void
@@ -219,14 +191,16 @@ ks_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 static void
 ks_emit_log(ErrorData *edata)
 {
-	if (ks_shared != NULL)
+	if (ks_registry_loaded())
 	{
 		MemoryContext oldcontext = MemoryContextSwitchTo(ErrorContext);
 
-		if (edata->elevel == FATAL &&
-			edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN &&
+		if (((edata->elevel == FATAL &&
+			  edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN) ||
+			 (edata->elevel == ERROR &&
+			  edata->sqlerrcode == ERRCODE_QUERY_CANCELED)) &&
 			edata->detail == NULL)
-			ks_add_kill_detail(edata);
+			ks_add_end_detail(edata);
 		else if (edata->elevel == ERROR &&
 				 edata->sqlerrcode == ERRCODE_SYNTAX_ERROR &&
 				 edata->hint == NULL)

@@ -1,17 +1,34 @@
 /*-------------------------------------------------------------------------
  *
  * kill_session.h
- *		Declarations shared by the parts of kill_session.
+ *		The features of kill_session, as the entry file wires them.
  *
- * kill_session.c	module init, settings, hook wiring
- * registry.c		client session IDs in shared memory
- * processlist.c	the process list (view processlist, SHOW PROCESSLIST)
- * kill.c			kill_session() and the kill itself
- * selfkill.c		ending the caller's own session after its statement
- * privilege.c		who may kill, and the Oracle GRANT ALTER SYSTEM form
- * oracle.c			SHOW PROCESSLIST rewrite and the HINT for the Oracle
- *					statement
- * session_id.c		the pure parser of the session string
+ * The files, one idea each:
+ *
+ * kill_session.c	entry: module init, settings, hook wiring (top)
+ * kill.c			kill_session() and kill_sessions(): the kill of
+ *					sessions, the wait, the DETAIL its victim is told, and
+ *					what every action on a session shares
+ * disconnect.c		disconnect_session(): the end of a session after its
+ *					transaction
+ * cancel.c			cancel_sql(): the cancel of a session's statement
+ * selfkill.c		ending a session right after its current statement:
+ *					the caller's own after a kill, a disconnected one after
+ *					its transaction
+ * processlist.c	the process list: the view, and the SHOW PROCESSLIST
+ *					front door
+ * registry.c/h		client session IDs in shared memory (leaf)
+ * privilege.c/h	who may kill, and the Oracle GRANT ALTER SYSTEM form
+ *					(leaf)
+ * oracle_hint.c/h	the HINT for the Oracle statement (leaf)
+ * sql_scan.c/h		the SQL scanner behind the HINT and the GRANT form:
+ *					pure C, fuzzed (leaf)
+ * session_id.c/h	the session string parser: pure C, fuzzed (leaf)
+ * compat.h			the differences between PostgreSQL 15 and 18
+ *
+ * Includes form a tree: the entry file includes the features' header and
+ * the leaves' headers; features include the leaves' headers; leaves
+ * include nothing of the project but compat.h and the pure headers.
  *
  * Copyright (c) 2026, kill_session developers
  *
@@ -23,82 +40,55 @@
 #ifndef KILL_SESSION_H
 #define KILL_SESSION_H
 
+#include "access/xact.h"
+#include "fmgr.h"
+#include "utils/backend_status.h"
+
 #include "compat.h"
-#include "datatype/timestamp.h"
-#include "libpq/libpq-be.h"
-#include "nodes/parsenodes.h"
-#include "parser/parse_node.h"
-#include "nodes/plannodes.h"
-#include "storage/lwlock.h"
-#include "utils/elog.h"
+#include "registry.h"
 
-/* Longest "address:port" text kept for a session. */
-#define KS_HOST_LEN		64
+struct ParseState;
+struct PlannedStmt;
+struct Query;
 
-/*
- * One registry slot per PGPROC, indexed by pgprocno.  A slot is in use while
- * pid != 0.  The owning backend fills it once authenticated and clears it
- * in its own on_shmem_exit callback; all of it is read and written under the
- * registry lock.
- */
-typedef struct KsSlot
-{
-	pid_t		pid;			/* owning backend, 0 when free */
-	uint32		sid;			/* client session ID */
-	TimestampTz connect_time;	/* when the slot was filled */
-	NameData	user_name;		/* role the session authenticated as */
-	NameData	db_name;		/* database it connected to */
-	char		host[KS_HOST_LEN];	/* "address:port" or "localhost" */
-
-	/* Written by a killer before it signals; read by the dying backend. */
-	bool		killed;
-	uint32		killer_sid;		/* 0 when the killer has no session ID */
-	int			killer_pid;
-	NameData	killer_role;
-} KsSlot;
-
-typedef struct KsShared
-{
-	LWLock	   *lock;			/* protects everything below */
-	uint32		next_sid;		/* next ID to hand out */
-	bool		wrapped;		/* next_sid has passed 4294967295 */
-	int			nslots;
-	KsSlot		slots[FLEXIBLE_ARRAY_MEMBER];
-} KsShared;
-
-/* kill_session.c */
-extern int	ks_wait_timeout;
-extern void ks_check_loaded(void);
-
-/* registry.c */
-extern KsShared *ks_shared;
-extern uint32 ks_my_sid;
-extern Size ks_shmem_size(void);
-extern void ks_shmem_init(void);
-extern void ks_register_session(Port *port);
-extern int	ks_find_slot_locked(uint32 sid);
-extern KsSlot *ks_my_slot(void);
-
-/* kill.c */
+/* kill.c: the one kill behind every front door, and what every action on
+ * a session shares */
 extern bool ks_kill_session(uint32 sid);
-extern void ks_add_kill_detail(ErrorData *edata);
+extern void ks_define_kill_settings(void);
+extern int	ks_kill_wait_timeout(void);
+extern uint32 ks_session_arg(FunctionCallInfo fcinfo, int argno);
+pg_noreturn extern void ks_report_invalid(void);
+extern void ks_check_privilege(const char *what);
+extern bool ks_aim(uint32 sid, const char *what, bool missing_ok,
+				   KsSession *target, KsKiller *me);
+extern void ks_mark(uint32 sid, const KsSession *target, KsAction action,
+					const KsKiller *me, int signo, int *pidfd);
+extern void ks_log_action(uint32 sid, const KsSession *target,
+						  const char *done, const KsKiller *me);
+extern void ks_add_end_detail(ErrorData *edata);
 
-/* selfkill.c */
-extern void ks_self_kill_arm(void);
+/* selfkill.c: also ends a session marked to disconnect */
+extern void ks_end_after_statement(void);
 
-/* privilege.c */
-extern void ks_define_privilege_parameter(void);
-extern void ks_check_alter_system(AlterSystemStmt *stmt);
-extern bool ks_may_kill(Oid roleid);
-extern bool ks_translate_grant(PlannedStmt *pstmt, const char *queryString,
-							   PlannedStmt **translated);
+/* disconnect.c */
+extern void ks_disconnect_xact_callback(XactEvent event, void *arg);
 
-/* oracle.c */
-extern void ks_rewrite_show(Query *query);
-extern void ks_analyze_show_text(ParseState *pstate, Query *query);
-extern void ks_show_before_execute(PlannedStmt *pstmt, const char *queryString);
+/* processlist.c: what a backend is doing now, from its status entry */
+typedef struct KsActivity
+{
+	BackendState state;
+	TimestampTz stmt_start;		/* when its current statement started */
+	TimestampTz xact_start;		/* when its transaction started, or 0 */
+} KsActivity;
+
+extern bool ks_backend_activity(pid_t pid, KsActivity *activity);
+
+/* processlist.c: the SHOW PROCESSLIST front door */
+extern void ks_rewrite_show(struct Query *query);
+extern void ks_analyze_show_text(struct ParseState *pstate, struct Query *query);
+extern void ks_show_before_execute(struct PlannedStmt *pstmt,
+								   const char *queryString);
 extern bool ks_show_may_discard(Node *stmt);
 extern void ks_show_after_discard(void);
-extern void ks_add_oracle_hint(ErrorData *edata);
 
 #endif							/* KILL_SESSION_H */

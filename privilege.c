@@ -36,11 +36,9 @@
 #include "utils/acl.h"
 #include "utils/guc.h"
 
-#include "kill_session.h"
+#include "compat.h"
+#include "privilege.h"
 #include "sql_scan.h"
-
-/* The parameter whose ALTER SYSTEM privilege allows killing sessions. */
-#define KS_PRIVILEGE_PARAMETER	"kill_session.kill"
 
 /* The value of kill_session.kill: always empty. */
 static char *ks_kill_parameter_value = NULL;

@@ -20,78 +20,41 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/indexing.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_extension.h"
 #include "commands/dbcommands.h"
+#include "commands/prepare.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "parser/analyze.h"
+#include "parser/parser.h"
 #include "pgstat.h"
-#include "storage/lwlock.h"
+#include "storage/lmgr.h"
+#include "tcop/tcopprot.h"
+#include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/backend_status.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/plancache.h"
+#include "utils/rel.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
+#include "compat.h"
 #include "kill_session.h"
+#include "registry.h"
+#include "sql_scan.h"
 
 PG_FUNCTION_INFO_V1(kill_session_processlist);
 
 #define KS_PROCESSLIST_COLS	9
-
-/* What is copied out of the registry under its lock. */
-typedef struct KsEntry
-{
-	pid_t		pid;
-	uint32		sid;
-	bool		killed;
-	bool		listed;			/* matched a backend status entry */
-	TimestampTz connect_time;
-	NameData	user_name;
-	NameData	db_name;
-	char		host[KS_HOST_LEN];
-} KsEntry;
-
-static int
-ks_entry_cmp(const void *a, const void *b)
-{
-	pid_t		pa = ((const KsEntry *) a)->pid;
-	pid_t		pb = ((const KsEntry *) b)->pid;
-
-	return (pa > pb) - (pa < pb);
-}
-
-static KsEntry *
-ks_copy_registry(int *count)
-{
-	KsEntry    *entries = palloc(sizeof(KsEntry) * ks_shared->nslots);
-	int			n = 0;
-	int			i;
-
-	LWLockAcquire(ks_shared->lock, LW_SHARED);
-	for (i = 0; i < ks_shared->nslots; i++)
-	{
-		KsSlot	   *slot = &ks_shared->slots[i];
-		KsEntry    *e;
-
-		if (slot->pid == 0)
-			continue;
-		e = &entries[n++];
-		e->pid = slot->pid;
-		e->sid = slot->sid;
-		e->killed = slot->killed;
-		e->listed = false;
-		e->connect_time = slot->connect_time;
-		e->user_name = slot->user_name;
-		e->db_name = slot->db_name;
-		memcpy(e->host, slot->host, KS_HOST_LEN);
-	}
-	LWLockRelease(ks_shared->lock);
-
-	qsort(entries, n, sizeof(KsEntry), ks_entry_cmp);
-	*count = n;
-	return entries;
-}
 
 static Datum
 ks_seconds_since(TimestampTz start, TimestampTz now, bool *isnull)
@@ -113,7 +76,7 @@ ks_seconds_since(TimestampTz start, TimestampTz now, bool *isnull)
  * them.  The README lists every value.
  */
 static void
-ks_describe_state(BackendState state, bool killed,
+ks_describe_state(BackendState state, bool killed, bool disconnect_pending,
 				  const char **command, const char **stname)
 {
 	switch (state)
@@ -149,6 +112,120 @@ ks_describe_state(BackendState state, bool killed,
 		*command = "Killed";
 		*stname = "KILLED";
 	}
+	else if (disconnect_pending)
+		*stname = "DISCONNECT PENDING";
+}
+
+static Datum
+ks_text_or_null(const char *str, bool *isnull)
+{
+	if (str == NULL)
+	{
+		*isnull = true;
+		return (Datum) 0;
+	}
+	return CStringGetTextDatum(str);
+}
+
+/*
+ * Put one session's row: from its registry entry, and from its backend
+ * status entry be, or NULL while it has authenticated but is not in the
+ * backend status array yet.  Who may see what follows pg_stat_activity.
+ */
+static void
+ks_put_row(ReturnSetInfo *rsinfo, const KsSession *session,
+		   PgBackendStatus *be, bool read_all_stats, TimestampTz now)
+{
+	Datum		values[KS_PROCESSLIST_COLS] = {0};
+	bool		nulls[KS_PROCESSLIST_COLS] = {0};
+	BackendState state = be ? be->st_state : STATE_UNDEFINED;
+	Oid			role;
+	const char *user;
+	const char *db;
+	bool		visible;
+	int			i = 0;
+
+	if (be != NULL)
+	{
+		role = be->st_userid;
+		user = GetUserNameFromId(role, true);
+		db = OidIsValid(be->st_databaseid) ?
+			get_database_name(be->st_databaseid) : NULL;
+	}
+	else
+	{
+		role = get_role_oid(NameStr(session->user_name), true);
+		user = NameStr(session->user_name);
+		db = NameStr(session->db_name);
+	}
+	visible = read_all_stats ||
+		(OidIsValid(role) && has_privs_of_role(GetUserId(), role));
+
+	values[i++] = Int64GetDatum((int64) session->sid);	/* id */
+	values[i] = ks_text_or_null(user, &nulls[i]);	/* user */
+	i++;
+	values[i] = ks_text_or_null(visible && session->host[0] != '\0' ?
+								session->host : NULL, &nulls[i]);	/* host */
+	i++;
+	values[i] = ks_text_or_null(db, &nulls[i]); /* db */
+	i++;
+	if (visible)
+	{
+		const char *command;
+		const char *stname;
+
+		ks_describe_state(state, session->killed, session->disconnect_pending,
+						  &command, &stname);
+		values[i++] = CStringGetTextDatum(command); /* command */
+		values[i] = ks_seconds_since(state == STATE_UNDEFINED ?
+									 session->connect_time :
+									 be->st_state_start_timestamp,
+									 now, &nulls[i]);	/* time */
+		i++;
+		values[i++] = CStringGetTextDatum(stname);	/* state */
+		if (state == STATE_RUNNING || state == STATE_FASTPATH)	/* info */
+			values[i++] = CStringGetTextDatum(pgstat_clip_activity(be->st_activity_raw));
+		else
+			nulls[i++] = true;
+	}
+	else
+	{
+		nulls[i++] = true;		/* command */
+		nulls[i++] = true;		/* time */
+		nulls[i++] = true;		/* state */
+		values[i++] = CStringGetTextDatum("<insufficient privilege>");	/* info */
+	}
+	values[i++] = Int32GetDatum(session->pid);	/* pid */
+	Assert(i == KS_PROCESSLIST_COLS);
+
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+/*
+ * What the backend pid is doing now, from a fresh read of the backend
+ * status array; false if it is not there.
+ */
+bool
+ks_backend_activity(pid_t pid, KsActivity *activity)
+{
+	int			nbackends;
+	int			i;
+
+	pgstat_clear_backend_activity_snapshot();
+	nbackends = pgstat_fetch_stat_numbackends();
+	for (i = 1; i <= nbackends; i++)
+	{
+		LocalPgBackendStatus *local = ks_local_beentry_by_index(i);
+
+		if (local != NULL && local->backendStatus.st_procpid == pid)
+		{
+			activity->state = local->backendStatus.st_state;
+			activity->stmt_start = local->backendStatus.st_activity_start_timestamp;
+			activity->xact_start = local->backendStatus.st_xact_start_timestamp;
+			return true;
+		}
+	}
+	return false;
 }
 
 /*
@@ -160,11 +237,11 @@ Datum
 kill_session_processlist(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	Oid			me = GetUserId();
 	bool		read_all_stats;
 	TimestampTz now = GetCurrentTimestamp();
-	KsEntry    *entries;
-	int			nentries;
+	KsSession  *sessions;
+	bool	   *listed;
+	int			nsessions;
 	int			nbackends;
 	int			i;
 
@@ -172,122 +249,330 @@ kill_session_processlist(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 
-	read_all_stats = has_privs_of_role(me, ROLE_PG_READ_ALL_STATS);
+	read_all_stats = has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
 
 	/*
 	 * Every call lists the sessions as they are now.  The backend status
-	 * array is read through a copy that PostgreSQL keeps for the rest of
-	 * the transaction; it is dropped first, as pg_stat_clear_snapshot()
-	 * drops it, so that the copy is taken now, after the registry's.
+	 * array is read through a copy that PostgreSQL keeps for the rest of the
+	 * transaction; it is dropped first, as pg_stat_clear_snapshot() drops it,
+	 * so that the copy is taken now, after the registry's.
 	 */
 	pgstat_clear_backend_activity_snapshot();
-	entries = ks_copy_registry(&nentries);
+	sessions = ks_registry_snapshot(&nsessions);
+	listed = palloc0(sizeof(bool) * Max(nsessions, 1));
 	nbackends = pgstat_fetch_stat_numbackends();
 
 	/* Sessions in the backend status array, in its order. */
 	for (i = 1; i <= nbackends; i++)
 	{
-		LocalPgBackendStatus *local;
-		PgBackendStatus *be;
-		KsEntry		key;
-		KsEntry    *e;
-		Datum		values[KS_PROCESSLIST_COLS] = {0};
-		bool		nulls[KS_PROCESSLIST_COLS] = {0};
-		char	   *name;
+		LocalPgBackendStatus *local = ks_local_beentry_by_index(i);
+		KsSession	key;
+		KsSession  *session;
 
-		local = ks_local_beentry_by_index(i);
-		if (local == NULL)
+		if (local == NULL || local->backendStatus.st_procpid <= 0)
 			continue;
-		be = &local->backendStatus;
-		if (be->st_procpid <= 0)
-			continue;
-		key.pid = be->st_procpid;
-		e = bsearch(&key, entries, nentries, sizeof(KsEntry), ks_entry_cmp);
-		if (e == NULL)
+		key.pid = local->backendStatus.st_procpid;
+		session = bsearch(&key, sessions, nsessions, sizeof(KsSession),
+						  ks_session_pid_cmp);
+		if (session == NULL)
 			continue;			/* not a client session */
-		e->listed = true;
-
-		values[0] = Int64GetDatum((int64) e->sid);
-		name = GetUserNameFromId(be->st_userid, true);
-		if (name)
-			values[1] = CStringGetTextDatum(name);
-		else
-			nulls[1] = true;
-		name = OidIsValid(be->st_databaseid) ?
-			get_database_name(be->st_databaseid) : NULL;
-		if (name)
-			values[3] = CStringGetTextDatum(name);
-		else
-			nulls[3] = true;
-		values[8] = Int32GetDatum(be->st_procpid);
-
-		if (read_all_stats || has_privs_of_role(me, be->st_userid))
-		{
-			const char *command;
-			const char *stname;
-
-			ks_describe_state(be->st_state, e->killed, &command, &stname);
-			if (e->host[0] != '\0')
-				values[2] = CStringGetTextDatum(e->host);
-			else
-				nulls[2] = true;
-			values[4] = CStringGetTextDatum(command);
-			values[5] = ks_seconds_since(be->st_state == STATE_UNDEFINED ?
-										 e->connect_time :
-										 be->st_state_start_timestamp,
-										 now, &nulls[5]);
-			values[6] = CStringGetTextDatum(stname);
-			if (be->st_state == STATE_RUNNING || be->st_state == STATE_FASTPATH)
-			{
-				char	   *clipped = pgstat_clip_activity(be->st_activity_raw);
-
-				values[7] = CStringGetTextDatum(clipped);
-				pfree(clipped);
-			}
-			else
-				nulls[7] = true;
-		}
-		else
-		{
-			nulls[2] = nulls[4] = nulls[5] = nulls[6] = true;
-			values[7] = CStringGetTextDatum("<insufficient privilege>");
-		}
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		listed[session - sessions] = true;
+		ks_put_row(rsinfo, session, &local->backendStatus, read_all_stats, now);
 	}
 
-	/*
-	 * Sessions that have authenticated but are not in the backend status
-	 * array yet.
-	 */
-	for (i = 0; i < nentries; i++)
+	/* Sessions that have authenticated but are not in the array yet. */
+	for (i = 0; i < nsessions; i++)
 	{
-		KsEntry    *e = &entries[i];
-		Datum		values[KS_PROCESSLIST_COLS] = {0};
-		bool		nulls[KS_PROCESSLIST_COLS] = {0};
-		Oid			role;
-
-		if (e->listed)
-			continue;
-		role = get_role_oid(NameStr(e->user_name), true);
-		values[0] = Int64GetDatum((int64) e->sid);
-		values[1] = CStringGetTextDatum(NameStr(e->user_name));
-		values[3] = CStringGetTextDatum(NameStr(e->db_name));
-		values[8] = Int32GetDatum(e->pid);
-		if (read_all_stats || (OidIsValid(role) && has_privs_of_role(me, role)))
-		{
-			values[2] = CStringGetTextDatum(e->host);
-			values[4] = CStringGetTextDatum(e->killed ? "Killed" : "Connect");
-			values[5] = ks_seconds_since(e->connect_time, now, &nulls[5]);
-			values[6] = CStringGetTextDatum(e->killed ? "KILLED" : "CONNECTING");
-			nulls[7] = true;
-		}
-		else
-		{
-			nulls[2] = nulls[4] = nulls[5] = nulls[6] = true;
-			values[7] = CStringGetTextDatum("<insufficient privilege>");
-		}
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		if (!listed[i])
+			ks_put_row(rsinfo, &sessions[i], NULL, read_all_stats, now);
 	}
 
 	return (Datum) 0;
+}
+
+/*---- The SHOW PROCESSLIST front door ----*/
+
+/*
+ * The session-level prepared statement that answers SHOW PROCESSLIST.  It
+ * is listed in pg_prepared_statements, and kept there: DEALLOCATE and
+ * DISCARD ALL remove it, and it is made again at once.
+ */
+#define KS_SHOW_STATEMENT	"kill_session_show_processlist"
+
+/*
+ * Its text: a stand-in with the process list's result shape that names no
+ * schema.  Whenever it is analysed -- when the statement is made, and
+ * again whenever the plan cache finds it stale, as after ALTER EXTENSION
+ * SET SCHEMA in any session -- ks_analyze_show_text() replaces it with
+ * KS_SHOW_SELECT over the extension's schema as it is at that moment.
+ */
+#define KS_SHOW_TEXT \
+	"SELECT NULL::bigint AS \"ID\", NULL::text AS \"USER\", NULL::text AS \"HOST\", " \
+	"NULL::text AS \"DB\", NULL::text AS \"COMMAND\", NULL::integer AS \"TIME\", " \
+	"NULL::text AS \"STATE\", NULL::text AS \"INFO\" WHERE false " \
+	"/* kill_session: SHOW PROCESSLIST */"
+
+/* What it stands for; the schema-qualified view and ORDER BY follow. */
+#define KS_SHOW_SELECT \
+	"SELECT id AS \"ID\", \"user\" AS \"USER\", host AS \"HOST\", " \
+	"db AS \"DB\", command AS \"COMMAND\", \"time\" AS \"TIME\", " \
+	"state AS \"STATE\", info AS \"INFO\" FROM "
+
+/*
+ * Look the kill_session extension up by name, in one scan: its OID and its
+ * schema together, or false if it is not installed in this database.
+ */
+static bool
+ks_lookup_extension(Oid *extoid, Oid *schema)
+{
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	bool		found = false;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
+				F_NAMEEQ, CStringGetDatum("kill_session"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+	{
+		Form_pg_extension ext = (Form_pg_extension) GETSTRUCT(tuple);
+
+		*extoid = ext->oid;
+		*schema = ext->extnamespace;
+		found = true;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
+ * The name of the extension's schema, with the extension locked against
+ * DROP EXTENSION (and so DROP SCHEMA ... CASCADE) until the end of the
+ * transaction; NULL if it is not installed.  It is looked up again once
+ * locked: taking the lock waits for a concurrent drop to commit, and the
+ * second look then sees it.
+ */
+static char *
+ks_locked_extension_schema(void)
+{
+	for (;;)
+	{
+		Oid			extoid;
+		Oid			schema;
+		Oid			extoid_locked;
+		Oid			schema_locked;
+		char	   *name;
+
+		if (!ks_lookup_extension(&extoid, &schema))
+			return NULL;
+		LockDatabaseObject(ExtensionRelationId, extoid, 0, AccessShareLock);
+		if (ks_lookup_extension(&extoid_locked, &schema_locked) &&
+			extoid_locked == extoid && schema_locked == schema)
+		{
+			name = get_namespace_name(schema);
+			if (name != NULL)
+				return name;
+		}
+		UnlockDatabaseObject(ExtensionRelationId, extoid, 0, AccessShareLock);
+	}
+}
+
+static char *
+ks_show_schema(void)
+{
+	char	   *schema = ks_locked_extension_schema();
+
+	if (schema == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("SHOW PROCESSLIST needs the kill_session extension in this database"),
+				 errhint("Run CREATE EXTENSION kill_session;")));
+	return schema;
+}
+
+/* Whether the session's statement of our name is the extension's own. */
+static bool
+ks_is_show_statement(PreparedStatement *stmt)
+{
+	return !stmt->from_sql &&
+		strcmp(stmt->plansource->query_string, KS_SHOW_TEXT) == 0;
+}
+
+/*
+ * Make sure the prepared statement that SHOW PROCESSLIST executes exists.
+ * A user's statement that happens to have the name is never replaced, nor
+ * run in its place.
+ */
+static void
+ks_ensure_show_statement(void)
+{
+	RawStmt    *raw;
+	CachedPlanSource *plansource;
+	List	   *querytrees;
+	PreparedStatement *existing;
+
+	existing = FetchPreparedStatement(KS_SHOW_STATEMENT, false);
+	if (existing != NULL)
+	{
+		if (!ks_is_show_statement(existing))
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_PSTATEMENT),
+					 errmsg("prepared statement \"%s\" already exists",
+							KS_SHOW_STATEMENT),
+					 errhint("SHOW PROCESSLIST uses that name; DEALLOCATE the statement to use SHOW PROCESSLIST.")));
+		return;
+	}
+
+	raw = linitial_node(RawStmt, raw_parser(KS_SHOW_TEXT, RAW_PARSE_DEFAULT));
+	plansource = CreateCachedPlan(raw, KS_SHOW_TEXT, CreateCommandTag(raw->stmt));
+	querytrees = pg_analyze_and_rewrite_fixedparams(raw, KS_SHOW_TEXT,
+													NULL, 0, NULL);
+	CompleteCachedPlan(plansource, querytrees, NULL, NULL, 0, NULL, NULL,
+					   CURSOR_OPT_PARALLEL_OK, true);
+	StorePreparedStatement(KS_SHOW_STATEMENT, plansource, false);
+}
+
+/*
+ * Called for every analysed statement: if it is KS_SHOW_TEXT, replace it
+ * with the process list read from the extension's schema, in ID order.
+ */
+void
+ks_analyze_show_text(ParseState *pstate, Query *query)
+{
+	char	   *sql;
+	RawStmt    *raw;
+	Query	   *real;
+
+	if (query->commandType != CMD_SELECT || pstate->p_sourcetext == NULL ||
+		strcmp(pstate->p_sourcetext, KS_SHOW_TEXT) != 0)
+		return;
+
+	sql = psprintf("%s%s.processlist ORDER BY id", KS_SHOW_SELECT,
+				   quote_identifier(ks_show_schema()));
+	raw = linitial_node(RawStmt, raw_parser(sql, RAW_PARSE_DEFAULT));
+	real = parse_analyze_fixedparams(raw, sql, NULL, 0, NULL);
+	real->stmt_location = query->stmt_location;
+	real->stmt_len = query->stmt_len;
+	memcpy(query, real, sizeof(Query));
+}
+
+/*
+ * SHOW PROCESSLIST parses in PostgreSQL as SHOW of a setting named
+ * processlist, and the portal asks for the setting's one-column result
+ * shape before any utility hook could answer it.  So the analysed SHOW is
+ * replaced here, after parse analysis, keeping its location in the query
+ * string.
+ *
+ * The replacement is EXECUTE of a prepared SELECT over the process list,
+ * not the SELECT itself.  The caller decided from the raw SHOW that no
+ * snapshot is needed, and a plain SELECT in its place would reach the
+ * planner without one (assert-enabled servers check for it).  A utility
+ * statement is not planned there; the prepared statement's plan is built
+ * when EXECUTE runs, and plancache.c takes a snapshot for that itself,
+ * judging from the SELECT it holds.  Its result shape is the SELECT's, so
+ * rows come back over the simple, extended and prepared protocols.
+ *
+ * A client may prepare SHOW PROCESSLIST itself at the protocol level: its
+ * statement then holds this EXECUTE and is never analysed again.  So the
+ * prepared SELECT is made again right after a DEALLOCATE or DISCARD ALL
+ * removed it (ks_show_after_discard) -- the portal of a client's statement
+ * asks for its result shape before EXECUTE runs -- and its existence is
+ * checked again each time such an EXECUTE runs (ks_show_before_execute).
+ * Where the extension lives is looked up whenever the prepared SELECT is
+ * analysed (ks_analyze_show_text).
+ */
+void
+ks_rewrite_show(Query *query)
+{
+	VariableShowStmt *show;
+	ExecuteStmt *exec;
+
+	if (query->commandType != CMD_UTILITY ||
+		!IsA(query->utilityStmt, VariableShowStmt))
+		return;
+	show = (VariableShowStmt *) query->utilityStmt;
+	if (pg_strcasecmp(show->name, "processlist") != 0)
+		return;
+
+	(void) ks_show_schema();
+	ks_ensure_show_statement();
+
+	exec = makeNode(ExecuteStmt);
+	exec->name = pstrdup(KS_SHOW_STATEMENT);
+	exec->params = NIL;
+	query->utilityStmt = (Node *) exec;
+}
+
+/*
+ * Whether the statement at location (len bytes; 0: to the end) of
+ * queryString was written as SHOW: an EXECUTE of our statement that
+ * ks_rewrite_show made, not one the user wrote.
+ */
+static bool
+ks_written_as_show(const char *queryString, int location, int len)
+{
+	KsScanner	scanner;
+	KsToken		token;
+
+	if (queryString == NULL)
+		return false;
+	if (location > 0)
+		queryString += location;
+	ks_scan_init(&scanner, queryString,
+				 len > 0 ? (size_t) len : strlen(queryString),
+				 standard_conforming_strings);
+	ks_scan_next(&scanner, &token);
+	return ks_token_is(&scanner, &token, "show");
+}
+
+/*
+ * Before a SHOW PROCESSLIST's EXECUTE runs: the prepared SELECT exists and
+ * reads from where the extension is now.
+ */
+void
+ks_show_before_execute(PlannedStmt *pstmt, const char *queryString)
+{
+	ExecuteStmt *exec = (ExecuteStmt *) pstmt->utilityStmt;
+
+	if (strcmp(exec->name, KS_SHOW_STATEMENT) != 0 ||
+		!ks_written_as_show(queryString, pstmt->stmt_location,
+							pstmt->stmt_len))
+		return;
+	(void) ks_show_schema();
+	ks_ensure_show_statement();
+}
+
+/*
+ * Whether DEALLOCATE or DISCARD may remove the prepared SELECT: if so,
+ * ks_show_after_discard() makes it again.
+ */
+bool
+ks_show_may_discard(Node *stmt)
+{
+	PreparedStatement *existing;
+
+	if (IsA(stmt, DeallocateStmt))
+	{
+		const char *name = ((DeallocateStmt *) stmt)->name;
+
+		if (name != NULL && strcmp(name, KS_SHOW_STATEMENT) != 0)
+			return false;
+	}
+	else if (!IsA(stmt, DiscardStmt) ||
+			 ((DiscardStmt *) stmt)->target != DISCARD_ALL)
+		return false;
+	existing = FetchPreparedStatement(KS_SHOW_STATEMENT, false);
+	return existing != NULL && ks_is_show_statement(existing);
+}
+
+void
+ks_show_after_discard(void)
+{
+	if (FetchPreparedStatement(KS_SHOW_STATEMENT, false) == NULL &&
+		ks_locked_extension_schema() != NULL)
+		ks_ensure_show_statement();
 }

@@ -11,6 +11,10 @@
  * after the counter wraps past 4294967295 are IDs handed out again, and then
  * the ones still in use are skipped.
  *
+ * The shared state and its lock are private to this file; other files get
+ * copies of entries and the one operation that writes another backend's
+ * entry, the kill's mark-and-signal (registry.h).
+ *
  * The map is exact under concurrency: a backend clears its slot in its own
  * on_shmem_exit callback under the registry lock.  Whoever holds the lock
  * and sees a slot in use therefore knows that the process has not finished
@@ -25,11 +29,15 @@
  */
 #include "postgres.h"
 
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <netdb.h>
+#include <unistd.h>
 
 #include "access/twophase.h"
 #include "common/ip.h"
+#include "libpq/libpq-be.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "postmaster/autovacuum.h"
@@ -42,12 +50,45 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
-#include "kill_session.h"
+#include "compat.h"
+#include "registry.h"
 
-KsShared   *ks_shared = NULL;
+/*
+ * One registry slot per PGPROC, indexed by PGPROC number.  A slot is in use
+ * while pid != 0.  The owning backend fills it once authenticated and
+ * clears it in its own on_shmem_exit callback; all of it is read and
+ * written under the registry lock.
+ */
+typedef struct KsSlot
+{
+	pid_t		pid;			/* owning backend, 0 when free */
+	uint32		sid;			/* client session ID */
+	TimestampTz connect_time;	/* when the slot was filled */
+	NameData	user_name;		/* role the session authenticated as */
+	NameData	db_name;		/* database it connected to */
+	char		host[KS_HOST_LEN];	/* "address:port" or "localhost" */
+
+	/*
+	 * Written by a killer, disconnecter or canceller before it signals;
+	 * read by the backend as it reports its end or its cancel.
+	 */
+	bool		marked[KS_NUM_ACTIONS];
+	KsKiller	by[KS_NUM_ACTIONS];
+} KsSlot;
+
+typedef struct KsShared
+{
+	LWLock	   *lock;			/* protects everything below */
+	uint32		next_sid;		/* next ID to hand out */
+	bool		wrapped;		/* next_sid has passed 4294967295 */
+	int			nslots;
+	KsSlot		slots[FLEXIBLE_ARRAY_MEMBER];
+} KsShared;
+
+static KsShared *ks_shared = NULL;
 
 /* This backend's client session ID, 0 when it has none. */
-uint32		ks_my_sid = 0;
+static uint32 ks_my_sid = 0;
 
 /* One slot per PGPROC. */
 static int
@@ -56,20 +97,27 @@ ks_nslots(void)
 	return MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts;
 }
 
-Size
+static Size
 ks_shmem_size(void)
 {
 	return add_size(offsetof(KsShared, slots),
 					mul_size(ks_nslots(), sizeof(KsSlot)));
 }
 
-/*
- * Create or attach to the registry.  Called with AddinShmemInitLock held.
- */
 void
-ks_shmem_init(void)
+ks_registry_shmem_request(void)
+{
+	RequestAddinShmemSpace(ks_shmem_size());
+	RequestNamedLWLockTranche("kill_session", 1);
+}
+
+/* Create or attach to the registry. */
+void
+ks_registry_shmem_startup(void)
 {
 	bool		found;
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 
 	ks_shared = ShmemInitStruct("kill_session", ks_shmem_size(), &found);
 	if (!found)
@@ -88,10 +136,27 @@ ks_shmem_init(void)
 		ks_shared->next_sid = (start % PG_UINT32_MAX) + 1;
 		ks_shared->wrapped = false;
 	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+bool
+ks_registry_loaded(void)
+{
+	return ks_shared != NULL;
+}
+
+void
+ks_check_loaded(void)
+{
+	if (ks_shared == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("kill_session must be loaded via shared_preload_libraries"),
+				 errhint("Add kill_session to shared_preload_libraries in postgresql.conf and restart the server.")));
 }
 
 /* Slot index holding sid, or -1.  Caller holds the registry lock. */
-int
+static int
 ks_find_slot_locked(uint32 sid)
 {
 	int			i;
@@ -126,12 +191,168 @@ ks_next_sid_locked(void)
 	}
 }
 
-KsSlot *
-ks_my_slot(void)
+uint32
+ks_my_session_id(void)
 {
+	return ks_my_sid;
+}
+
+/*
+ * Whether this backend is marked for action, and by whom: for the DETAIL
+ * of its FATAL or its cancel, and for the end of its transaction.  Reads
+ * only its own slot, which the marker filled before signalling; no lock,
+ * as it runs while the backend reports an error.
+ */
+bool
+ks_my_mark(KsAction action, uint32 *my_sid, KsKiller *by)
+{
+	KsSlot	   *slot;
+
 	if (ks_shared == NULL || ks_my_sid == 0 || MyProc == NULL)
-		return NULL;
-	return &ks_shared->slots[KS_MY_PROCNO];
+		return false;
+	slot = &ks_shared->slots[KS_MY_PROCNO];
+	if (!slot->marked[action] || slot->pid != MyProcPid)
+		return false;
+	if (my_sid != NULL)
+		*my_sid = slot->sid;
+	if (by != NULL)
+		*by = slot->by[action];
+	return true;
+}
+
+/* Forget a mark for action on session sid, still held by pid. */
+void
+ks_registry_unmark(uint32 sid, pid_t pid, KsAction action)
+{
+	int			idx;
+
+	LWLockAcquire(ks_shared->lock, LW_EXCLUSIVE);
+	idx = ks_find_slot_locked(sid);
+	if (idx >= 0 && ks_shared->slots[idx].pid == pid)
+		ks_shared->slots[idx].marked[action] = false;
+	LWLockRelease(ks_shared->lock);
+}
+
+static void
+ks_copy_session(int idx, KsSession *session)
+{
+	KsSlot	   *slot = &ks_shared->slots[idx];
+
+	session->pid = slot->pid;
+	session->sid = slot->sid;
+	session->roleid = GetPGProcByNumber(idx)->roleId;
+	session->killed = slot->marked[KS_KILL];
+	session->disconnect_pending = slot->marked[KS_DISCONNECT];
+	session->connect_time = slot->connect_time;
+	session->user_name = slot->user_name;
+	session->db_name = slot->db_name;
+	memcpy(session->host, slot->host, KS_HOST_LEN);
+}
+
+bool
+ks_registry_lookup(uint32 sid, KsSession *session)
+{
+	int			idx;
+
+	LWLockAcquire(ks_shared->lock, LW_SHARED);
+	idx = ks_find_slot_locked(sid);
+	if (idx >= 0)
+		ks_copy_session(idx, session);
+	LWLockRelease(ks_shared->lock);
+	return idx >= 0;
+}
+
+static int
+ks_pidfd_open(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+	return (int) syscall(SYS_pidfd_open, pid, 0);
+#else
+	return -1;
+#endif
+}
+
+/*
+ * Mark and signal under the lock, after checking that the slot still holds
+ * the same session: it cannot finish exiting meanwhile (it clears its slot
+ * under this lock), so pid is still that session's.  The pidfd is taken
+ * here for the same reason; with no pidfd (kernels before 5.3), or pidfd
+ * NULL, there is none.  An earlier kill or disconnect mark is kept; a
+ * cancel mark is the latest canceller's.
+ */
+KsMarkResult
+ks_registry_mark_and_signal(uint32 sid, pid_t pid, KsAction action,
+							const KsKiller *by, int signo, int *pidfd)
+{
+	KsMarkResult result = KS_MARK_DONE;
+	int			signal_errno = 0;
+	int			idx;
+
+	if (pidfd != NULL)
+		*pidfd = -1;
+	LWLockAcquire(ks_shared->lock, LW_EXCLUSIVE);
+	idx = ks_find_slot_locked(sid);
+	if (idx < 0 || ks_shared->slots[idx].pid != pid)
+	{
+		LWLockRelease(ks_shared->lock);
+		return KS_MARK_GONE;
+	}
+	if (!ks_shared->slots[idx].marked[action] || action == KS_CANCEL)
+	{
+		ks_shared->slots[idx].marked[action] = true;
+		ks_shared->slots[idx].by[action] = *by;
+	}
+	if (signo != 0)
+	{
+		if (pidfd != NULL)
+			*pidfd = ks_pidfd_open(pid);
+		/* Backends lead their own process group, as pg_signal_backend knows. */
+		if (kill(-pid, signo) != 0 && kill(pid, signo) != 0)
+		{
+			signal_errno = errno;
+			result = (signal_errno == ESRCH) ? KS_MARK_GONE : KS_MARK_SIGNAL_FAILED;
+		}
+	}
+	LWLockRelease(ks_shared->lock);
+
+	if (signal_errno != 0)
+	{
+		if (pidfd != NULL && *pidfd >= 0)
+			close(*pidfd);
+		if (pidfd != NULL)
+			*pidfd = -1;
+		errno = signal_errno;
+	}
+	return result;
+}
+
+int
+ks_session_pid_cmp(const void *a, const void *b)
+{
+	pid_t		pa = ((const KsSession *) a)->pid;
+	pid_t		pb = ((const KsSession *) b)->pid;
+
+	return (pa > pb) - (pa < pb);
+}
+
+KsSession *
+ks_registry_snapshot(int *count)
+{
+	KsSession  *sessions = palloc(sizeof(KsSession) * ks_shared->nslots);
+	int			n = 0;
+	int			i;
+
+	LWLockAcquire(ks_shared->lock, LW_SHARED);
+	for (i = 0; i < ks_shared->nslots; i++)
+	{
+		if (ks_shared->slots[i].pid != 0)
+			ks_copy_session(i, &sessions[n++]);
+	}
+	LWLockRelease(ks_shared->lock);
+
+	qsort(sessions, n, sizeof(KsSession), ks_session_pid_cmp);
+	*count = n;
+	return sessions;
 }
 
 /* on_shmem_exit callback: free this backend's slot. */

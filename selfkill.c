@@ -119,7 +119,7 @@ ks_watch_putmessage(char msgtype, const char *s, size_t len)
  * end of the current statement.
  */
 void
-ks_self_kill_arm(void)
+ks_end_after_statement(void)
 {
 	if (self_kill_state != KS_SELF_KILL_NONE)
 		return;

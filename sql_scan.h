@@ -70,8 +70,8 @@ typedef enum KsKillStatement
 {
 	KS_KILL_NONE,				/* not ALTER SYSTEM KILL SESSION '...' */
 	KS_KILL_VALID,				/* with a valid session string */
-	KS_KILL_INVALID				/* with a session string kill_session()
-								 * would reject */
+	KS_KILL_INVALID				/* with a session string kill_session() would
+								 * reject */
 } KsKillStatement;
 
 /*

@@ -51,7 +51,7 @@ reference(const char *s, size_t len, uint32_t *sid, uint32_t *serial,
 		  int *has_serial)
 {
 	char	   *copy;
-	regmatch_t m[4];
+	regmatch_t	m[4];
 	int			ok = 0;
 
 	if (memchr(s, '\0', len) != NULL)

@@ -16,7 +16,18 @@ sub slurp
 
 my ($version) = slurp('kill_session.control') =~ /^default_version\s*=\s*'([^']+)'/m;
 ok(defined $version, "kill_session.control has a default_version");
-ok(-f "kill_session--$version.sql", "the install script for $version exists");
+# Installed as the base script and the one-step upgrades up to $version.
+my ($base) = map { /^kill_session--([\d.]+)\.sql$/ ? $1 : () } glob('kill_session--*.sql');
+ok(defined $base, 'there is one base install script');
+my $at = $base;
+while ($at ne $version)
+{
+	my ($next) = map { /^kill_session--\Q$at\E--([\d.]+)\.sql$/ ? $1 : () }
+	  glob("kill_session--$at--*.sql");
+	last unless defined $next;
+	$at = $next;
+}
+is($at, $version, "upgrade scripts lead from $base to $version");
 
 # PGXN wants three-part versions: 1.0 is 1.0.0.
 my $semver = $version =~ /^\d+\.\d+$/ ? "$version.0" : $version;
@@ -26,8 +37,8 @@ my @meta_versions = $meta =~ /"version"\s*:\s*"([^"]+)"/g;
 pop @meta_versions;
 is_deeply(\@meta_versions, [ $semver, $semver ],
 	"META.json's distribution and extension versions are $semver");
-like($meta, qr/"file"\s*:\s*"kill_session--\Q$version\E\.sql"/,
-	'META.json names the install script of that version');
+like($meta, qr/"file"\s*:\s*"kill_session--\Q$base\E\.sql"/,
+	'META.json names the base install script');
 
 my ($deb) = slurp('debian/changelog') =~ /^kill-session \(([^)]+)\)/;
 (my $upstream = $deb // '') =~ s/-[^-]+$//;

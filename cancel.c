@@ -1,0 +1,120 @@
+/*-------------------------------------------------------------------------
+ *
+ * cancel.c
+ *		cancel_sql(): cancel the statement a session is running and keep
+ *		the session -- Oracle's ALTER SYSTEM CANCEL SQL 'sid, serial#',
+ *		OceanBase's and MySQL's KILL QUERY id.
+ *
+ * The cancel is SIGINT, as pg_cancel_backend() sends it, aimed through the
+ * registry like a kill, so it can reach no other process.  The call
+ * returns once the target has stopped the statement: it no longer runs a
+ * statement, runs another one, or is gone.  The target's ERROR 57014 gets
+ * a DETAIL naming who cancelled it (kill.c).
+ *
+ * Copyright (c) 2026, kill_session developers
+ *
+ * IDENTIFICATION
+ *	  cancel.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <signal.h>
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "utils/timestamp.h"
+
+#include "kill_session.h"
+
+PG_FUNCTION_INFO_V1(cancel_sql);
+
+#define KS_CANCEL_WHAT	"cancel SQL of session"
+
+/*
+ * Whether the statement that started at stmt_start still runs in the
+ * backend pid.
+ */
+static bool
+ks_still_running(pid_t pid, TimestampTz stmt_start)
+{
+	KsActivity	now;
+
+	return ks_backend_activity(pid, &now) &&
+		(now.state == STATE_RUNNING || now.state == STATE_FASTPATH) &&
+		now.stmt_start == stmt_start;
+}
+
+/*
+ * cancel_sql(session text) returns boolean
+ *
+ * true once the statement the session was running has stopped; false with
+ * a NOTICE when it was not running one, or with a WARNING when it did not
+ * stop within kill_session.wait_timeout.
+ */
+Datum
+cancel_sql(PG_FUNCTION_ARGS)
+{
+	uint32		sid;
+	KsSession	target;
+	KsKiller	me;
+	KsActivity	activity;
+	int			timeout_ms = ks_kill_wait_timeout();
+	TimestampTz deadline;
+	volatile bool stopped = false;
+
+	ks_check_loaded();
+	sid = ks_session_arg(fcinfo, 0);
+	ks_check_privilege(KS_CANCEL_WHAT);
+	ks_aim(sid, KS_CANCEL_WHAT, false, &target, &me);
+
+	if (!ks_backend_activity(target.pid, &activity) ||
+		(activity.state != STATE_RUNNING && activity.state != STATE_FASTPATH))
+	{
+		ereport(NOTICE,
+				(errmsg("session %u is not running a statement", sid)));
+		PG_RETURN_BOOL(false);
+	}
+
+	ks_mark(sid, &target, KS_CANCEL, &me, SIGINT, NULL);
+	PG_TRY();
+	{
+		ks_log_action(sid, &target, "had its statement cancelled", &me);
+		/* The caller's own statement is this one: it ends here. */
+		CHECK_FOR_INTERRUPTS();
+
+		deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+											   timeout_ms);
+		for (;;)
+		{
+			if (!ks_still_running(target.pid, activity.stmt_start))
+			{
+				stopped = true;
+				break;
+			}
+			if (timeout_ms == 0 || GetCurrentTimestamp() >= deadline)
+				break;
+			(void) WaitLatch(MyLatch,
+							 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 1, WAIT_EVENT_PG_SLEEP);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+	PG_FINALLY();
+	{
+		/* The mark is for this statement only. */
+		ks_registry_unmark(sid, target.pid, KS_CANCEL);
+	}
+	PG_END_TRY();
+
+	if (stopped || timeout_ms == 0)
+		PG_RETURN_BOOL(true);
+	ereport(WARNING,
+			(errmsg("statement of session %u not cancelled yet", sid),
+			 errdetail("It did not stop within %d ms.", timeout_ms)));
+	PG_RETURN_BOOL(false);
+}

@@ -1,0 +1,79 @@
+/*-------------------------------------------------------------------------
+ *
+ * oracle_hint.c
+ *		The HINT that turns ALTER SYSTEM KILL SESSION into its PostgreSQL
+ *		equivalent.
+ *
+ * PostgreSQL's grammar rejects ALTER SYSTEM KILL before any extension code
+ * runs.  Its syntax error gets a HINT with the call that does the same
+ * here, built by the scanner of sql_scan.c from the session string as
+ * PostgreSQL's lexer reads it.
+ *
+ * Copyright (c) 2026, kill_session developers
+ *
+ * IDENTIFICATION
+ *	  oracle_hint.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "mb/pg_wchar.h"
+#include "parser/parser.h"
+#include "tcop/tcopprot.h"
+
+#include "oracle_hint.h"
+#include "sql_scan.h"
+
+/*
+ * Add to a syntax error in ALTER SYSTEM KILL SESSION the call that does the
+ * same here, or what is wrong with its session string.  Runs inside
+ * emit_log_hook (see kill_session.c): the scanner raises no error and
+ * allocates nothing.
+ */
+void
+ks_add_oracle_hint(ErrorData *edata)
+{
+	const char *query;
+	const char *p;
+	int			pos;
+	int			i;
+	size_t		len;
+	char		call[128];
+
+	if (edata->internalquery != NULL)
+	{
+		query = edata->internalquery;
+		pos = edata->internalpos;
+	}
+	else
+	{
+		query = debug_query_string;
+		pos = edata->cursorpos;
+	}
+	if (query == NULL || pos <= 0)
+		return;
+
+	/* The error's character position to a byte offset. */
+	len = strlen(query);
+	p = query;
+	for (i = 1; i < pos && *p; i++)
+		p += pg_mblen(p);
+
+	switch (ks_find_kill_statement(query, len, p - query,
+								   standard_conforming_strings,
+								   call, sizeof(call)))
+	{
+		case KS_KILL_VALID:
+			edata->hint = psprintf("On PostgreSQL run: %s", call);
+			break;
+		case KS_KILL_INVALID:
+			edata->hint = pstrdup("On PostgreSQL run: SELECT kill_session('session_id'); "
+								  "the session string given is not valid: it must be "
+								  "'session_id' or 'session_id, serial#', with numbers "
+								  "from SHOW PROCESSLIST.");
+			break;
+		case KS_KILL_NONE:
+			break;
+	}
+}

@@ -1,0 +1,99 @@
+/*-------------------------------------------------------------------------
+ *
+ * registry.h
+ *		The registry of client session IDs: what other files may ask of it.
+ *
+ * The shared state and its lock are private to registry.c; every
+ * acquisition of the lock is there.
+ *
+ * Copyright (c) 2026, kill_session developers
+ *
+ * IDENTIFICATION
+ *	  registry.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KS_REGISTRY_H
+#define KS_REGISTRY_H
+
+#include "datatype/timestamp.h"
+
+struct Port;
+
+/* Longest "address:port" text kept for a session. */
+#define KS_HOST_LEN		64
+
+/* What a session can be marked for. */
+typedef enum KsAction
+{
+	KS_KILL,					/* end now (SIGTERM) */
+	KS_DISCONNECT,				/* end once its transaction has ended */
+	KS_CANCEL					/* cancel its statement (SIGINT) */
+} KsAction;
+
+#define KS_NUM_ACTIONS	3
+
+/* A copy of one session's entry, taken under the registry lock. */
+typedef struct KsSession
+{
+	pid_t		pid;
+	uint32		sid;			/* client session ID */
+	Oid			roleid;			/* its PGPROC's role; InvalidOid while still
+								 * starting */
+	bool		killed;			/* marked by a kill */
+	bool		disconnect_pending; /* marked to end after its transaction */
+	TimestampTz connect_time;	/* when it registered */
+	NameData	user_name;		/* role it authenticated as */
+	NameData	db_name;		/* database it connected to */
+	char		host[KS_HOST_LEN];	/* "address:port" or "localhost" */
+} KsSession;
+
+/* Who marked a session, as recorded in its entry. */
+typedef struct KsKiller
+{
+	uint32		sid;			/* 0 when the killer has no session ID */
+	int			pid;
+	NameData	role;
+} KsKiller;
+
+/* What ks_registry_mark_and_signal() found. */
+typedef enum KsMarkResult
+{
+	KS_MARK_DONE,				/* marked (and signalled, if asked) */
+	KS_MARK_GONE,				/* the session is not there any more */
+	KS_MARK_SIGNAL_FAILED		/* marked, but kill() failed: see errno */
+} KsMarkResult;
+
+/* Shared memory, from _PG_init's hooks. */
+extern void ks_registry_shmem_request(void);
+extern void ks_registry_shmem_startup(void);
+
+/* The 55000 error of every entry point when the library was not preloaded. */
+extern void ks_check_loaded(void);
+extern bool ks_registry_loaded(void);
+
+/* This backend's own entry. */
+extern void ks_register_session(struct Port *port);
+extern uint32 ks_my_session_id(void);
+extern bool ks_my_mark(KsAction action, uint32 *my_sid, KsKiller *by);
+
+/* Find a session by ID: a copy of its entry, or false. */
+extern bool ks_registry_lookup(uint32 sid, KsSession *session);
+
+/*
+ * Mark the session sid, still held by process pid, for action by by and,
+ * if signo is not 0, open a pidfd on it (if pidfd is not NULL) and send it
+ * signo, all under the registry lock, so that the signal can reach no
+ * other process.
+ */
+extern KsMarkResult ks_registry_mark_and_signal(uint32 sid, pid_t pid,
+												KsAction action,
+												const KsKiller *by,
+												int signo, int *pidfd);
+extern void ks_registry_unmark(uint32 sid, pid_t pid, KsAction action);
+
+/* Every session, sorted by PID; *count is set.  Palloc'd. */
+extern KsSession *ks_registry_snapshot(int *count);
+extern int	ks_session_pid_cmp(const void *a, const void *b);
+
+#endif							/* KS_REGISTRY_H */
