@@ -1,0 +1,206 @@
+# The 1.1 statements over the protocol: disconnect_session() after the
+# transaction, cancel_sql(), kill_sessions(); the upgrade from 1.0 on a live
+# server; and a dump and restore of a database with the extension and its
+# grants.
+
+use strict;
+use warnings FATAL => 'all';
+use lib 't';
+use KsNode;
+use KsWire;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time);
+
+my $node = ks_node('main', "max_connections = 300\n");
+$node->safe_psql('postgres', q{
+	CREATE TABLE t (a int);
+	GRANT ALL ON t TO PUBLIC;
+	CREATE ROLE app LOGIN;
+	CREATE ROLE dba LOGIN;
+	CREATE ROLE nopriv LOGIN;
+	GRANT ALTER SYSTEM TO dba;
+	GRANT pg_read_all_stats TO dba;
+});
+my $dba = KsWire->connect($node, user => 'dba');
+my $dba_id = $dba->session_id;
+
+sub rows_in_t { return $node->safe_psql('postgres', 'SELECT count(*) FROM t'); }
+
+# -- disconnect_session(..., post_transaction => true) --------------------
+
+# Not in a transaction: it ends at once, and is told who and why.
+my $app = KsWire->connect($node, user => 'app');
+my $app_id = $app->session_id;
+is($dba->value("SELECT disconnect_session('$app_id', post_transaction => true)"),
+	't', 'disconnect of an idle session returns true');
+is_deeply($app->trace(10), [ 'E:FATAL:57P01', 'EOF' ], 'the idle session ends at once');
+is($app->last_error->{D},
+	qq{Session $app_id was disconnected by role "dba" (session $dba_id) after its transaction.},
+	'its DETAIL names who disconnected it, and when');
+
+# In a transaction: it goes on, and ends right after its COMMIT's result,
+# before anything it queued behind the COMMIT runs.
+$app = KsWire->connect($node, user => 'app');
+$app_id = $app->session_id;
+$app->query('BEGIN');
+$app->query('INSERT INTO t VALUES (1)');
+my $t0 = time();
+is($dba->value("SELECT disconnect_session('$app_id, 7', post_transaction => true)"),
+	't', 'disconnect of a session in a transaction returns at once');
+cmp_ok(time() - $t0, '<', 2, 'without waiting for the transaction');
+is($dba->value("SELECT state FROM processlist WHERE id = $app_id"),
+	'DISCONNECT PENDING', 'the process list shows it as marked');
+is_deeply($app->query('INSERT INTO t VALUES (2)')->{tag}, 'INSERT 0 1',
+	'the marked session goes on with its transaction');
+$app->send_query('COMMIT');
+$app->send_query('INSERT INTO t VALUES (3)');
+is_deeply($app->trace(10), [ 'C:COMMIT', 'E:FATAL:57P01', 'EOF' ],
+	"the COMMIT's result, then FATAL, and never ReadyForQuery");
+is(rows_in_t(), '2', 'its transaction was committed, and the statement queued behind it never ran');
+$node->safe_psql('postgres', 'TRUNCATE t');
+
+# A ROLLBACK ends it the same way, with nothing kept.
+$app = KsWire->connect($node, user => 'app');
+$app_id = $app->session_id;
+$app->query('BEGIN');
+$app->query('INSERT INTO t VALUES (4)');
+$dba->value("SELECT disconnect_session('$app_id', post_transaction => true)");
+$app->send_query('ROLLBACK');
+is_deeply($app->trace(10), [ 'C:ROLLBACK', 'E:FATAL:57P01', 'EOF' ],
+	'ROLLBACK: its result, then FATAL');
+is(rows_in_t(), '0', 'ROLLBACK: nothing kept');
+
+# A statement in its own implicit transaction completes, then the session
+# ends.
+$app = KsWire->connect($node, user => 'app');
+$app_id = $app->session_id;
+$app->send_query('SELECT pg_sleep(1), 1');
+$node->poll_query_until('postgres',
+	"SELECT state = 'active' FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(1), 1'");
+$dba->value("SELECT disconnect_session('$app_id', post_transaction => true)");
+is_deeply($app->trace(10), [ 'T', 'D:,1', 'C:SELECT 1', 'E:FATAL:57P01', 'EOF' ],
+	'a running statement completes and its result arrives, then FATAL');
+
+# IMMEDIATE, or neither: a kill.
+$app = KsWire->connect($node, user => 'app');
+$app_id = $app->session_id;
+$app->query('BEGIN');
+$app->query('INSERT INTO t VALUES (5)');
+is($dba->value("SELECT disconnect_session('$app_id', immediate => true)"), 't',
+	'IMMEDIATE kills');
+is_deeply($app->trace(10), [ 'E:FATAL:57P01', 'EOF' ], 'IMMEDIATE: the session ends now');
+is(rows_in_t(), '0', 'IMMEDIATE: its transaction rolled back');
+
+my $r = $dba->query("SELECT disconnect_session('1', true, true)");
+is($r->{error}{C}, '22023', 'POST_TRANSACTION with IMMEDIATE: 22023');
+$r = $dba->query("SELECT disconnect_session('4294967295', post_transaction => true)");
+is($r->{error}{C}, '42704', 'disconnect of no session: 42704');
+my $nopriv = KsWire->connect($node, user => 'nopriv');
+$r = $nopriv->query("SELECT disconnect_session('$dba_id', post_transaction => true)");
+is($r->{error}{C}, '42501', 'disconnect without the privilege: 42501');
+ok($node->log_contains(
+		qr/session \d+ \(pid \d+, role "app", database "postgres"\) marked to disconnect after its transaction by session $dba_id/),
+	'the disconnect is logged');
+
+# -- cancel_sql() -----------------------------------------------------------
+
+$app = KsWire->connect($node, user => 'app');
+$app_id = $app->session_id;
+$app->send_query('SELECT pg_sleep(60)');
+$node->poll_query_until('postgres',
+	"SELECT state = 'active' FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)'");
+$t0 = time();
+is($dba->value("SELECT cancel_sql('$app_id')"), 't', 'cancel_sql of a running statement: true');
+my $elapsed = time() - $t0;
+is($dba->value(
+		"SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query = 'SELECT pg_sleep(60)'"),
+	'0', 'the statement has stopped when cancel_sql returns');
+cmp_ok($elapsed, '<', 5, 'and it returns at once');
+$r = $app->read_result(10);
+is($r->{error}{C}, '57014', 'the target gets 57014');
+is($r->{error}{D},
+	qq{The statement of session $app_id was cancelled by role "dba" (session $dba_id).},
+	'with a DETAIL naming who cancelled it');
+is($app->value('SELECT 42'), '42', 'and keeps its session');
+$r = $dba->query("SELECT cancel_sql('$app_id')");
+is_deeply($r->{rows}, [ ['f'] ], 'cancel_sql of an idle session: false');
+is($r->{notices}[0]{M}, "session $app_id is not running a statement", 'with a NOTICE');
+$app->send_query('SELECT pg_sleep(0.2)');
+$app->read_result(10);
+$r = $app->query('SELECT 1/0');
+is($r->{error}{D}, undef, 'a later error of the target has no stale DETAIL');
+$r = $nopriv->query("SELECT cancel_sql('$app_id')");
+is($r->{error}{C}, '42501', 'cancel_sql without the privilege: 42501');
+$r = $dba->query("SELECT cancel_sql('x')");
+is($r->{error}{C}, '22023', 'cancel_sql of a malformed ID: 22023');
+ok($node->log_contains(qr/session $app_id \(pid \d+, role "app", database "postgres"\) had its statement cancelled by session $dba_id/),
+	'the cancel is logged');
+$app->close;
+
+# -- kill_sessions() --------------------------------------------------------
+
+my @apps = map { KsWire->connect($node, user => 'app') } 1 .. 20;
+my @ids = map { $_->session_id } @apps;
+$apps[0]->send_query('SELECT pg_sleep(60)');
+my $list = join(',', @ids, 4294967295);
+$r = $dba->query("SELECT id, killed FROM kill_sessions(ARRAY[$list]) ORDER BY id");
+is(scalar(grep { $_->[1] eq 't' } @{ $r->{rows} }), 20, 'kill_sessions: all 20 killed');
+is_deeply([ grep { $_->[0] eq '4294967295' } @{ $r->{rows} } ], [ [ '4294967295', 'f' ] ],
+	'a session that does not exist: false');
+is($r->{notices}[0]{M}, 'session ID 4294967295 does not exist', 'with a NOTICE');
+is($dba->value(q{SELECT count(*) FROM pg_stat_activity WHERE usename = 'app'}), '0',
+	'every process is gone when it returns');
+is(scalar(grep { grep { $_ eq 'E:FATAL:57P01' } @{ $_->trace(10) } } @apps), 20,
+	'every client got 57P01');
+my $su = KsWire->connect($node);
+my $su_id = $su->session_id;
+my $app2 = KsWire->connect($node, user => 'app');
+my $app2_id = $app2->session_id;
+$r = $dba->query("SELECT * FROM kill_sessions(ARRAY[$app2_id, $su_id])");
+is($r->{error}{C}, '42501', "kill_sessions with a superuser's session: 42501");
+is($app2->value('SELECT 1'), '1', 'and nothing was killed');
+$r = $dba->query("SELECT * FROM kill_sessions(ARRAY[$app2_id, NULL])");
+is($r->{error}{C}, '22023', 'kill_sessions with a NULL ID: 22023');
+$r = $dba->query("SELECT * FROM kill_sessions(ARRAY[0])");
+is($r->{error}{C}, '22023', 'kill_sessions with ID 0: 22023');
+
+# -- Upgrade from 1.0 on a live server; dump and restore ---------------------
+
+$node->safe_psql('postgres', 'CREATE DATABASE up');
+$node->safe_psql('up', "CREATE EXTENSION kill_session VERSION '1.0'");
+my $watcher = KsWire->connect($node, dbname => 'up');
+is($watcher->value('SELECT count(*) > 0 FROM processlist'), 't', '1.0 lists sessions');
+$node->safe_psql('up', 'ALTER EXTENSION kill_session UPDATE');
+is($node->safe_psql('up', "SELECT extversion FROM pg_extension WHERE extname = 'kill_session'"),
+	'1.1', 'ALTER EXTENSION kill_session UPDATE: 1.1');
+my $victim = KsWire->connect($node, dbname => 'up', user => 'app');
+my $victim_id = $victim->session_id;
+is($watcher->value("SELECT killed FROM kill_sessions(ARRAY[$victim_id])"), 't',
+	'the upgraded extension kills, in the sessions that were already there');
+$watcher->close;
+
+$node->safe_psql('up', q{
+	CREATE TABLE kept (a int);
+	INSERT INTO kept VALUES (1);
+	GRANT EXECUTE ON FUNCTION cancel_sql(text) TO app;
+});
+my $dumpfile = $node->basedir . '/up.dump';
+$node->command_ok([ 'pg_dump', '-Fc', '-f', $dumpfile, '-h', $node->host,
+	'-p', $node->port, 'up' ], 'pg_dump of a database with the extension');
+$node->safe_psql('postgres', 'CREATE DATABASE restored');
+$node->command_ok([ 'pg_restore', '-d', 'restored', '-h', $node->host,
+	'-p', $node->port, $dumpfile ], 'pg_restore of it');
+is($node->safe_psql('restored',
+		"SELECT extversion FROM pg_extension WHERE extname = 'kill_session'"),
+	'1.1', 'the restored extension is 1.1');
+is($node->safe_psql('restored',
+		"SELECT has_function_privilege('app', 'cancel_sql(text)', 'EXECUTE')"),
+	't', 'with its grants');
+is($node->safe_psql('restored', 'SELECT count(*) > 0 FROM processlist'), 't',
+	'and works');
+
+ok(!$node->log_contains(qr/PANIC|TRAP|terminated by signal/), 'no crash');
+$node->stop;
+done_testing();
