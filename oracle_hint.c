@@ -26,8 +26,9 @@
 #include "sql_scan.h"
 
 /*
- * Add to a syntax error in ALTER SYSTEM KILL SESSION the call that does the
- * same here, or what is wrong with its session string.  Runs inside
+ * Add to a syntax error in one of the Oracle or MySQL statements that
+ * sql_scan.h lists the statement that does the same here, or what is wrong
+ * with its session string.  Runs inside
  * emit_log_hook (see kill_session.c): the scanner raises no error and
  * allocates nothing.
  */
@@ -39,7 +40,7 @@ ks_add_oracle_hint(ErrorData *edata)
 	int			pos;
 	int			i;
 	size_t		len;
-	char		call[128];
+	char		hint[512];
 
 	if (edata->internalquery != NULL)
 	{
@@ -60,20 +61,8 @@ ks_add_oracle_hint(ErrorData *edata)
 	for (i = 1; i < pos && *p; i++)
 		p += pg_mblen(p);
 
-	switch (ks_find_kill_statement(query, len, p - query,
-								   standard_conforming_strings,
-								   call, sizeof(call)))
-	{
-		case KS_KILL_VALID:
-			edata->hint = psprintf("On PostgreSQL run: %s", call);
-			break;
-		case KS_KILL_INVALID:
-			edata->hint = pstrdup("On PostgreSQL run: SELECT kill_session('session_id'); "
-								  "the session string given is not valid: it must be "
-								  "'session_id' or 'session_id, serial#', with numbers "
-								  "from SHOW PROCESSLIST.");
-			break;
-		case KS_KILL_NONE:
-			break;
-	}
+	if (ks_find_oracle_statement(query, len, p - query,
+								 standard_conforming_strings,
+								 hint, sizeof(hint)) != KS_ORACLE_NONE)
+		edata->hint = pstrdup(hint);
 }

@@ -318,6 +318,31 @@ read_quoted(KsScanner *s, KsToken *t, bool escapes)
 	}
 }
 
+/*
+ * The body of a quoted identifier, the opening quote read; "" stands for a
+ * quote.  Returns false if it is not terminated.
+ */
+static bool
+read_quoted_ident(KsScanner *s, KsToken *t)
+{
+	for (;;)
+	{
+		char		c;
+
+		if (at_end(s))
+			return false;
+		c = s->query[s->pos++];
+		if (c == '"')
+		{
+			if (peek(s, 0) == '"' && !at_end(s))
+				s->pos++;
+			else
+				return true;
+		}
+		add_char(t, c);
+	}
+}
+
 /* $tag$...$tag$, at its first $; returns false if it is not one. */
 static bool
 read_dollar_quoted(KsScanner *s, KsToken *t, bool *terminated)
@@ -405,24 +430,8 @@ ks_scan_next(KsScanner *s, KsToken *t)
 
 		s->pos += 3;
 		if (ident)
-		{
-			t->type = KS_TOK_QUOTED_IDENT;
-			for (;;)
-			{
-				if (at_end(s))
-				{
-					t->type = KS_TOK_ERROR;
-					break;
-				}
-				if (s->query[s->pos++] == '"')
-				{
-					if (peek(s, 0) == '"' && !at_end(s))
-						s->pos++;
-					else
-						break;
-				}
-			}
-		}
+			/* U&"..." escapes are not decoded: its value is not used */
+			t->type = read_quoted_ident(s, t) ? KS_TOK_OTHER : KS_TOK_ERROR;
 		else
 			t->type = read_quoted(s, t, false) ? KS_TOK_OTHER_STRING : KS_TOK_ERROR;
 	}
@@ -434,22 +443,7 @@ ks_scan_next(KsScanner *s, KsToken *t)
 	else if (c == '"')
 	{
 		s->pos++;
-		t->type = KS_TOK_QUOTED_IDENT;
-		for (;;)
-		{
-			if (at_end(s))
-			{
-				t->type = KS_TOK_ERROR;
-				break;
-			}
-			if (s->query[s->pos++] == '"')
-			{
-				if (peek(s, 0) == '"' && !at_end(s))
-					s->pos++;
-				else
-					break;
-			}
-		}
+		t->type = read_quoted_ident(s, t) ? KS_TOK_QUOTED_IDENT : KS_TOK_ERROR;
 	}
 	else if (c == '$')
 	{
@@ -465,9 +459,23 @@ ks_scan_next(KsScanner *s, KsToken *t)
 	}
 	else if (is_ident_start(c))
 	{
+		/* Its value as the lexer folds it: ASCII letters to lower case. */
 		while (!at_end(s) && is_ident_cont(peek(s, 0)))
-			s->pos++;
+		{
+			char		d = s->query[s->pos++];
+
+			add_char(t, (d >= 'A' && d <= 'Z') ? d + ('a' - 'A') : d);
+		}
 		t->type = KS_TOK_WORD;
+	}
+	else if (c >= '0' && c <= '9')
+	{
+		/* An integer; digits run on into a number of another kind. */
+		while (!at_end(s) && peek(s, 0) >= '0' && peek(s, 0) <= '9')
+			add_char(t, s->query[s->pos++]);
+		t->type = KS_TOK_NUMBER;
+		if (!at_end(s) && (is_ident_cont(peek(s, 0)) || peek(s, 0) == '.'))
+			t->type = KS_TOK_OTHER;
 	}
 	else if (c == ';')
 	{
@@ -480,8 +488,7 @@ ks_scan_next(KsScanner *s, KsToken *t)
 		t->type = KS_TOK_OTHER;
 	}
 	t->end = s->pos;
-	if (t->type == KS_TOK_STRING || t->type == KS_TOK_OTHER_STRING)
-		t->value[t->value_len] = '\0';
+	t->value[t->value_len] = '\0';
 }
 
 bool
@@ -505,66 +512,236 @@ ks_token_is(const KsScanner *s, const KsToken *t, const char *word)
 }
 
 /* The statement's first tokens kept for matching. */
-#define KS_KILL_TOKENS	7
+#define KS_STMT_TOKENS	16
 
-KsKillStatement
-ks_find_kill_statement(const char *query, size_t len, size_t errpos,
-					   bool std_strings, char *call, size_t callsize)
+/* Append printf-style text to out (size bytes, NUL-terminated). */
+static void
+append(char *out, size_t size, const char *fmt, const char *a, const char *b,
+	   const char *c)
+{
+	size_t		used = strlen(out);
+
+	if (used < size)
+		snprintf(out + used, size - used, fmt, a, b, c);
+}
+
+/*
+ * The canonical session string of a string or integer token: "sid" or
+ * "sid, serial", written from the parsed numbers.  false if kill_session()
+ * would reject it.
+ */
+static bool
+session_of(const KsToken *t, char *out, size_t size)
+{
+	uint32_t	sid;
+	uint32_t	serial;
+	bool		has_serial;
+
+	if (t->value_too_long ||
+		!ks_parse_session_id(t->value, t->value_len, &sid, &serial, &has_serial))
+		return false;
+	if (has_serial)
+		snprintf(out, size, "%lu, %lu", (unsigned long) sid, (unsigned long) serial);
+	else
+		snprintf(out, size, "%lu", (unsigned long) sid);
+	return true;
+}
+
+/* A name as SQL: as it is if plain lower case, else double-quoted. */
+static void
+identifier_of(const KsToken *t, char *out, size_t size)
+{
+	bool		plain = t->value_len > 0 &&
+		!(t->value[0] >= '0' && t->value[0] <= '9') && t->value[0] != '$';
+	size_t		i;
+	size_t		o = 0;
+
+	for (i = 0; i < t->value_len && plain; i++)
+	{
+		char		c = t->value[i];
+
+		plain = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+	}
+	if (plain)
+	{
+		snprintf(out, size, "%s", t->value);
+		return;
+	}
+	out[o++] = '"';
+	for (i = 0; i < t->value_len && o + 3 < size; i++)
+	{
+		if (t->value[i] == '"')
+			out[o++] = '"';
+		out[o++] = t->value[i];
+	}
+	out[o++] = '"';
+	out[o] = '\0';
+}
+
+/* A value as a string constant, E'' if it holds a backslash. */
+static void
+literal_of(const KsToken *t, char *out, size_t size)
+{
+	size_t		i;
+	size_t		o = 0;
+
+	if (memchr(t->value, '\\', t->value_len) != NULL)
+		out[o++] = 'E';
+	out[o++] = '\'';
+	for (i = 0; i < t->value_len && o + 4 < size; i++)
+	{
+		if (t->value[i] == '\'' || t->value[i] == '\\')
+			out[o++] = t->value[i];
+		out[o++] = t->value[i];
+	}
+	out[o++] = '\'';
+	out[o] = '\0';
+}
+
+static bool
+is_name(const KsToken *t)
+{
+	return (t->type == KS_TOK_WORD || t->type == KS_TOK_QUOTED_IDENT) &&
+		!t->value_too_long && t->value_len > 0 &&
+		memchr(t->value, '\0', t->value_len) == NULL;
+}
+
+#define IS(i, word) ks_token_is(&s, &tok[i], word)
+
+/* What to say when the session string is not one. */
+#define KS_INVALID_SESSION \
+	"; the session string given is not valid: it must be 'session_id' or " \
+	"'session_id, serial#', with numbers from SHOW PROCESSLIST."
+
+KsOracleResult
+ks_find_oracle_statement(const char *query, size_t len, size_t errpos,
+						 bool std_strings, char *hint, size_t hintsize)
 {
 	KsScanner	s;
-	KsToken		tokens[KS_KILL_TOKENS];
+	KsToken		tok[KS_STMT_TOKENS];
 	KsToken		t;
 	int			n = 0;
 	bool		has_error_token = false;
+	char		session[32];
+	const char *function;
+	const char *option = "";
+	int			session_token;
 
 	ks_scan_init(&s, query, len, std_strings);
 	for (;;)
 	{
 		ks_scan_next(&s, &t);
 		if (t.type == KS_TOK_ERROR)
-			return KS_KILL_NONE;
+			return KS_ORACLE_NONE;
 		if (t.type == KS_TOK_SEMICOLON || t.type == KS_TOK_EOF)
 		{
 			if (has_error_token)
 				break;
 			if (t.type == KS_TOK_EOF)
-				return KS_KILL_NONE;
+				return KS_ORACLE_NONE;
 			n = 0;
 			continue;
 		}
 		if (t.start == errpos)
 			has_error_token = true;
-		if (n < KS_KILL_TOKENS)
-			tokens[n] = t;
+		if (n < KS_STMT_TOKENS)
+			tok[n] = t;
 		n++;
 	}
+	if (n > KS_STMT_TOKENS)
+		return KS_ORACLE_NONE;
+	hint[0] = '\0';
+	append(hint, hintsize, "On PostgreSQL run: ", "", "", "");
 
-	/* ALTER SYSTEM KILL SESSION 'session' [IMMEDIATE], the error at KILL */
-	if (n < 5 || n > 6 ||
-		!ks_token_is(&s, &tokens[0], "alter") ||
-		!ks_token_is(&s, &tokens[1], "system") ||
-		!ks_token_is(&s, &tokens[2], "kill") || tokens[2].start != errpos ||
-		!ks_token_is(&s, &tokens[3], "session") ||
-		tokens[4].type != KS_TOK_STRING ||
-		(n == 6 && !ks_token_is(&s, &tokens[5], "immediate")))
-		return KS_KILL_NONE;
-
+	/* CREATE USER name IDENTIFIED BY password, the error at IDENTIFIED */
+	if (n == 6 && IS(0, "create") && IS(1, "user") && is_name(&tok[2]) &&
+		IS(3, "identified") && tok[3].start == errpos && IS(4, "by") &&
+		(is_name(&tok[5]) || tok[5].type == KS_TOK_STRING) &&
+		!tok[5].value_too_long)
 	{
-		uint32_t	sid;
-		uint32_t	serial;
-		bool		has_serial;
-		const char *immediate = (n == 6) ? ", immediate => true" : "";
+		char		name[2 * KS_SCAN_VALUE_MAX + 3];
+		char		password[2 * KS_SCAN_VALUE_MAX + 4];
 
-		if (tokens[4].value_too_long ||
-			!ks_parse_session_id(tokens[4].value, tokens[4].value_len,
-								 &sid, &serial, &has_serial))
-			return KS_KILL_INVALID;
-		if (has_serial)
-			snprintf(call, callsize, "SELECT kill_session('%lu, %lu'%s);",
-					 (unsigned long) sid, (unsigned long) serial, immediate);
-		else
-			snprintf(call, callsize, "SELECT kill_session('%lu'%s);",
-					 (unsigned long) sid, immediate);
-		return KS_KILL_VALID;
+		identifier_of(&tok[2], name, sizeof(name));
+		literal_of(&tok[5], password, sizeof(password));
+		append(hint, hintsize, "CREATE USER %s PASSWORD %s;%s", name, password, "");
+		return KS_ORACLE_VALID;
 	}
+
+	/* GRANT CREATE SESSION TO name [, ...], the error at SESSION */
+	if (n >= 5 && n % 2 == 1 && IS(0, "grant") && IS(1, "create") &&
+		IS(2, "session") && tok[2].start == errpos && IS(3, "to"))
+	{
+		int			i;
+		char		name[2 * KS_SCAN_VALUE_MAX + 3];
+
+		for (i = 4; i < n; i += 2)
+		{
+			if (!is_name(&tok[i]) ||
+				(i + 1 < n && !(tok[i + 1].type == KS_TOK_OTHER &&
+								query[tok[i + 1].start] == ',')))
+				return KS_ORACLE_NONE;
+		}
+		for (i = 4; i < n; i += 2)
+		{
+			identifier_of(&tok[i], name, sizeof(name));
+			append(hint, hintsize, "%sALTER ROLE %s LOGIN;%s",
+				   i > 4 ? " " : "", name, "");
+		}
+		return KS_ORACLE_VALID;
+	}
+
+	/* KILL [CONNECTION | QUERY] id, the error at KILL */
+	if (n >= 2 && n <= 3 && IS(0, "kill") && tok[0].start == errpos &&
+		tok[n - 1].type == KS_TOK_NUMBER &&
+		(n == 2 || IS(1, "connection") || IS(1, "query")))
+	{
+		function = (n == 3 && IS(1, "query")) ? "cancel_sql" : "kill_session";
+		if (!session_of(&tok[n - 1], session, sizeof(session)))
+		{
+			append(hint, hintsize, "SELECT %s('session_id')%s", function,
+				   KS_INVALID_SESSION, "");
+			return KS_ORACLE_INVALID;
+		}
+		append(hint, hintsize, "SELECT %s('%s');%s", function, session, "");
+		return KS_ORACLE_VALID;
+	}
+
+	/*
+	 * ALTER SYSTEM KILL SESSION 'session' [IMMEDIATE]
+	 * ALTER SYSTEM DISCONNECT SESSION 'session' [POST_TRANSACTION | IMMEDIATE]
+	 * ALTER SYSTEM CANCEL SQL 'session'
+	 * the error at the word after SYSTEM
+	 */
+	if (n < 5 || !IS(0, "alter") || !IS(1, "system") || tok[2].start != errpos)
+		return KS_ORACLE_NONE;
+	session_token = 4;
+	if (IS(2, "kill") && IS(3, "session") && (n == 5 || (n == 6 && IS(5, "immediate"))))
+	{
+		function = "kill_session";
+		if (n == 6)
+			option = ", immediate => true";
+	}
+	else if (IS(2, "disconnect") && IS(3, "session") &&
+			 (n == 5 || (n == 6 && (IS(5, "immediate") || IS(5, "post_transaction")))))
+	{
+		function = "disconnect_session";
+		if (n == 6)
+			option = IS(5, "immediate") ? ", immediate => true" :
+				", post_transaction => true";
+	}
+	else if (IS(2, "cancel") && IS(3, "sql") && n == 5)
+		function = "cancel_sql";
+	else
+		return KS_ORACLE_NONE;
+	if (tok[session_token].type != KS_TOK_STRING)
+		return KS_ORACLE_NONE;
+	if (!session_of(&tok[session_token], session, sizeof(session)))
+	{
+		append(hint, hintsize, "SELECT %s('session_id')%s", function,
+			   KS_INVALID_SESSION, "");
+		return KS_ORACLE_INVALID;
+	}
+	append(hint, hintsize, "SELECT %s('%s'%s);", function, session, option);
+	return KS_ORACLE_VALID;
 }

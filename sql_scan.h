@@ -29,7 +29,8 @@ typedef enum KsTokenType
 {
 	KS_TOK_EOF,
 	KS_TOK_WORD,				/* unquoted identifier or keyword */
-	KS_TOK_QUOTED_IDENT,		/* "..." or U&"..." */
+	KS_TOK_QUOTED_IDENT,		/* "..." */
+	KS_TOK_NUMBER,				/* an integer */
 	KS_TOK_STRING,				/* '...', E'...', N'...', $tag$...$tag$ */
 	KS_TOK_OTHER_STRING,		/* B'...', X'...', U&'...': not a session */
 	KS_TOK_SEMICOLON,
@@ -42,7 +43,10 @@ typedef struct KsToken
 	KsTokenType type;
 	size_t		start;			/* byte offset in the query */
 	size_t		end;			/* byte offset just past it */
-	/* KS_TOK_STRING: the value, as the lexer reads it */
+	/*
+	 * The value as the lexer reads it: of a string, a quoted identifier, an
+	 * integer, or a word (folded to lower case)
+	 */
 	char		value[KS_SCAN_VALUE_MAX + 1];
 	size_t		value_len;
 	bool		value_too_long;
@@ -66,24 +70,33 @@ extern void ks_scan_next(KsScanner *scanner, KsToken *token);
 extern bool ks_token_is(const KsScanner *scanner, const KsToken *token,
 						const char *word);
 
-typedef enum KsKillStatement
+typedef enum KsOracleResult
 {
-	KS_KILL_NONE,				/* not ALTER SYSTEM KILL SESSION '...' */
-	KS_KILL_VALID,				/* with a valid session string */
-	KS_KILL_INVALID				/* with a session string kill_session() would
-								 * reject */
-} KsKillStatement;
+	KS_ORACLE_NONE,				/* not one of the statements below */
+	KS_ORACLE_VALID,			/* one of them: hint holds its PostgreSQL form */
+	KS_ORACLE_INVALID			/* one of them with a session string that
+								 * would be rejected: hint says so */
+} KsOracleResult;
 
 /*
  * If the statement of query that has a token starting at byte errpos (where
- * the server reported its syntax error) is ALTER SYSTEM KILL SESSION
- * 'session' [IMMEDIATE] [;], and errpos is its KILL, say so; for a valid
- * session string, write the equivalent call, built from the parsed numbers
- * (never from the user's text), into call (callsize bytes):
- * SELECT kill_session('123, 4', immediate => true);
+ * the server reported its syntax error) is one of the Oracle or MySQL
+ * statements PostgreSQL rejects there, write the HINT that gives its
+ * PostgreSQL form into hint (hintsize bytes):
+ *
+ *	ALTER SYSTEM KILL SESSION 's' [IMMEDIATE]
+ *	ALTER SYSTEM DISCONNECT SESSION 's' [POST_TRANSACTION | IMMEDIATE]
+ *	ALTER SYSTEM CANCEL SQL 's'
+ *	KILL [CONNECTION | QUERY] id
+ *	CREATE USER name IDENTIFIED BY password
+ *	GRANT CREATE SESSION TO name [, ...]
+ *
+ * Session strings and IDs are written from the parsed numbers, names and
+ * passwords from their values as the lexer reads them; nothing is copied
+ * from the query's text.
  */
-extern KsKillStatement ks_find_kill_statement(const char *query, size_t len,
-											  size_t errpos, bool std_strings,
-											  char *call, size_t callsize);
+extern KsOracleResult ks_find_oracle_statement(const char *query, size_t len,
+											   size_t errpos, bool std_strings,
+											   char *hint, size_t hintsize);
 
 #endif							/* KS_SQL_SCAN_H */
