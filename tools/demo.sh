@@ -49,10 +49,14 @@ psql_as() {
 }
 
 echo
-echo "== as SYS (the superuser postgres): install, create the user, grant"
-psql_as postgres <<'SQL'
+echo "== as SYS (the superuser postgres): the reference example typed as written;"
+echo "   each Oracle statement PostgreSQL rejects gives its PostgreSQL form"
+psql_as postgres <<'SQL' 2>&1
 CREATE EXTENSION kill_session;
+CREATE USER kill_user IDENTIFIED BY killuser123;
 CREATE USER kill_user PASSWORD 'killuser123';
+GRANT CREATE SESSION TO kill_user;
+ALTER ROLE kill_user LOGIN;
 GRANT ALTER SYSTEM TO kill_user;
 -- PostgreSQL shows other roles' statements only to pg_read_all_stats.
 GRANT pg_read_all_stats TO kill_user;
