@@ -22,6 +22,7 @@
 
 #include <limits.h>
 #include <poll.h>
+#include <time.h>
 #include <sched.h>
 #include <signal.h>
 #include <unistd.h>
@@ -412,25 +413,28 @@ kill_session(PG_FUNCTION_ARGS)
 
 /*
  * Wait until every process in pids[0..n) is gone, or timeout_ms have
- * passed; gone[i] says which are.  One poll() on all their pidfds wakes as
- * each exits, then the CPU is yielded to the postmaster until it has
- * reaped it.  A signal interrupts poll(), so cancels are served at once; a
- * process without a pidfd is looked at every millisecond.
+ * passed; gone[i] says which are.  One ppoll() on the pidfds of those still
+ * running wakes as each exits; its pidfd is then closed (and set to -1)
+ * and the process looked at every 100 us until the postmaster has reaped
+ * it, so that the wait never spins while others are still exiting.  A
+ * signal interrupts ppoll(), so cancels are served at once; a process
+ * without a pidfd is looked at every 100 us too.
  */
 static void
-ks_wait_for_all(const pid_t *pids, const int *pidfds, bool *gone, int n,
+ks_wait_for_all(const pid_t *pids, int *pidfds, bool *gone, int n,
 				int timeout_ms)
 {
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													   timeout_ms);
 	struct pollfd *fds = palloc(sizeof(struct pollfd) * Max(n, 1));
+	int		   *fd_owner = palloc(sizeof(int) * Max(n, 1));
 
 	for (;;)
 	{
 		int			nfds = 0;
-		int			pending = 0;
-		bool		unwatched = false;
+		bool		reaping = false;
 		long		remaining;
+		struct timespec step;
 		int			i;
 
 		CHECK_FOR_INTERRUPTS();
@@ -440,33 +444,49 @@ ks_wait_for_all(const pid_t *pids, const int *pidfds, bool *gone, int n,
 		{
 			if (gone[i])
 				continue;
-			if (ks_process_gone(pids[i]))
-			{
-				gone[i] = true;
-				continue;
-			}
-			pending++;
 			if (pidfds[i] >= 0)
 			{
 				fds[nfds].fd = pidfds[i];
 				fds[nfds].events = POLLIN;
 				fds[nfds].revents = 0;
-				nfds++;
+				fd_owner[nfds++] = i;
 			}
+			else if (ks_process_gone(pids[i]))
+				gone[i] = true;
 			else
-				unwatched = true;
+				reaping = true;
 		}
-		if (pending == 0)
+		if (nfds == 0 && !reaping)
 			break;
 		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
 													deadline);
 		if (remaining <= 0)
 			break;
-		/* Some have exited and wait to be reaped: a moment for that. */
-		if (poll(fds, nfds, unwatched ? Min(remaining, 1) : remaining) > 0)
-			sched_yield();
+		if (reaping)
+		{
+			step.tv_sec = 0;
+			step.tv_nsec = KS_REAP_STEP_US * 1000L;
+		}
+		else
+		{
+			step.tv_sec = remaining / 1000;
+			step.tv_nsec = (remaining % 1000) * 1000000L;
+		}
+		if (ppoll(fds, nfds, &step, NULL) > 0)
+		{
+			for (i = 0; i < nfds; i++)
+			{
+				if (fds[i].revents != 0)
+				{
+					/* Exited: now only its reaping is waited for. */
+					close(pidfds[fd_owner[i]]);
+					pidfds[fd_owner[i]] = -1;
+				}
+			}
+		}
 	}
 	pfree(fds);
+	pfree(fd_owner);
 }
 
 /*

@@ -234,6 +234,56 @@ for my $n (50, 200, 500)
 		$scale{$n}{kill}{median} * 1000, $scale{$n}{show}{median} * 1000,
 		$scale{$n}{psa}{median} * 1000));
 }
+# ---- 5. many at once ---------------------------------------------------
+
+# Ending every session of one role: kill_sessions() against
+# pg_terminate_backend() for every PID, then waiting until all are gone
+# (polled from the client every 20 us, as the bare kill above).
+$main->psql('CREATE ROLE app LOGIN');
+my $many = 200;
+my $many_samples = $quick ? 5 : 11;
+
+sub end_all
+{
+	my ($how) = @_;
+	my @apps = map { KsWire->connect($main, user => 'app') } 1 .. $many;
+	my @pids = map { $_->pid } @apps;
+	my $t0 = time();
+	if ($how eq 'kill_sessions')
+	{
+		my $r = $killer->query(q{SELECT count(*) FILTER (WHERE killed) FROM kill_sessions(ARRAY(SELECT id FROM processlist WHERE "user" = 'app'))});
+		die "kill_sessions: $r->{error}{M}" if $r->{error};
+		die "kill_sessions killed $r->{rows}[0][0]" unless $r->{rows}[0][0] == $many;
+	}
+	else
+	{
+		$killer->query(q{SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = 'app'});
+		for my $pid (@pids)
+		{
+			usleep(20) while kill(0, $pid);
+		}
+	}
+	my $elapsed = time() - $t0;
+	kill(0, $_) and die "$how: $_ still there" for @pids;
+	$_->close for @apps;
+	return $elapsed;
+}
+
+line("== ending $many sessions of one role ($many_samples samples each, alternated)");
+my %all;
+for my $i (1 .. $many_samples)
+{
+	for my $how ($i % 2 ? ('kill_sessions', 'bare') : ('bare', 'kill_sessions'))
+	{
+		push @{ $all{$how} }, end_all($how);
+	}
+}
+my %sall = map { $_ => summary(@{ $all{$_} }) } keys %all;
+line("    kill_sessions(ids)                  " . fmt_ms($sall{kill_sessions}));
+line("    pg_terminate_backend each, then wait" . fmt_ms($sall{bare}));
+line(sprintf("    kill_sessions / pg_terminate_backend each = %.2fx (target <= 1.2x)",
+	$sall{kill_sessions}{median} / $sall{bare}{median}));
+
 $killer->close;
 $main->stop;
 
