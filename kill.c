@@ -120,7 +120,8 @@ ks_report_invalid(void)
 
 /*
  * Check that the caller may act on sessions at all; what is "kill
- * session", "disconnect session" or "cancel SQL of session".
+ * session", "disconnect session" or "cancel SQL of session" (an "s" makes
+ * it plural in the DETAIL).
  */
 void
 ks_check_privilege(const char *what)
@@ -129,7 +130,7 @@ ks_check_privilege(const char *what)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to %s", what),
-				 errdetail("Only superusers and roles with the ALTER SYSTEM privilege on parameter \"%s\" may %s.",
+				 errdetail("Only superusers and roles with the ALTER SYSTEM privilege on parameter \"%s\" may %ss.",
 						   KS_PRIVILEGE_PARAMETER, what)));
 }
 
@@ -154,10 +155,7 @@ ks_aim(uint32 sid, const char *what, bool missing_ok,
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to %s", what),
-				 errdetail("Only superusers can %s of superusers.",
-						   strcmp(what, "kill session") == 0 ? "kill sessions" :
-						   strcmp(what, "disconnect session") == 0 ?
-						   "disconnect sessions" : "cancel SQL of sessions")));
+				 errdetail("Only superusers can %ss of superusers.", what)));
 
 	me->sid = ks_my_session_id();
 	me->pid = MyProcPid;

@@ -67,39 +67,43 @@ sub run_prepared
 	$c->sync;
 	my $trace = $c->trace(10);
 	my $rows = grep { /^D:/ } @$trace;
-	return join(' ', grep { !/^D:/ } @$trace) . " rows=$rows";
+	# Other sessions may come and go: what counts is that rows come back,
+	# described, as many as the completion says.
+	my $tag = join(' ', grep { !/^D:/ } @$trace);
+	$tag =~ s/C:SELECT $rows\b/C:SELECT n/;
+	return $tag . ($rows > 0 ? ' rows' : ' no rows');
 }
 
 my $c = KsWire->connect($node);
 $c->parse('ps', 'SHOW PROCESSLIST');
 $c->sync;
 is_deeply($c->trace(10), [ '1', 'Z' ], 'the client prepares SHOW PROCESSLIST');
-is(run_prepared($c, 'ps'), '2 T C:SELECT 1 Z rows=1', 'and runs it');
+is(run_prepared($c, 'ps'), '2 T C:SELECT n Z rows', 'and runs it');
 
 $c->query('DEALLOCATE kill_session_show_processlist');
-is(run_prepared($c, 'ps'), '2 T C:SELECT 1 Z rows=1',
+is(run_prepared($c, 'ps'), '2 T C:SELECT n Z rows',
 	'after DEALLOCATE of the statement behind it');
 
 $c->query('DEALLOCATE ALL');
 $c->parse('ps', 'SHOW PROCESSLIST');
 $c->sync;
 $c->trace(10);
-is(run_prepared($c, 'ps'), '2 T C:SELECT 1 Z rows=1',
+is(run_prepared($c, 'ps'), '2 T C:SELECT n Z rows',
 	'after DEALLOCATE ALL, prepared again as a driver does');
 
 $c->query('DISCARD ALL');
 $c->parse('ps', 'SHOW PROCESSLIST');
 $c->sync;
 $c->trace(10);
-is(run_prepared($c, 'ps'), '2 T C:SELECT 1 Z rows=1', 'after DISCARD ALL');
+is(run_prepared($c, 'ps'), '2 T C:SELECT n Z rows', 'after DISCARD ALL');
 
 # Another session moves the extension: this one's statements follow it.
 $node->safe_psql('postgres',
 	'CREATE SCHEMA ks; ALTER EXTENSION kill_session SET SCHEMA ks');
-is(run_prepared($c, 'ps'), '2 T C:SELECT 1 Z rows=1',
+is(run_prepared($c, 'ps'), '2 T C:SELECT n Z rows',
 	'after ALTER EXTENSION SET SCHEMA in another session');
 $node->safe_psql('postgres', 'ALTER EXTENSION kill_session SET SCHEMA public');
-is(run_prepared($c, 'ps'), '2 T C:SELECT 1 Z rows=1', 'and back');
+is(run_prepared($c, 'ps'), '2 T C:SELECT n Z rows', 'and back');
 $c->close;
 
 # A statement of the client's that has the name is never replaced, nor run
@@ -110,7 +114,7 @@ $c->sync;
 $c->trace(10);
 my $r = $c->query('SHOW PROCESSLIST');
 is($r->{error}{C}, '42P05', "SHOW PROCESSLIST refuses to run the client's statement of its name");
-is(run_prepared($c, 'kill_session_show_processlist'), '2 T C:SELECT 1 Z rows=1',
+is(run_prepared($c, 'kill_session_show_processlist'), '2 T C:SELECT n Z rows',
 	"the client's statement is still its own");
 $c->bind('', 'kill_session_show_processlist');
 $c->execute('');
