@@ -82,6 +82,26 @@ SET ROLE regress_ks_nopriv;
 GRANT ALTER SYSTEM TO regress_ks_nopriv;
 RESET ROLE;
 
+-- The 1.1 statements take the same session strings, privilege and errors.
+SELECT disconnect_session(NULL, post_transaction => true);
+SELECT disconnect_session('1,2,3', post_transaction => true);
+SELECT disconnect_session('4294967295', post_transaction => true);
+SELECT disconnect_session('4294967295', immediate => true);
+SELECT disconnect_session('4294967295', true, true);
+SELECT cancel_sql(NULL);
+SELECT cancel_sql('-1');
+SELECT cancel_sql('4294967295, 1');
+SELECT * FROM kill_sessions(NULL);
+SELECT * FROM kill_sessions('{}');
+SELECT * FROM kill_sessions(ARRAY[4294967296]);
+SELECT * FROM kill_sessions(ARRAY[4294967295, 4294967294]);
+SELECT * FROM kill_sessions(ARRAY[[1, 2], [3, 4]]);
+SET ROLE regress_ks_nopriv;
+SELECT disconnect_session('4294967295', post_transaction => true);
+SELECT cancel_sql('4294967295');
+SELECT * FROM kill_sessions(ARRAY[4294967295]);
+RESET ROLE;
+
 DROP ROLE regress_ks_nopriv;
 DROP ROLE regress_ks_dba;
 
