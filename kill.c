@@ -415,8 +415,10 @@ kill_session(PG_FUNCTION_ARGS)
  * running wakes as each exits; its pidfd is then closed (and set to -1)
  * and the process looked at every 100 us until the postmaster has reaped
  * it, so that the wait never spins while others are still exiting.  A
- * signal interrupts ppoll(), so cancels are served at once; a process
- * without a pidfd is looked at every 100 us too.
+ * process without a pidfd is looked at every 100 us too.  Signals are
+ * blocked from each interrupt check to the ppoll(), which unblocks them
+ * as it starts waiting: a cancel that arrives in between interrupts it at
+ * once, and is served by the next check.
  */
 static void
 ks_wait_for_all(const pid_t *pids, int *pidfds, bool *gone, int n,
@@ -426,7 +428,11 @@ ks_wait_for_all(const pid_t *pids, int *pidfds, bool *gone, int n,
 													   timeout_ms);
 	struct pollfd *fds = palloc(sizeof(struct pollfd) * Max(n, 1));
 	int		   *fd_owner = palloc(sizeof(int) * Max(n, 1));
+	sigset_t	all_signals;
+	sigset_t	unblocked;
 
+	sigfillset(&all_signals);
+	sigprocmask(SIG_SETMASK, NULL, &unblocked);
 	for (;;)
 	{
 		int			nfds = 0;
@@ -435,9 +441,11 @@ ks_wait_for_all(const pid_t *pids, int *pidfds, bool *gone, int n,
 		struct timespec step;
 		int			i;
 
+		sigprocmask(SIG_SETMASK, &unblocked, NULL);
 		CHECK_FOR_INTERRUPTS();
 		if (!PostmasterIsAlive())
 			proc_exit(1);
+		sigprocmask(SIG_BLOCK, &all_signals, NULL);
 		for (i = 0; i < n; i++)
 		{
 			if (gone[i])
@@ -470,7 +478,7 @@ ks_wait_for_all(const pid_t *pids, int *pidfds, bool *gone, int n,
 			step.tv_sec = remaining / 1000;
 			step.tv_nsec = (remaining % 1000) * 1000000L;
 		}
-		if (ppoll(fds, nfds, &step, NULL) > 0)
+		if (ppoll(fds, nfds, &step, &unblocked) > 0)
 		{
 			for (i = 0; i < nfds; i++)
 			{
@@ -483,6 +491,7 @@ ks_wait_for_all(const pid_t *pids, int *pidfds, bool *gone, int n,
 			}
 		}
 	}
+	sigprocmask(SIG_SETMASK, &unblocked, NULL);
 	pfree(fds);
 	pfree(fd_owner);
 }

@@ -97,12 +97,9 @@ ks_spelled_as_keywords(const char *query, int location, int len)
 	KsScanner	scanner;
 	KsToken		token;
 
-	if (query == NULL)
+	if (!ks_scan_init_statement(&scanner, query, location, len,
+								standard_conforming_strings))
 		return false;
-	if (location > 0)
-		query += location;
-	ks_scan_init(&scanner, query, len > 0 ? (size_t) len : strlen(query),
-				 standard_conforming_strings);
 	ks_scan_next(&scanner, &token);
 	if (!ks_token_is(&scanner, &token, "grant") &&
 		!ks_token_is(&scanner, &token, "revoke"))

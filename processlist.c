@@ -518,13 +518,9 @@ ks_written_as_show(const char *queryString, int location, int len)
 	KsScanner	scanner;
 	KsToken		token;
 
-	if (queryString == NULL)
+	if (!ks_scan_init_statement(&scanner, queryString, location, len,
+								standard_conforming_strings))
 		return false;
-	if (location > 0)
-		queryString += location;
-	ks_scan_init(&scanner, queryString,
-				 len > 0 ? (size_t) len : strlen(queryString),
-				 standard_conforming_strings);
 	ks_scan_next(&scanner, &token);
 	return ks_token_is(&scanner, &token, "show");
 }

@@ -72,6 +72,19 @@ ks_scan_init(KsScanner *scanner, const char *query, size_t len,
 	scanner->std_strings = std_strings;
 }
 
+bool
+ks_scan_init_statement(KsScanner *scanner, const char *query, int location,
+					   int len, bool std_strings)
+{
+	if (query == NULL)
+		return false;
+	if (location > 0)
+		query += location;
+	ks_scan_init(scanner, query, len > 0 ? (size_t) len : strlen(query),
+				 std_strings);
+	return true;
+}
+
 static char
 peek(const KsScanner *s, size_t ahead)
 {

@@ -63,6 +63,14 @@ typedef struct KsScanner
 extern void ks_scan_init(KsScanner *scanner, const char *query, size_t len,
 						 bool std_strings);
 
+/*
+ * Scan the statement at byte location of query, len bytes long (0: to the
+ * end), as a server's statement location and length give it.  false if
+ * there is no query.
+ */
+extern bool ks_scan_init_statement(KsScanner *scanner, const char *query,
+								   int location, int len, bool std_strings);
+
 /* The next token, skipping white space and comments. */
 extern void ks_scan_next(KsScanner *scanner, KsToken *token);
 

@@ -166,6 +166,25 @@ is($r->{error}{C}, '22023', 'kill_sessions with a NULL ID: 22023');
 $r = $dba->query("SELECT * FROM kill_sessions(ARRAY[0])");
 is($r->{error}{C}, '22023', 'kill_sessions with ID 0: 22023');
 
+# A kill_sessions() waiting for a session that cannot end is cancelled at
+# once, and leaves no descriptor open.
+my $stopped = KsWire->connect($node, user => 'app');
+my $stopped_id = $stopped->session_id;
+kill 'STOP', $stopped->pid;
+my $dba_pid = $dba->pid;
+opendir(my $fd_dir, "/proc/$dba_pid/fd") or die;
+my $fds_before = scalar grep { !/^\./ } readdir $fd_dir;
+$t0 = time();
+$r = $dba->query("SET statement_timeout = '300ms'; SELECT * FROM kill_sessions(ARRAY[$stopped_id])");
+$elapsed = time() - $t0;
+is($r->{error}{C}, '57014', 'kill_sessions waiting on a stopped session: cancelled by statement_timeout');
+cmp_ok($elapsed, '<', 2, 'at once, not at the end of wait_timeout');
+$dba->query('RESET statement_timeout');
+rewinddir $fd_dir;
+is(scalar(grep { !/^\./ } readdir $fd_dir), $fds_before, 'no descriptor left open');
+kill 'CONT', $stopped->pid;
+is_deeply($stopped->trace(10), [ 'E:FATAL:57P01', 'EOF' ], 'the session ends once it can');
+
 # -- Upgrade from 1.0 on a live server; dump and restore ---------------------
 
 $node->safe_psql('postgres', 'CREATE DATABASE up');
