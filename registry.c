@@ -69,8 +69,8 @@ typedef struct KsSlot
 	char		host[KS_HOST_LEN];	/* "address:port" or "localhost" */
 
 	/*
-	 * Written by a killer, disconnecter or canceller before it signals;
-	 * read by the backend as it reports its end or its cancel.
+	 * Written by a killer, disconnecter or canceller before it signals; read
+	 * by the backend as it reports its end or its cancel.
 	 */
 	bool		marked[KS_NUM_ACTIONS];
 	KsKiller	by[KS_NUM_ACTIONS];

@@ -43,6 +43,7 @@ typedef struct KsToken
 	KsTokenType type;
 	size_t		start;			/* byte offset in the query */
 	size_t		end;			/* byte offset just past it */
+
 	/*
 	 * The value as the lexer reads it: of a string, a quoted identifier, an
 	 * integer, or a word (folded to lower case)
