@@ -720,10 +720,12 @@ ks_find_oracle_statement(const char *query, size_t len, size_t errpos,
 		return KS_ORACLE_VALID;
 	}
 
-	/*
-	 * ALTER SYSTEM KILL SESSION 'session' [IMMEDIATE] ALTER SYSTEM DISCONNECT
-	 * SESSION 'session' [POST_TRANSACTION | IMMEDIATE] ALTER SYSTEM CANCEL
-	 * SQL 'session' the error at the word after SYSTEM
+	/*----------
+	 * ALTER SYSTEM KILL SESSION 'session' [IMMEDIATE]
+	 * ALTER SYSTEM DISCONNECT SESSION 'session' [POST_TRANSACTION | IMMEDIATE]
+	 * ALTER SYSTEM CANCEL SQL 'session'
+	 * the error at the word after SYSTEM
+	 *----------
 	 */
 	if (n < 5 || !IS(0, "alter") || !IS(1, "system") || tok[2].start != errpos)
 		return KS_ORACLE_NONE;
