@@ -167,6 +167,7 @@ ks_matrix_prepare() {
 			missing="$missing $pkg"
 	done
 	if [ -n "$missing" ]; then
+		apt-get update -q >/dev/null
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
 			$missing >/dev/null || return 1
 	fi
