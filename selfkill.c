@@ -14,13 +14,19 @@
  * before its last statement's completion is sent); everything else rolls
  * back.
  *
+ * The same end serves a session marked by disconnect_session(...,
+ * post_transaction => true): its transaction callback arms it as the
+ * transaction ends, so the session ends right after the statement that
+ * ended the transaction (disconnect.c).
+ *
  * Every protocol message leaves the backend through pq_putmessage(), that
  * is PqCommMethods->putmessage, so the end of the statement is seen exactly
  * where it is sent.  The states:
  *
  *	NONE	The session has not killed itself.  Nothing is installed: a
  *			session that never kills itself pays nothing.
- *	ARMED	kill_session() named this session.  PqCommMethods points at a
+ *	ARMED	kill_session() named this session (or its transaction ended
+ *			after disconnect_session()).  PqCommMethods points at a
  *			copy of the real methods whose putmessage watches the message
  *			types; everything passes through until the statement ends:
  *			  'C' CommandComplete, 'E' ErrorResponse (the statement failed
@@ -115,8 +121,9 @@ ks_watch_putmessage(char msgtype, const char *s, size_t len)
 }
 
 /*
- * Called by the kill when it names the caller's own session: watch for the
- * end of the current statement.
+ * Called by the kill when it names the caller's own session, and at the end
+ * of a transaction of a session marked to disconnect: watch for the end of
+ * the current statement.
  */
 void
 ks_end_after_statement(void)
