@@ -177,7 +177,8 @@ ks_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 }
 
 /*
- * Add the DETAIL of a killed session's FATAL and the HINT of the Oracle
+ * Add the DETAIL of a killed or disconnected session's FATAL, the DETAIL
+ * of a statement's cancel by cancel_sql(), and the HINT of an Oracle
  * statement's syntax error.
  *
  * The hook's documented contract allows it only to suppress server output;
