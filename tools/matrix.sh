@@ -3,10 +3,13 @@
 # directory outside the tree (reused when present):
 #
 #   15          Debian 12's own packages (installed by tools/common.sh)
-#   15-cassert  bookworm's postgresql-15 source package, built with
-#               --enable-cassert --enable-debug --enable-tap-tests
+#   15-cassert  bookworm's postgresql-15 source package, its upstream
+#               source built with --enable-cassert --enable-debug
+#               --enable-tap-tests, postgres_fdw and dblink
 #   17          Debian 13's postgresql-17 packages, in a trixie chroot
 #   18-cassert  sid's postgresql-18 source package, built like 15-cassert
+#   18-valgrind the same with -DUSE_VALGRIND -Og, for the suites under
+#               Valgrind (tools/valgrind.sh)
 #
 #   bash tools/matrix.sh prepare [NAME...]   build or reuse (as root)
 #   bash tools/matrix.sh pg_config NAME      print the server's pg_config
@@ -44,47 +47,117 @@ ks_private_apt() {
 		-o APT::Get::List-Cleanup=false "$@"
 }
 
-# Fetch the source package SRCPKG of SUITE and build it with assertions
-# into $KS_MATRIX_CACHE/NAME.
+# The directories a server's pg_config names that a build or install of
+# ours writes into, or reads the server from.
+KS_PG_DIRS="--bindir --pkglibdir --sharedir --includedir-server --pkgincludedir --libdir"
+
+# Whether every directory PG_CONFIG names lies under DIR: a matrix server
+# must never install into, or be read from, the machine's own PostgreSQL.
+ks_dirs_inside() {
+	local pgc=$1 dir=$2 opt path bad=0
+	for opt in $KS_PG_DIRS; do
+		path=$("$pgc" "$opt") || return 1
+		case $path in
+			"$dir"/*) ;;
+			*) echo "$pgc $opt is $path, outside $dir" >&2; bad=1 ;;
+		esac
+	done
+	return $bad
+}
+
+# Whether every directory a build's pg_config_paths.h names (where make
+# install writes) lies under DIR.
+ks_paths_inside() {
+	local header=$1 dir=$2 bad=0 name path
+	while read -r name path; do
+		path=${path#\"}
+		path=${path%\"}
+		case $path in
+			"$dir"/*) ;;
+			*) echo "$name is $path, outside $dir" >&2; bad=1 ;;
+		esac
+	done < <(sed -n 's/^#define \(PGBINDIR\|PKGLIBDIR\|SYSCONFDIR\|INCLUDEDIR\|PKGINCLUDEDIR\|INCLUDEDIRSERVER\|LIBDIR\|SHAREDIR\|DOCDIR\|LOCALEDIR\|MANDIR\) /\1 /p' "$header")
+	[ -s "$header" ] || { echo "no $header" >&2; return 1; }
+	return $bad
+}
+
+# Fetch the source package SRCPKG of SUITE and build PostgreSQL from its
+# upstream source with assertions (and EXTRA_CFLAGS) into
+# $KS_MATRIX_CACHE/NAME, with postgres_fdw and dblink.
+#
+# Debian's patches are not applied: they put pkglibdir and sharedir at
+# /usr/lib/postgresql/MAJOR and /usr/share/postgresql/MAJOR whatever
+# --prefix says, so a build from the patched tree would install over the
+# machine's own PostgreSQL packages.  The paths are checked from the built
+# pg_config before anything is installed, and again after.
 ks_build_cassert() {
-	local name=$1 suite=$2 srcpkg=$3
+	local name=$1 suite=$2 srcpkg=$3 cflags=${4:-}
 	local prefix=$KS_MATRIX_CACHE/$name
 	local srcdir=$KS_MATRIX_CACHE/src/$name
 	local dir=$KS_MATRIX_CACHE/apt/$suite
+	local recipe="upstream source of $srcpkg from $suite; --enable-cassert --enable-debug --enable-tap-tests; CFLAGS=$cflags; contrib: postgres_fdw dblink"
 
-	if [ -x "$prefix/bin/pg_config" ] && [ -f "$prefix/.complete" ]; then
+	if [ -x "$prefix/bin/pg_config" ] && [ "$(cat "$prefix/.complete" 2>/dev/null)" = "$recipe" ] &&
+		ks_dirs_inside "$prefix/bin/pg_config" "$prefix"; then
 		echo "$name: reusing $prefix ($("$prefix/bin/pg_config" --version))"
 		return 0
+	fi
+	local tree=$srcdir/tree
+	if [ "$(cat "$srcdir/.built" 2>/dev/null)" = "$recipe" ] && [ -d "$tree" ]; then
+		echo "$name: installing the tree built before"
+		ks_install_cassert "$name" "$tree" "$prefix" "$srcdir" "$recipe"
+		return
 	fi
 	echo "== $name: fetching $srcpkg from $suite"
 	mkdir -p "$dir/lists/partial" "$dir/archives/partial"
 	echo "deb-src $(ks_mirror) $suite main" >"$dir/sources.list"
 	ks_private_apt "$suite" update >/dev/null || return 1
-	rm -rf "$srcdir"
+	rm -rf "$srcdir" "$prefix"
 	mkdir -p "$srcdir"
-	(cd "$srcdir" && ks_private_apt "$suite" source "$srcpkg" >/dev/null) || return 1
-	local tree
-	tree=$(find "$srcdir" -mindepth 1 -maxdepth 1 -type d -name 'postgresql-*' | head -1)
-	[ -n "$tree" ] || { echo "$name: no source tree in $srcdir"; return 1; }
+	(cd "$srcdir" && ks_private_apt "$suite" source --download-only "$srcpkg" >/dev/null) || return 1
+	local dsc
+	dsc=$(ls "$srcdir"/*.dsc 2>/dev/null | head -1)
+	[ -n "$dsc" ] || { echo "$name: no source package in $srcdir"; return 1; }
+	dpkg-source --skip-patches -x "$dsc" "$tree" >/dev/null || return 1
 
-	echo "== $name: building $(basename "$tree") with assertions (about 8 minutes)"
+	echo "== $name: building $(basename "$dsc" .dsc) with assertions${cflags:+ and $cflags} (about 7 minutes)"
 	local start=$SECONDS
 	(
 		cd "$tree" &&
 		./configure --prefix="$prefix" --enable-cassert --enable-debug \
 			--enable-tap-tests --without-readline --without-icu \
+			${cflags:+CFLAGS="$cflags"} \
 			>"$srcdir/configure.log" 2>&1 &&
 		make -s -j"$(nproc)" >"$srcdir/build.log" 2>&1 &&
-		make -s install >"$srcdir/install.log" 2>&1
+		make -s -j"$(nproc)" -C contrib/postgres_fdw >>"$srcdir/build.log" 2>&1 &&
+		make -s -j"$(nproc)" -C contrib/dblink >>"$srcdir/build.log" 2>&1
 	) || {
 		echo "$name: build failed; last lines of the logs:"
 		tail -20 "$srcdir"/*.log
 		return 1
 	}
-	touch "$prefix/.complete"
+	echo "$recipe" >"$srcdir/.built"
+	echo "$name: built in $((SECONDS - start)) s"
+	ks_install_cassert "$name" "$tree" "$prefix" "$srcdir" "$recipe"
+}
+
+# Install a built tree into its prefix, once its paths are checked.
+ks_install_cassert() {
+	local name=$1 tree=$2 prefix=$3 srcdir=$4 recipe=$5
+	ks_paths_inside "$tree/src/port/pg_config_paths.h" "$prefix" ||
+		{ echo "$name: refusing to install outside $prefix"; return 1; }
+	rm -rf "$prefix"
+	(
+		cd "$tree" &&
+		make -s install >"$srcdir/install.log" 2>&1 &&
+		make -s -C contrib/postgres_fdw install >>"$srcdir/install.log" 2>&1 &&
+		make -s -C contrib/dblink install >>"$srcdir/install.log" 2>&1
+	) || { tail -20 "$srcdir/install.log"; return 1; }
+	ks_dirs_inside "$prefix/bin/pg_config" "$prefix" || return 1
+	echo "$recipe" >"$prefix/.complete"
 	# The tree is only needed for the build: keep the cache small.
-	rm -rf "$tree"
-	echo "$name: built $("$prefix/bin/pg_config" --version) in $((SECONDS - start)) s"
+	rm -rf "$tree" "$srcdir/.built"
+	echo "$name: installed $("$prefix/bin/pg_config" --version) into $prefix"
 }
 
 # Debian 13 in a chroot, with its own postgresql-17 packages.
@@ -177,6 +250,9 @@ ks_matrix_prepare() {
 			15) ;;
 			15-cassert) ks_build_cassert 15-cassert bookworm postgresql-15 || status=1 ;;
 			18-cassert) ks_build_cassert 18-cassert sid postgresql-18 || status=1 ;;
+			18-valgrind)
+				ks_build_cassert 18-valgrind sid postgresql-18 "-DUSE_VALGRIND -Og" ||
+					status=1 ;;
 			17) ks_prepare_chroot || status=1 ;;
 			*) echo "unknown server $name"; status=1 ;;
 		esac

@@ -25,6 +25,7 @@ KS_EXTRA_PACKAGES="clang libclang-rt-14-dev dpkg-dev debhelper fakeroot
 	postgresql-server-dev-all"
 
 start=$SECONDS
+tree_status_before=$(git status --porcelain 2>/dev/null)
 ks_install_deps || exit 1
 
 if [ "$(id -u)" = 0 ]; then
@@ -135,7 +136,7 @@ ks_demo() {
 	chown "$KS_SERVER_USER" "$dir"
 	runuser -u nobody -- sleep 600 &
 	bystander=$!
-	out=$(KS_DEMO_DIR=$dir/demo bash tools/demo.sh 2>&1)
+	out=$(KS_DEMO_DIR=$dir/demo KS_DEMO_INSTALLED=1 bash tools/demo.sh 2>&1)
 	echo "$out" | tail -25
 	runuser -u "$KS_SERVER_USER" -- "$(dirname "$PG_CONFIG")/pg_ctl" -D "$dir/demo/data" -m fast stop >/dev/null 2>&1
 	local missing=""
@@ -173,6 +174,36 @@ if (cd "$fuzzdir" && ks_as_server_user bash fuzz/run.sh) 2>&1 | tee "$fuzzdir.lo
 else
 	lines+=("fuzz: FAILED (tree kept in $fuzzdir)")
 	status=1
+fi
+
+# The machine's own PostgreSQL is untouched: every installed postgresql-*
+# package but this extension's verifies, and no file under PostgreSQL's
+# directories is owned by no package.  The run left the tree as it found
+# it (on CI, with CI=true: clean).
+ks_check_untouched() {
+	local changed stray pkgs dirty
+	echo
+	echo "== the machine's PostgreSQL and the tree"
+	pkgs=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' 'postgresql-*' 2>/dev/null |
+		awk '$2 ~ /^ii/ && $1 !~ /-kill-session$/ { print $1 }')
+	changed=$(echo "$pkgs" | xargs -r dpkg --verify 2>&1)
+	stray=$(comm -23 \
+		<(find /usr/lib/postgresql /usr/share/postgresql \( -type f -o -type l \) 2>/dev/null | sort) \
+		<(cat /var/lib/dpkg/info/*.list | sort -u))
+	# What the run itself changed in the tree; on CI's fresh clone, anything.
+	dirty=$(diff <(echo "$tree_status_before") <(git status --porcelain 2>/dev/null) | sed -n 's/^> //p')
+	[ "${CI:-}" = true ] && dirty=$(git status --porcelain 2>/dev/null)
+	[ -n "$changed" ] && { echo "files of installed packages changed:"; echo "$changed" | head -20; }
+	[ -n "$stray" ] && { echo "files no package owns:"; echo "$stray" | head -20; }
+	[ -n "$dirty" ] && { echo "the tree changed:"; echo "$dirty" | head -20; }
+	if [ -n "$changed$stray$dirty" ]; then
+		lines+=("machine: FAILED (see above)")
+		return 1
+	fi
+	lines+=("machine: untouched ($(echo "$pkgs" | wc -w) postgresql packages verify, no stray file under /usr/lib/postgresql or /usr/share/postgresql, clean tree)")
+}
+if [ "$(id -u)" = 0 ]; then
+	ks_check_untouched || status=1
 fi
 
 echo
