@@ -46,5 +46,11 @@ cat "$PGSRC/src/tools/pgindent/typedefs.list" typedefs.list >"$work/typedefs.lis
 
 files=("$@")
 [ ${#files[@]} -gt 0 ] || files=(*.c *.h fuzz/*.c)
-"$PGSRC/src/tools/pgindent/pgindent" --indent="$indent" \
-	--typedefs="$work/typedefs.list" $diff_only "${files[@]}"
+# pgindent writes its temporary files into the current directory: run it
+# from a directory of its own, on the files' full paths.
+paths=()
+for f in "${files[@]}"; do paths+=("$(realpath "$f")"); done
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+(cd "$tmp" && "$PGSRC/src/tools/pgindent/pgindent" --indent="$indent" \
+	--typedefs="$work/typedefs.list" $diff_only "${paths[@]}")
