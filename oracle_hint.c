@@ -28,9 +28,15 @@
 /*
  * Add to a syntax error in one of the Oracle or MySQL statements that
  * sql_scan.h lists the statement that does the same here, or what is wrong
- * with its session string.  Runs inside
- * emit_log_hook (see kill_session.c): the scanner raises no error and
- * allocates nothing.
+ * with its session string.  Runs inside emit_log_hook (see
+ * kill_session.c): the scanner raises no error and allocates nothing.
+ *
+ * The HINT goes to the client and the log in the server's encoding, so it
+ * must be valid there, or its conversion for the client would fail and
+ * replace the syntax error.  Names come from the query's text, which the
+ * server has already checked; a value decoded from escapes could still
+ * hold any bytes, so the HINT is checked, and written with placeholders if
+ * it is not valid.
  */
 void
 ks_add_oracle_hint(ErrorData *edata)
@@ -40,7 +46,8 @@ ks_add_oracle_hint(ErrorData *edata)
 	int			pos;
 	int			i;
 	size_t		len;
-	char		hint[512];
+	char		hint[KS_HINT_MAX];
+	bool		placeholders;
 
 	if (edata->internalquery != NULL)
 	{
@@ -61,8 +68,18 @@ ks_add_oracle_hint(ErrorData *edata)
 	for (i = 1; i < pos && *p; i++)
 		p += pg_mblen(p);
 
-	if (ks_find_oracle_statement(query, len, p - query,
-								 standard_conforming_strings,
-								 hint, sizeof(hint)) != KS_ORACLE_NONE)
-		edata->hint = pstrdup(hint);
+	for (placeholders = false;; placeholders = true)
+	{
+		if (ks_find_oracle_statement(query, len, p - query,
+									 standard_conforming_strings, placeholders,
+									 hint, sizeof(hint)) == KS_ORACLE_NONE)
+			return;
+		if (pg_verifymbstr(hint, strlen(hint), true))
+		{
+			edata->hint = pstrdup(hint);
+			return;
+		}
+		if (placeholders)
+			return;
+	}
 }

@@ -12,7 +12,8 @@
  * string constant's value as the lexer does, for the one use it has: the
  * session string of ALTER SYSTEM KILL SESSION, which is then parsed as
  * kill_session() parses it.  The HINT is built from the parsed numbers,
- * never from the user's text.
+ * never from the user's text; a name is written from its value, quoted as
+ * needed, and a password never at all.
  *
  * Copyright (c) 2026, kill_session developers
  *
@@ -22,6 +23,7 @@
  *-------------------------------------------------------------------------
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "session_id.h"
@@ -527,15 +529,30 @@ ks_token_is(const KsScanner *s, const KsToken *t, const char *word)
 /* The statement's first tokens kept for matching. */
 #define KS_STMT_TOKENS	16
 
-/* Append printf-style text to out (size bytes, NUL-terminated). */
+/* The HINT being written: an overflow means it could not be written whole. */
+typedef struct KsHintOut
+{
+	char	   *buf;
+	size_t		size;
+	bool		overflow;
+} KsHintOut;
+
+/* Append printf-style text; a HINT that does not fit is not cut short. */
 static void
-append(char *out, size_t size, const char *fmt, const char *a, const char *b,
+append(KsHintOut *out, const char *fmt, const char *a, const char *b,
 	   const char *c)
 {
-	size_t		used = strlen(out);
+	size_t		used = strlen(out->buf);
+	int			n;
 
-	if (used < size)
-		snprintf(out + used, size - used, fmt, a, b, c);
+	if (out->overflow)
+		return;
+	n = snprintf(out->buf + used, out->size - used, fmt, a, b, c);
+	if (n < 0 || (size_t) n >= out->size - used)
+	{
+		out->overflow = true;
+		out->buf[used] = '\0';
+	}
 }
 
 /*
@@ -560,15 +577,23 @@ session_of(const KsToken *t, char *out, size_t size)
 	return true;
 }
 
-/* A name as SQL: as it is if plain lower case, else double-quoted. */
+/*
+ * A name as SQL: as it is if plain lower case, else double-quoted; with
+ * placeholders, <name>.  out holds 2 * KS_SCAN_VALUE_MAX + 3 bytes.
+ */
 static void
-identifier_of(const KsToken *t, char *out, size_t size)
+identifier_of(const KsToken *t, bool placeholders, char *out, size_t size)
 {
 	bool		plain = t->value_len > 0 &&
 		!(t->value[0] >= '0' && t->value[0] <= '9') && t->value[0] != '$';
 	size_t		i;
 	size_t		o = 0;
 
+	if (placeholders)
+	{
+		snprintf(out, size, "<name>");
+		return;
+	}
 	for (i = 0; i < t->value_len && plain; i++)
 	{
 		char		c = t->value[i];
@@ -591,32 +616,20 @@ identifier_of(const KsToken *t, char *out, size_t size)
 	out[o] = '\0';
 }
 
-/* A value as a string constant, E'' if it holds a backslash. */
-static void
-literal_of(const KsToken *t, char *out, size_t size)
-{
-	size_t		i;
-	size_t		o = 0;
-
-	if (memchr(t->value, '\\', t->value_len) != NULL)
-		out[o++] = 'E';
-	out[o++] = '\'';
-	for (i = 0; i < t->value_len && o + 4 < size; i++)
-	{
-		if (t->value[i] == '\'' || t->value[i] == '\\')
-			out[o++] = t->value[i];
-		out[o++] = t->value[i];
-	}
-	out[o++] = '\'';
-	out[o] = '\0';
-}
-
 static bool
 is_name(const KsToken *t)
 {
 	return (t->type == KS_TOK_WORD || t->type == KS_TOK_QUOTED_IDENT) &&
 		!t->value_too_long && t->value_len > 0 &&
 		memchr(t->value, '\0', t->value_len) == NULL;
+}
+
+/* Whether t is the one character c. */
+static bool
+is_char(const KsScanner *s, const KsToken *t, char c)
+{
+	return t->type == KS_TOK_OTHER && t->end == t->start + 1 &&
+		s->query[t->start] == c;
 }
 
 #define IS(i, word) ks_token_is(&s, &tok[i], word)
@@ -626,9 +639,109 @@ is_name(const KsToken *t)
 	"; the session string given is not valid: it must be 'session_id' or " \
 	"'session_id, serial#', with numbers from SHOW PROCESSLIST."
 
-KsOracleResult
-ks_find_oracle_statement(const char *query, size_t len, size_t errpos,
-						 bool std_strings, char *hint, size_t hintsize)
+/* Longest Oracle TIMEOUT, in seconds, that kill_session.wait_timeout holds. */
+#define KS_MAX_TIMEOUT_S	2147483UL
+
+/*
+ * The clauses Oracle 23ai allows after the session string, for KILL and
+ * DISCONNECT SESSION:
+ *		[POST_TRANSACTION] [IMMEDIATE | FORCE | NOREPLAY] [TIMEOUT n]
+ */
+typedef struct KsEndClauses
+{
+	bool		post_transaction;
+	bool		immediate;
+	bool		force;
+	bool		noreplay;
+	bool		has_timeout;
+	unsigned long timeout_s;
+} KsEndClauses;
+
+/*
+ * Read the clauses of tok[first..n); false if they are not of that shape.
+ * POST_TRANSACTION only if allowed.  With it, Oracle ignores IMMEDIATE
+ * for a session that has a transaction, and disconnect_session() ends one
+ * that has none at once, so POST_TRANSACTION decides.
+ */
+static bool
+end_clauses(const KsScanner *sc, const KsToken *tok, int first, int n,
+			bool post_transaction_allowed, KsEndClauses *c)
+{
+	int			i = first;
+	const KsScanner s = *sc;
+
+	memset(c, 0, sizeof(*c));
+	if (i < n && post_transaction_allowed && IS(i, "post_transaction"))
+	{
+		c->post_transaction = true;
+		i++;
+	}
+	if (i < n && IS(i, "immediate"))
+		c->immediate = true;
+	else if (i < n && IS(i, "force"))
+		c->force = true;
+	else if (i < n && IS(i, "noreplay"))
+		c->noreplay = true;
+	if (c->immediate || c->force || c->noreplay)
+		i++;
+	if (i + 1 < n && IS(i, "timeout") && tok[i + 1].type == KS_TOK_NUMBER &&
+		!tok[i + 1].value_too_long)
+	{
+		char	   *end;
+
+		c->timeout_s = strtoul(tok[i + 1].value, &end, 10);
+		if (tok[i + 1].value_len > 7 || c->timeout_s > KS_MAX_TIMEOUT_S)
+			return false;
+		c->has_timeout = true;
+		i += 2;
+	}
+	return i == n;
+}
+
+/*
+ * The HINT for ALTER SYSTEM KILL SESSION, DISCONNECT SESSION and CANCEL
+ * SQL: the call, after the SET that gives Oracle's TIMEOUT, followed by
+ * what of Oracle's clauses has no equivalent here.
+ */
+static KsOracleResult
+session_statement_hint(const char *function, const KsToken *session_token,
+					   const KsEndClauses *c, KsHintOut *out)
+{
+	char		session[32];
+	char		timeout[24];
+	const char *option = "";
+
+	if (!session_of(session_token, session, sizeof(session)))
+	{
+		append(out, "SELECT %s('session_id')%s", function,
+			   KS_INVALID_SESSION, "");
+		return KS_ORACLE_INVALID;
+	}
+	if (c->post_transaction)
+		option = ", post_transaction => true";
+	else if (c->immediate || c->force)
+		option = ", immediate => true";
+	if (c->has_timeout && !c->post_transaction)
+	{
+		snprintf(timeout, sizeof(timeout), "%lus", c->timeout_s);
+		append(out, "SET kill_session.wait_timeout = '%s'; ", timeout, "", "");
+	}
+	append(out, "SELECT %s('%s'%s);", function, session, option);
+	if (c->force)
+		append(out, " FORCE is not supported: the session ends as with IMMEDIATE.%s%s%s",
+			   "", "", "");
+	if (c->noreplay)
+		append(out, " NOREPLAY is not needed: PostgreSQL never replays the work of an ended session.%s%s%s",
+			   "", "", "");
+	if (c->has_timeout && c->post_transaction)
+		append(out, " TIMEOUT is not supported with POST_TRANSACTION: the transaction takes as long as it needs.%s%s%s",
+			   "", "", "");
+	return KS_ORACLE_VALID;
+}
+
+static KsOracleResult
+find_oracle_statement(const char *query, size_t len, size_t errpos,
+					  bool std_strings, bool placeholders, KsHintOut *out)
 {
 	KsScanner	s;
 	KsToken		tok[KS_STMT_TOKENS];
@@ -637,8 +750,7 @@ ks_find_oracle_statement(const char *query, size_t len, size_t errpos,
 	bool		has_error_token = false;
 	char		session[32];
 	const char *function;
-	const char *option = "";
-	int			session_token;
+	KsEndClauses clauses;
 
 	ks_scan_init(&s, query, len, std_strings);
 	for (;;)
@@ -663,21 +775,22 @@ ks_find_oracle_statement(const char *query, size_t len, size_t errpos,
 	}
 	if (n > KS_STMT_TOKENS)
 		return KS_ORACLE_NONE;
-	hint[0] = '\0';
-	append(hint, hintsize, "On PostgreSQL run: ", "", "", "");
+	append(out, "On PostgreSQL run: %s%s%s", "", "", "");
 
-	/* CREATE USER name IDENTIFIED BY password, the error at IDENTIFIED */
-	if (n == 6 && IS(0, "create") && IS(1, "user") && is_name(&tok[2]) &&
-		IS(3, "identified") && tok[3].start == errpos && IS(4, "by") &&
-		(is_name(&tok[5]) || tok[5].type == KS_TOK_STRING) &&
-		!tok[5].value_too_long)
+	/*
+	 * CREATE USER name IDENTIFIED BY password, and Oracle's password change
+	 * ALTER USER name IDENTIFIED BY password, the error at IDENTIFIED.  The
+	 * password is never written: not into the HINT, so not into the log.
+	 */
+	if (n == 6 && (IS(0, "create") || IS(0, "alter")) && IS(1, "user") &&
+		is_name(&tok[2]) && IS(3, "identified") && tok[3].start == errpos &&
+		IS(4, "by") && (is_name(&tok[5]) || tok[5].type == KS_TOK_STRING))
 	{
 		char		name[2 * KS_SCAN_VALUE_MAX + 3];
-		char		password[2 * KS_SCAN_VALUE_MAX + 4];
 
-		identifier_of(&tok[2], name, sizeof(name));
-		literal_of(&tok[5], password, sizeof(password));
-		append(hint, hintsize, "CREATE USER %s PASSWORD %s;%s", name, password, "");
+		identifier_of(&tok[2], placeholders, name, sizeof(name));
+		append(out, "%s USER %s PASSWORD '<password>';",
+			   IS(0, "create") ? "CREATE" : "ALTER", name, "");
 		return KS_ORACLE_VALID;
 	}
 
@@ -690,17 +803,26 @@ ks_find_oracle_statement(const char *query, size_t len, size_t errpos,
 
 		for (i = 4; i < n; i += 2)
 		{
-			if (!is_name(&tok[i]) ||
-				(i + 1 < n && !(tok[i + 1].type == KS_TOK_OTHER &&
-								query[tok[i + 1].start] == ',')))
+			if (!is_name(&tok[i]) || (i + 1 < n && !is_char(&s, &tok[i + 1], ',')))
 				return KS_ORACLE_NONE;
 		}
 		for (i = 4; i < n; i += 2)
 		{
-			identifier_of(&tok[i], name, sizeof(name));
-			append(hint, hintsize, "%sALTER ROLE %s LOGIN;%s",
-				   i > 4 ? " " : "", name, "");
+			identifier_of(&tok[i], placeholders, name, sizeof(name));
+			append(out, "%sALTER ROLE %s LOGIN;%s", i > 4 ? " " : "", name, "");
 		}
+		return KS_ORACLE_VALID;
+	}
+
+	/*
+	 * SHOW FULL PROCESSLIST (MySQL, OceanBase), the error at FULL, a
+	 * reserved word here
+	 */
+	if (n == 3 && IS(0, "show") && IS(1, "full") && IS(2, "processlist") &&
+		(tok[1].start == errpos || tok[2].start == errpos))
+	{
+		append(out, "SHOW PROCESSLIST; it always shows the full statement text (up to track_activity_query_size).%s%s%s",
+			   "", "", "");
 		return KS_ORACLE_VALID;
 	}
 
@@ -712,50 +834,62 @@ ks_find_oracle_statement(const char *query, size_t len, size_t errpos,
 		function = (n == 3 && IS(1, "query")) ? "cancel_sql" : "kill_session";
 		if (!session_of(&tok[n - 1], session, sizeof(session)))
 		{
-			append(hint, hintsize, "SELECT %s('session_id')%s", function,
+			append(out, "SELECT %s('session_id')%s", function,
 				   KS_INVALID_SESSION, "");
 			return KS_ORACLE_INVALID;
 		}
-		append(hint, hintsize, "SELECT %s('%s');%s", function, session, "");
+		append(out, "SELECT %s('%s');%s", function, session, "");
 		return KS_ORACLE_VALID;
 	}
 
 	/*----------
-	 * ALTER SYSTEM KILL SESSION 'session' [IMMEDIATE]
-	 * ALTER SYSTEM DISCONNECT SESSION 'session' [POST_TRANSACTION | IMMEDIATE]
+	 * ALTER SYSTEM KILL SESSION 'session' [IMMEDIATE | FORCE | NOREPLAY]
+	 *		[TIMEOUT n]
+	 * ALTER SYSTEM DISCONNECT SESSION 'session' [POST_TRANSACTION]
+	 *		[IMMEDIATE | FORCE | NOREPLAY] [TIMEOUT n]
 	 * ALTER SYSTEM CANCEL SQL 'session'
 	 * the error at the word after SYSTEM
 	 *----------
 	 */
-	if (n < 5 || !IS(0, "alter") || !IS(1, "system") || tok[2].start != errpos)
+	if (n < 5 || !IS(0, "alter") || !IS(1, "system") || tok[2].start != errpos ||
+		tok[4].type != KS_TOK_STRING)
 		return KS_ORACLE_NONE;
-	session_token = 4;
-	if (IS(2, "kill") && IS(3, "session") && (n == 5 || (n == 6 && IS(5, "immediate"))))
-	{
+	if (IS(2, "kill") && IS(3, "session") &&
+		end_clauses(&s, tok, 5, n, false, &clauses))
 		function = "kill_session";
-		if (n == 6)
-			option = ", immediate => true";
-	}
 	else if (IS(2, "disconnect") && IS(3, "session") &&
-			 (n == 5 || (n == 6 && (IS(5, "immediate") || IS(5, "post_transaction")))))
-	{
+			 end_clauses(&s, tok, 5, n, true, &clauses))
 		function = "disconnect_session";
-		if (n == 6)
-			option = IS(5, "immediate") ? ", immediate => true" :
-				", post_transaction => true";
-	}
 	else if (IS(2, "cancel") && IS(3, "sql") && n == 5)
+	{
 		function = "cancel_sql";
+		memset(&clauses, 0, sizeof(clauses));
+	}
 	else
 		return KS_ORACLE_NONE;
-	if (tok[session_token].type != KS_TOK_STRING)
+	return session_statement_hint(function, &tok[4], &clauses, out);
+}
+
+KsOracleResult
+ks_find_oracle_statement(const char *query, size_t len, size_t errpos,
+						 bool std_strings, bool placeholders, char *hint,
+						 size_t hintsize)
+{
+	KsHintOut	out = {hint, hintsize, false};
+	KsOracleResult result;
+
+	if (hintsize == 0)
 		return KS_ORACLE_NONE;
-	if (!session_of(&tok[session_token], session, sizeof(session)))
+	hint[0] = '\0';
+	result = find_oracle_statement(query, len, errpos, std_strings,
+								   placeholders, &out);
+	if (result != KS_ORACLE_NONE && out.overflow && !placeholders)
+		return ks_find_oracle_statement(query, len, errpos, std_strings, true,
+										hint, hintsize);
+	if (result == KS_ORACLE_NONE || out.overflow)
 	{
-		append(hint, hintsize, "SELECT %s('session_id')%s", function,
-			   KS_INVALID_SESSION, "");
-		return KS_ORACLE_INVALID;
+		hint[0] = '\0';
+		return KS_ORACLE_NONE;
 	}
-	append(hint, hintsize, "SELECT %s('%s'%s);", function, session, option);
-	return KS_ORACLE_VALID;
+	return result;
 }

@@ -87,25 +87,35 @@ typedef enum KsOracleResult
 								 * would be rejected: hint says so */
 } KsOracleResult;
 
+/* Room for any HINT ks_find_oracle_statement() writes whole. */
+#define KS_HINT_MAX	2048
+
 /*
  * If the statement of query that has a token starting at byte errpos (where
  * the server reported its syntax error) is one of the Oracle or MySQL
  * statements PostgreSQL rejects there, write the HINT that gives its
  * PostgreSQL form into hint (hintsize bytes):
  *
- *	ALTER SYSTEM KILL SESSION 's' [IMMEDIATE]
- *	ALTER SYSTEM DISCONNECT SESSION 's' [POST_TRANSACTION | IMMEDIATE]
+ *	ALTER SYSTEM KILL SESSION 's' [IMMEDIATE | FORCE | NOREPLAY] [TIMEOUT n]
+ *	ALTER SYSTEM DISCONNECT SESSION 's' [POST_TRANSACTION]
+ *		[IMMEDIATE | FORCE | NOREPLAY] [TIMEOUT n]
  *	ALTER SYSTEM CANCEL SQL 's'
  *	KILL [CONNECTION | QUERY] id
+ *	SHOW FULL PROCESSLIST
  *	CREATE USER name IDENTIFIED BY password
+ *	ALTER USER name IDENTIFIED BY password
  *	GRANT CREATE SESSION TO name [, ...]
  *
- * Session strings and IDs are written from the parsed numbers, names and
- * passwords from their values as the lexer reads them; nothing is copied
- * from the query's text.
+ * Session strings and IDs are written from the parsed numbers, names from
+ * their values as the lexer reads them (or as <name> with placeholders);
+ * a password is always written as '<password>'.  Nothing is copied from
+ * the query's text.  A HINT is written whole or not at all: one that
+ * would not fit is written with placeholders, and if that does not fit
+ * either, there is none.
  */
 extern KsOracleResult ks_find_oracle_statement(const char *query, size_t len,
 											   size_t errpos, bool std_strings,
-											   char *hint, size_t hintsize);
+											   bool placeholders, char *hint,
+											   size_t hintsize);
 
 #endif							/* KS_SQL_SCAN_H */

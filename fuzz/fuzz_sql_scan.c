@@ -8,11 +8,18 @@
  * standard_conforming_strings (its lowest bit: 0 = on); the rest is the
  * query.  Under AddressSanitizer and UndefinedBehaviorSanitizer it checks:
  * tokens move forward and stay inside the query; and with the error placed
- * at every token in turn, a HINT is only ever one of its canonical forms:
- * a call matched by a regular expression, whose numbers parse back as a
- * session string, or a CREATE USER or ALTER ROLE whose names and password
- * scan back as exactly one name and one string constant each -- so nothing
- * the user typed can become SQL of its own.  Any violation aborts.
+ * at every token in turn, with and without placeholders, a HINT is only
+ * ever one of its canonical forms, written whole:
+ *	- a call matched by a regular expression, whose numbers parse back as a
+ *	  session string, after an optional SET of the wait and before fixed
+ *	  notes on Oracle's clauses;
+ *	- a CREATE or ALTER USER or an ALTER ROLE whose names scan back as
+ *	  exactly one name each, so nothing the user typed can become SQL of
+ *	  its own, and whose password is always the placeholder '<password>',
+ *	  so no byte of the user's password is ever written;
+ *	- SHOW PROCESSLIST with its note.
+ * A HINT is valid UTF-8 whenever the query is, and plain ASCII with
+ * placeholders.  Any violation aborts.
  *
  * Copyright (c) 2026, kill_session developers
  *
@@ -30,6 +37,16 @@
 #include "sql_scan.h"
 
 static regex_t call_shape;
+static regex_t set_shape;
+
+/* The notes a HINT may end with, after its statement. */
+static const char *const notes[] = {
+	" FORCE is not supported: the session ends as with IMMEDIATE.",
+	" NOREPLAY is not needed: PostgreSQL never replays the work of an ended session.",
+	" TIMEOUT is not supported with POST_TRANSACTION: the transaction takes as long as it needs.",
+};
+
+#define SHOW_HINT "SHOW PROCESSLIST; it always shows the full statement text (up to track_activity_query_size)."
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -37,14 +54,23 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (regcomp(&call_shape,
 				"^SELECT (kill_session|disconnect_session|cancel_sql)\\('([0-9]+)(, ([0-9]+))?'"
 				"(, (immediate|post_transaction) => true)?\\);$",
+				REG_EXTENDED) != 0 ||
+		regcomp(&set_shape, "^SET kill_session.wait_timeout = '[0-9]+s'; ",
 				REG_EXTENDED) != 0)
 		abort();
 	return 0;
 }
 
+static void
+fail(const char *what, const char *hint)
+{
+	fprintf(stderr, "%s: %s\n", what, hint);
+	abort();
+}
+
 /* The call's session string parses, to numbers printed without zeros. */
 static void
-check_call(const char *call)
+check_call(const char *call, const char *hint)
 {
 	regmatch_t	m[7];
 	const char *open;
@@ -54,19 +80,13 @@ check_call(const char *call)
 	bool		has_serial;
 
 	if (regexec(&call_shape, call, 7, m, 0) != 0)
-	{
-		fprintf(stderr, "not a canonical call: %s\n", call);
-		abort();
-	}
+		fail("not a canonical call", hint);
 	open = strchr(call, '\'');
 	close = strchr(open + 1, '\'');
 	if (!ks_parse_session_id(open + 1, close - open - 1, &sid, &serial, &has_serial) ||
 		call[m[2].rm_so] == '0' ||
 		(has_serial && call[m[4].rm_so] == '0' && m[4].rm_eo - m[4].rm_so > 1))
-	{
-		fprintf(stderr, "call does not round-trip: %s\n", call);
-		abort();
-	}
+		fail("call does not round-trip", hint);
 }
 
 /* The next token of a HINT's statement is of type, or the word. */
@@ -77,42 +97,98 @@ expect(KsScanner *s, KsTokenType type, const char *word, const char *hint)
 
 	ks_scan_next(s, &t);
 	if (t.type != type || (word != NULL && !ks_token_is(s, &t, word)))
-	{
-		fprintf(stderr, "HINT does not scan as its form: %s\n", hint);
-		abort();
-	}
+		fail("HINT does not scan as its form", hint);
 }
 
+/* A name, or with placeholders exactly <name>. */
 static void
-expect_name(KsScanner *s, const char *hint)
+expect_name(KsScanner *s, bool placeholders, const char *hint)
 {
 	KsToken		t;
 
+	if (placeholders)
+	{
+		if (strncmp(s->query + s->pos, " <name>", 7) != 0)
+			fail("HINT without its placeholder name", hint);
+		s->pos += 7;
+		return;
+	}
 	ks_scan_next(s, &t);
 	if (t.type != KS_TOK_WORD && t.type != KS_TOK_QUOTED_IDENT)
+		fail("HINT has no name where one belongs", hint);
+}
+
+/* Whether s[0..len) is valid UTF-8 (shortest forms, no surrogates). */
+static bool
+valid_utf8(const unsigned char *s, size_t len)
+{
+	size_t		i = 0;
+
+	while (i < len)
 	{
-		fprintf(stderr, "HINT has no name where one belongs: %s\n", hint);
-		abort();
+		unsigned char c = s[i];
+		size_t		n;
+		uint32_t	cp;
+		size_t		k;
+
+		if (c < 0x80)
+		{
+			i++;
+			continue;
+		}
+		if (c >= 0xC2 && c <= 0xDF)
+			n = 1, cp = c & 0x1F;
+		else if (c >= 0xE0 && c <= 0xEF)
+			n = 2, cp = c & 0x0F;
+		else if (c >= 0xF0 && c <= 0xF4)
+			n = 3, cp = c & 0x07;
+		else
+			return false;
+		for (k = 1; k <= n; k++)
+		{
+			if (i + k >= len || (s[i + k] & 0xC0) != 0x80)
+				return false;
+			cp = (cp << 6) | (s[i + k] & 0x3F);
+		}
+		if ((n == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+			(n == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
+			return false;
+		i += n + 1;
 	}
+	return true;
 }
 
 /* A HINT's statement scans back as its form, under either string rule. */
 static void
-check_hint(const char *hint)
+check_hint(const char *hint, bool placeholders)
 {
 	const char *prefix = "On PostgreSQL run: ";
-	const char *sql;
+	char		sql[KS_HINT_MAX];
+	size_t		len;
 	int			rule;
+	size_t		i;
 
 	if (strncmp(hint, prefix, strlen(prefix)) != 0)
+		fail("HINT without its prefix", hint);
+	snprintf(sql, sizeof(sql), "%s", hint + strlen(prefix));
+	if (strcmp(sql, SHOW_HINT) == 0)
+		return;
+	if (strncmp(sql, "SELECT ", 7) == 0 || strncmp(sql, "SET ", 4) == 0)
 	{
-		fprintf(stderr, "HINT without its prefix: %s\n", hint);
-		abort();
-	}
-	sql = hint + strlen(prefix);
-	if (strncmp(sql, "SELECT ", 7) == 0)
-	{
-		check_call(sql);
+		regmatch_t	m[1];
+		const char *call = sql;
+
+		/* The notes, each at most once, in their order. */
+		for (i = sizeof(notes) / sizeof(notes[0]); i-- > 0;)
+		{
+			len = strlen(sql);
+			if (len > strlen(notes[i]) &&
+				strcmp(sql + len - strlen(notes[i]), notes[i]) == 0)
+				sql[len - strlen(notes[i])] = '\0';
+		}
+		if (regexec(&set_shape, sql, 1, m, 0) == 0)
+			call = sql + m[0].rm_eo;
+		check_call(call, hint);
 		return;
 	}
 	for (rule = 0; rule < 2; rule++)
@@ -120,13 +196,20 @@ check_hint(const char *hint)
 		KsScanner	s;
 
 		ks_scan_init(&s, sql, strlen(sql), rule == 0);
-		if (strncmp(sql, "CREATE USER ", 12) == 0)
+		if (strncmp(sql, "CREATE USER ", 12) == 0 ||
+			strncmp(sql, "ALTER USER ", 11) == 0)
 		{
-			expect(&s, KS_TOK_WORD, "create", hint);
+			KsToken		t;
+
+			ks_scan_next(&s, &t);
+			if (!ks_token_is(&s, &t, "create") && !ks_token_is(&s, &t, "alter"))
+				fail("HINT does not scan as its form", hint);
 			expect(&s, KS_TOK_WORD, "user", hint);
-			expect_name(&s, hint);
+			expect_name(&s, placeholders, hint);
 			expect(&s, KS_TOK_WORD, "password", hint);
-			expect(&s, KS_TOK_STRING, NULL, hint);
+			ks_scan_next(&s, &t);
+			if (t.type != KS_TOK_STRING || strcmp(t.value, "<password>") != 0)
+				fail("HINT carries something else than the password placeholder", hint);
 			expect(&s, KS_TOK_SEMICOLON, NULL, hint);
 		}
 		else
@@ -135,7 +218,7 @@ check_hint(const char *hint)
 			{
 				expect(&s, KS_TOK_WORD, "alter", hint);
 				expect(&s, KS_TOK_WORD, "role", hint);
-				expect_name(&s, hint);
+				expect_name(&s, placeholders, hint);
 				expect(&s, KS_TOK_WORD, "login", hint);
 				expect(&s, KS_TOK_SEMICOLON, NULL, hint);
 			} while (s.pos < s.len);
@@ -185,11 +268,26 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	for (i = 0; i < nstarts; i++)
 	{
-		char		hint[512];
+		char		hint[KS_HINT_MAX];
+		int			placeholders;
 
-		if (ks_find_oracle_statement(query, len, starts[i], std_strings,
-									 hint, sizeof(hint)) == KS_ORACLE_VALID)
-			check_hint(hint);
+		for (placeholders = 0; placeholders < 2; placeholders++)
+		{
+			KsOracleResult result;
+			size_t		j;
+
+			result = ks_find_oracle_statement(query, len, starts[i],
+											  std_strings, placeholders,
+											  hint, sizeof(hint));
+			if (result == KS_ORACLE_VALID)
+				check_hint(hint, placeholders);
+			if (result != KS_ORACLE_NONE && valid_utf8((const unsigned char *) query, len) &&
+				!valid_utf8((const unsigned char *) hint, strlen(hint)))
+				fail("HINT is not valid UTF-8 though the query is", hint);
+			for (j = 0; placeholders && hint[j]; j++)
+				if ((unsigned char) hint[j] >= 0x80)
+					fail("HINT with placeholders is not ASCII", hint);
+		}
 	}
 	free((char *) query);
 	return 0;

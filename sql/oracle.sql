@@ -25,11 +25,30 @@ KILL CONNECTION 3221487726;
 KILL QUERY 3221487726;
 KILL QUERY 4294967296;
 ALTER SYSTEM CANCEL SQL '1, 2, @3';
--- So do the reference example's two other statements.
+-- Oracle 23ai's clauses: the nearest call, and what has no equivalent.
+ALTER SYSTEM KILL SESSION '3221487726, 1' FORCE;
+ALTER SYSTEM KILL SESSION '3221487726, 1' NOREPLAY;
+ALTER SYSTEM KILL SESSION '3221487726, 1' IMMEDIATE TIMEOUT 30;
+ALTER SYSTEM KILL SESSION '3221487726' FORCE TIMEOUT 0;
+ALTER SYSTEM DISCONNECT SESSION '3221487726, 1' POST_TRANSACTION TIMEOUT 60;
+ALTER SYSTEM DISCONNECT SESSION '3221487726, 1' NOREPLAY;
+ALTER SYSTEM DISCONNECT SESSION '3221487726, 1' POST_TRANSACTION IMMEDIATE;
+ALTER SYSTEM KILL SESSION '3221487726' TIMEOUT 2147484;
+-- MySQL's and OceanBase's full list.
+SHOW FULL PROCESSLIST;
+-- So do the reference example's two other statements, and Oracle's
+-- password change.  The password never appears in the HINT, and so never
+-- in the server log: it is written as a placeholder.
 CREATE USER kill_user IDENTIFIED BY killuser123;
+CREATE USER kill_user IDENTIFIED BY s3cretPW;
 CREATE USER "Kill User" IDENTIFIED BY "it's";
+ALTER USER kill_user IDENTIFIED BY "N3w-Secret";
+ALTER USER "Kill User" IDENTIFIED BY 'an0ther';
+CREATE USER x IDENTIFIED BY E'p\xff\xfe';
 GRANT CREATE SESSION TO kill_user;
 GRANT CREATE SESSION TO kill_user, "Kill User";
+-- A HINT is written whole: six names of 64 characters each, quoted.
+GRANT CREATE SESSION TO "Aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1", "Aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa2", "Aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa3", "Aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa4", "Aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa5", "Aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa6";
 
 -- A session string kill_session() would reject: no call, but what is wrong.
 ALTER SYSTEM KILL SESSION 'it''s';
