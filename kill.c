@@ -496,14 +496,57 @@ ks_wait_for_all(const pid_t *pids, int *pidfds, bool *gone, int n,
 	pfree(fd_owner);
 }
 
+/* An ID of kill_sessions()' list and where it stands there. */
+typedef struct KsListed
+{
+	int64		id;
+	int			index;
+} KsListed;
+
+static int
+ks_listed_cmp(const void *a, const void *b)
+{
+	const KsListed *la = a;
+	const KsListed *lb = b;
+
+	if (la->id != lb->id)
+		return (la->id > lb->id) - (la->id < lb->id);
+	return (la->index > lb->index) - (la->index < lb->index);
+}
+
+/*
+ * first[i]: where the ID at i first stands in ids[0..n); i itself but for
+ * an ID listed again.
+ */
+static void
+ks_first_listed(const Datum *ids, int n, int *first)
+{
+	KsListed   *sorted = palloc(sizeof(KsListed) * Max(n, 1));
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		sorted[i].id = DatumGetInt64(ids[i]);
+		sorted[i].index = i;
+	}
+	qsort(sorted, n, sizeof(KsListed), ks_listed_cmp);
+	for (i = 0; i < n; i++)
+		first[sorted[i].index] = (i > 0 && sorted[i].id == sorted[i - 1].id) ?
+			first[sorted[i - 1].index] : sorted[i].index;
+	pfree(sorted);
+}
+
 /*
  * kill_sessions(ids bigint[]) returns table (id bigint, killed boolean)
  *
  * Many kills at once: every session is checked first (an invalid ID or a
- * superuser's session stops the call before any kill; a session that does
- * not exist gets a NOTICE and false), then all are signalled, then waited
- * for together within one kill_session.wait_timeout.  The caller's own
- * session, if listed, ends after the statement, as kill_session() does.
+ * superuser's session stops the call before any kill), then all are
+ * signalled, then waited for together within one kill_session.wait_timeout.
+ * The caller's own session, if listed, ends after the statement, as
+ * kill_session() does.  A row is false only with its reason: a NOTICE for
+ * a session that does not exist (or ended on its own meanwhile), a WARNING
+ * for a signal that failed or a session that did not end in time.  An ID
+ * listed again is killed once, and each of its rows shows that kill.
  */
 Datum
 kill_sessions(PG_FUNCTION_ARGS)
@@ -517,6 +560,8 @@ kill_sessions(PG_FUNCTION_ARGS)
 	KsKiller	me;
 	pid_t	   *pids;
 	int		   *pidfds;
+	int		   *first;
+	bool	   *listed_again;
 	bool	   *found;
 	bool	   *gone;
 	int			not_gone = 0;
@@ -536,6 +581,8 @@ kill_sessions(PG_FUNCTION_ARGS)
 	targets = palloc(sizeof(KsSession) * Max(n, 1));
 	pids = palloc0(sizeof(pid_t) * Max(n, 1));
 	pidfds = palloc(sizeof(int) * Max(n, 1));
+	first = palloc(sizeof(int) * Max(n, 1));
+	listed_again = palloc0(sizeof(bool) * Max(n, 1));
 	found = palloc0(sizeof(bool) * Max(n, 1));
 	gone = palloc0(sizeof(bool) * Max(n, 1));
 
@@ -547,11 +594,27 @@ kill_sessions(PG_FUNCTION_ARGS)
 		pidfds[i] = -1;
 		if (id < 1 || id > PG_UINT32_MAX)
 			ks_report_invalid();
-		found[i] = ks_aim((uint32) id, "kill session", true, &targets[i], &me);
+	}
+	ks_first_listed(elems, n, first);
+	for (i = 0; i < n; i++)
+	{
+		uint32		sid = (uint32) DatumGetInt64(elems[i]);
+
+		if (first[i] != i)
+		{
+			/* One NOTICE for each ID listed again. */
+			if (!listed_again[first[i]])
+				ereport(NOTICE,
+						(errmsg("session ID %u is listed more than once", sid),
+						 errdetail("It is killed once; each of its rows shows that kill.")));
+			listed_again[first[i]] = true;
+			continue;
+		}
+		found[i] = ks_aim(sid, "kill session", true, &targets[i], &me);
 		if (!found[i])
 			ereport(NOTICE,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("session ID %u does not exist", (uint32) id)));
+					 errmsg("session ID %u does not exist", sid)));
 	}
 
 	PG_TRY();
@@ -563,13 +626,30 @@ kill_sessions(PG_FUNCTION_ARGS)
 			if (!found[i])
 				continue;
 			self = (targets[i].pid == MyProcPid);
-			if (ks_registry_mark_and_signal(targets[i].sid, targets[i].pid,
-											KS_KILL, &me, self ? 0 : SIGTERM,
-											&pidfds[i]) != KS_MARK_DONE)
+			switch (ks_registry_mark_and_signal(targets[i].sid, targets[i].pid,
+												KS_KILL, &me,
+												self ? 0 : SIGTERM,
+												&pidfds[i]))
 			{
-				/* It ended meanwhile, on its own. */
-				found[i] = false;
-				continue;
+				case KS_MARK_DONE:
+					break;
+				case KS_MARK_GONE:
+					/* It ended meanwhile, on its own. */
+					found[i] = false;
+					ereport(NOTICE,
+							(errcode(ERRCODE_UNDEFINED_OBJECT),
+							 errmsg("session ID %u does not exist",
+									targets[i].sid)));
+					continue;
+				case KS_MARK_SIGNAL_FAILED:
+					found[i] = false;
+					ereport(WARNING,
+							(errcode(ERRCODE_SYSTEM_ERROR),
+							 errmsg("could not send signal to process %d: %m",
+									(int) targets[i].pid),
+							 errdetail("Session %u was not killed.",
+									   targets[i].sid)));
+					continue;
 			}
 			pids[i] = targets[i].pid;
 			if (self)
@@ -602,18 +682,22 @@ kill_sessions(PG_FUNCTION_ARGS)
 	{
 		Datum		values[2];
 		bool		nulls[2] = {false, false};
-		bool		killed = found[i] && (gone[i] || ks_wait_timeout == 0);
+		int			k = first[i];
+		bool		killed = found[k] && (gone[k] || ks_wait_timeout == 0);
 
-		values[0] = Int64GetDatum(DatumGetInt64(elems[i]));
+		values[0] = elems[i];
 		values[1] = BoolGetDatum(killed);
-		if (found[i] && !killed)
+		if (found[k] && !killed && k == i)
 			not_gone++;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	if (not_gone > 0)
 		ereport(WARNING,
-				(errmsg("%d sessions marked for kill", not_gone),
-				 errdetail("They did not end within %d ms; they will end as soon as they can.",
-						   ks_wait_timeout)));
+				(errmsg_plural("%d session marked for kill",
+							   "%d sessions marked for kill",
+							   not_gone, not_gone),
+				 errdetail_plural("It did not end within %d ms; it will end as soon as it can.",
+								  "They did not end within %d ms; they will end as soon as they can.",
+								  not_gone, ks_wait_timeout)));
 	return (Datum) 0;
 }

@@ -286,6 +286,7 @@ ks_registry_mark_and_signal(uint32 sid, pid_t pid, KsAction action,
 {
 	KsMarkResult result = KS_MARK_DONE;
 	int			signal_errno = 0;
+	bool		newly_marked = false;
 	int			idx;
 
 	if (pidfd != NULL)
@@ -299,6 +300,7 @@ ks_registry_mark_and_signal(uint32 sid, pid_t pid, KsAction action,
 	}
 	if (!ks_shared->slots[idx].marked[action] || action == KS_CANCEL)
 	{
+		newly_marked = !ks_shared->slots[idx].marked[action];
 		ks_shared->slots[idx].marked[action] = true;
 		ks_shared->slots[idx].by[action] = *by;
 	}
@@ -311,6 +313,9 @@ ks_registry_mark_and_signal(uint32 sid, pid_t pid, KsAction action,
 		{
 			signal_errno = errno;
 			result = (signal_errno == ESRCH) ? KS_MARK_GONE : KS_MARK_SIGNAL_FAILED;
+			/* Not signalled: the session must not say it was. */
+			if (newly_marked)
+				ks_shared->slots[idx].marked[action] = false;
 		}
 	}
 	LWLockRelease(ks_shared->lock);

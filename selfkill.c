@@ -96,6 +96,31 @@ ks_self_kill_end(void)
 	CHECK_FOR_INTERRUPTS();
 }
 
+/*
+ * Whether an ErrorResponse reports a FATAL or a PANIC: the session is
+ * ending already, and must not be ended a second time while that is sent.
+ * Its fields are a type byte and a string each, up to a zero byte; 'V' is
+ * the severity, never translated.
+ */
+static bool
+ks_error_ends_session(const char *s, size_t len)
+{
+	size_t		i = 0;
+
+	while (i < len && s[i] != '\0')
+	{
+		char		field = s[i++];
+		const char *value = s + i;
+		size_t		vlen = strnlen(value, len - i);
+
+		if (field == 'V')
+			return (vlen == 5 && memcmp(value, "FATAL", 5) == 0) ||
+				(vlen == 5 && memcmp(value, "PANIC", 5) == 0);
+		i += vlen + 1;
+	}
+	return false;
+}
+
 static int
 ks_watch_putmessage(char msgtype, const char *s, size_t len)
 {
@@ -106,6 +131,14 @@ ks_watch_putmessage(char msgtype, const char *s, size_t len)
 	{
 		ks_self_kill_end();
 		return 0;
+	}
+
+	/* Ended another way meanwhile: that FATAL is the session's one end. */
+	if (msgtype == 'E' && self_kill_state == KS_SELF_KILL_ARMED &&
+		ks_error_ends_session(s, len))
+	{
+		self_kill_state = KS_SELF_KILL_ENDING;
+		return real_comm->putmessage(msgtype, s, len);
 	}
 
 	result = real_comm->putmessage(msgtype, s, len);
