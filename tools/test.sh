@@ -141,7 +141,7 @@ ks_demo() {
 	runuser -u "$KS_SERVER_USER" -- "$(dirname "$PG_CONFIG")/pg_ctl" -D "$dir/demo/data" -m fast stop >/dev/null 2>&1
 	local missing=""
 	for want in "HINT:  On PostgreSQL run: SELECT kill_session(" \
-		"HINT:  On PostgreSQL run: CREATE USER kill_user PASSWORD 'killuser123';" \
+		"HINT:  On PostgreSQL run: CREATE USER kill_user PASSWORD '<password>';" \
 		"HINT:  On PostgreSQL run: ALTER ROLE kill_user LOGIN;" \
 		"DETAIL:  Only superusers can kill sessions of superusers." \
 		"was killed by itself." "killed by session"; do
