@@ -8,7 +8,10 @@
  * The cancel is SIGINT, as pg_cancel_backend() sends it, aimed through the
  * registry like a kill, so it can reach no other process.  The call
  * returns once the target has stopped the statement: it no longer runs a
- * statement, runs another one, or is gone.  The target's ERROR 57014 gets
+ * statement, runs another one, or is gone.  With track_activities off for
+ * the target, its PGPROC tells instead of its status entry: it runs a
+ * statement unless it waits for its client, and a statement of another
+ * transaction is another one.  The target's ERROR 57014 gets
  * a DETAIL naming who cancelled it (kill.c).
  *
  * Copyright (c) 2026, kill_session developers
@@ -35,17 +38,50 @@ PG_FUNCTION_INFO_V1(cancel_sql);
 #define KS_CANCEL_WHAT	"cancel SQL of session"
 
 /*
- * Whether the statement that started at stmt_start still runs in the
- * backend pid.
+ * What is known of the statement a session runs.  With track_activities
+ * on, its status entry says whether it runs one and since when; with it
+ * off (STATE_DISABLED), its PGPROC still says whether it waits for its
+ * client, and in which transaction it is.
  */
-static bool
-ks_still_running(pid_t pid, TimestampTz stmt_start)
+typedef struct KsStatement
 {
-	KsActivity	now;
+	bool		tracked;		/* from the status entry */
+	TimestampTz stmt_start;		/* tracked: when the statement started */
+	uint32		lxid;			/* untracked: its transaction */
+} KsStatement;
 
-	return ks_backend_activity(pid, &now) &&
-		(now.state == STATE_RUNNING || now.state == STATE_FASTPATH) &&
-		now.stmt_start == stmt_start;
+/* Whether the session runs a statement now; if so, which, in *stmt. */
+static bool
+ks_running(uint32 sid, pid_t pid, KsStatement *stmt)
+{
+	KsActivity	activity;
+	KsProcState proc;
+
+	if (ks_backend_activity(pid, &activity) && activity.state != STATE_DISABLED)
+	{
+		stmt->tracked = true;
+		stmt->stmt_start = activity.stmt_start;
+		return activity.state == STATE_RUNNING ||
+			activity.state == STATE_FASTPATH;
+	}
+	stmt->tracked = false;
+	if (!ks_registry_proc_state(sid, pid, &proc))
+		return false;
+	stmt->lxid = proc.lxid;
+	return !proc.reading_client;
+}
+
+/* Whether the statement stmt still runs in the session. */
+static bool
+ks_still_running(uint32 sid, pid_t pid, const KsStatement *stmt)
+{
+	KsStatement now;
+
+	if (!ks_running(sid, pid, &now))
+		return false;
+	if (stmt->tracked && now.tracked)
+		return now.stmt_start == stmt->stmt_start;
+	return now.lxid == stmt->lxid;
 }
 
 /*
@@ -61,7 +97,7 @@ cancel_sql(PG_FUNCTION_ARGS)
 	uint32		sid;
 	KsSession	target;
 	KsKiller	me;
-	KsActivity	activity;
+	KsStatement stmt;
 	int			timeout_ms = ks_kill_wait_timeout();
 	TimestampTz deadline;
 	volatile bool stopped = false;
@@ -71,15 +107,14 @@ cancel_sql(PG_FUNCTION_ARGS)
 	ks_check_privilege(KS_CANCEL_WHAT);
 	ks_aim(sid, KS_CANCEL_WHAT, false, &target, &me);
 
-	if (!ks_backend_activity(target.pid, &activity) ||
-		(activity.state != STATE_RUNNING && activity.state != STATE_FASTPATH))
+	if (!ks_running(sid, target.pid, &stmt))
 	{
 		ereport(NOTICE,
 				(errmsg("session %u is not running a statement", sid)));
 		PG_RETURN_BOOL(false);
 	}
 
-	ks_mark(sid, &target, KS_CANCEL, &me, SIGINT, NULL);
+	ks_mark(sid, &target, KS_CANCEL, &me, SIGINT, NULL, NULL);
 	PG_TRY();
 	{
 		ks_log_action(sid, &target, "had its statement cancelled", &me);
@@ -90,7 +125,7 @@ cancel_sql(PG_FUNCTION_ARGS)
 											   timeout_ms);
 		for (;;)
 		{
-			if (!ks_still_running(target.pid, activity.stmt_start))
+			if (!ks_still_running(sid, target.pid, &stmt))
 			{
 				stopped = true;
 				break;

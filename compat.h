@@ -44,6 +44,20 @@
 #define KS_MY_PROCNO	(MyProc->pgprocno)
 #endif
 
+/* Any PGPROC, for SendProcSignal() to find by PID. */
+#if PG_VERSION_NUM >= 170000
+#define KS_ANY_PROCNO	INVALID_PROC_NUMBER
+#else
+#define KS_ANY_PROCNO	InvalidBackendId
+#endif
+
+/* A PGPROC's local transaction ID, InvalidLocalTransactionId if none. */
+#if PG_VERSION_NUM >= 170000
+#define KS_PROC_LXID(proc)	((proc)->vxid.lxid)
+#else
+#define KS_PROC_LXID(proc)	((proc)->lxid)
+#endif
+
 /* A wait event set owned by the current resource owner (17) or memory. */
 #if PG_VERSION_NUM >= 170000
 #define ks_create_wait_event_set(nevents) CreateWaitEventSet(NULL, (nevents))

@@ -4,15 +4,47 @@
  *		disconnect_session(): Oracle's ALTER SYSTEM DISCONNECT SESSION
  *		'sid, serial#' POST_TRANSACTION | IMMEDIATE.
  *
- * POST_TRANSACTION lets the session finish its current transaction, then
+ * POST_TRANSACTION lets the session finish the transaction it is in, then
  * ends it -- PostgreSQL has nothing like it: pg_terminate_backend() always
- * rolls the work back.  The session is marked in the registry.  One that
- * is not in a transaction is ended at once (SIGTERM, as a kill).  One that
- * is keeps going; as its transaction ends, committed or rolled back as its
- * client decides, its transaction callback sees the mark and the session
- * ends right after the statement that ended the transaction has sent its
- * result (selfkill.c), before it could start anything else.  IMMEDIATE,
- * or neither, is exactly kill_session().
+ * rolls the work back.  IMMEDIATE, or neither, is exactly kill_session().
+ *
+ * "Its transaction" is the one in progress when the mark is set: for a
+ * session in an explicit block, the block; for a procedure or DO block, the
+ * transaction running at that moment.  When it ends, committed or rolled
+ * back as its client decides, the session ends; nothing that starts after
+ * it runs.  A session in no transaction ends at once, with nothing rolled
+ * back because nothing was open.
+ *
+ * The disconnecter only marks the session in the registry and wakes it
+ * (a sinval catchup interrupt, KS_SIGNAL_WAKE); the session decides from
+ * its own state, which it alone knows for certain -- never from its status
+ * entry, which track_activities = off empties.  Where it decides:
+ *
+ *	- at the end of every transaction (the transaction callback):
+ *	  * waiting for its client (a catchup's empty transaction, served only
+ *		while the backend reads its client's next message, outside any
+ *		transaction): it ends now;
+ *	  * inside a procedure that commits or rolls back (a nonatomic SPI
+ *		context): it ends now, after the transaction and before anything
+ *		of the next one runs;
+ *	  * otherwise: its transaction's end reaches the client whole, then it
+ *		ends (selfkill.c);
+ *	- as a failed block is left (ROLLBACK of an aborted block runs no
+ *	  transaction callback; ks_disconnect_leaving_block()): the same.
+ *
+ * Why that is race-free: the mark is written under the registry lock
+ * before the wake is sent, and the session reads it after.  The wake stays
+ * pending until the session either starts a transaction -- whose end then
+ * reads the mark -- or waits for its client outside one, where it serves
+ * the wake at once.  So a session that missed the mark at one of these
+ * points always meets another; a transaction that had begun before the
+ * mark always runs to its end, as its client decides; and one that begins
+ * at the same moment either runs to completion and is followed by the
+ * end, or is refused before it does anything.
+ *
+ * The call returns true once the session is gone, if it had no transaction
+ * (so a pooler has already seen its connection close); at once, if it is
+ * in one.
  *
  * Copyright (c) 2026, kill_session developers
  *
@@ -23,10 +55,12 @@
  */
 #include "postgres.h"
 
-#include <signal.h>
+#include <unistd.h>
 
 #include "access/xact.h"
+#include "executor/spi.h"
 #include "fmgr.h"
+#include "libpq/libpq.h"
 #include "miscadmin.h"
 
 #include "kill_session.h"
@@ -37,24 +71,64 @@ PG_FUNCTION_INFO_V1(disconnect_session);
 
 /*
  * Registered in every client backend: a session marked to disconnect ends
- * once its transaction has ended.
+ * once the transaction it was in has ended.
  */
 void
 ks_disconnect_xact_callback(XactEvent event, void *arg)
 {
-	if ((event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
-		 event == XACT_EVENT_PREPARE) &&
-		ks_my_mark(KS_DISCONNECT, NULL, NULL))
-		ks_end_after_statement();
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
+		event != XACT_EVENT_PREPARE)
+		return;
+	if (!ks_my_mark(KS_DISCONNECT, NULL, NULL))
+		return;
+
+	/*
+	 * A message is being read: the backend waits for its client, and this
+	 * is the empty transaction with which it serves the wake.
+	 */
+	if (pq_is_reading_msg())
+		ks_end_now(KS_ENDED_IDLE);
+	else if (SPI_inside_nonatomic_context())
+		ks_end_now(KS_ENDED_AFTER_XACT);
+	else
+		ks_end_after_transaction();
+}
+
+/*
+ * Called before a transaction statement runs in a failed block: leaving
+ * it ends the block's transaction without a transaction callback.
+ */
+void
+ks_disconnect_leaving_block(void)
+{
+	if (ks_my_mark(KS_DISCONNECT, NULL, NULL))
+		ks_end_after_transaction();
+}
+
+/*
+ * Whether the backend pid is idle in a failed block: its transaction has
+ * ended (its PGPROC holds no local transaction ID) but its client's
+ * ROLLBACK is still to come.  Only the status entry tells; with
+ * track_activities off, the call waits for it as for a session in no
+ * transaction, up to kill_session.wait_timeout.
+ */
+static bool
+ks_in_failed_block(pid_t pid)
+{
+	KsActivity	activity;
+
+	return ks_backend_activity(pid, &activity) &&
+		activity.state == STATE_IDLEINTRANSACTION_ABORTED;
 }
 
 /*
  * disconnect_session(session text, post_transaction boolean DEFAULT false,
  *					  immediate boolean DEFAULT false) returns boolean
  *
- * With post_transaction, true once the session is marked (or, if it was
- * not in a transaction, ended as a kill ends it), without waiting for its
- * transaction.  Otherwise kill_session().
+ * With post_transaction: true once the session is marked, if it is in a
+ * transaction, or once it is gone, if it was not (with kill_session.
+ * wait_timeout = 0, once marked); false with a WARNING if it did not end
+ * within kill_session.wait_timeout.  Otherwise kill_session().
  */
 Datum
 disconnect_session(PG_FUNCTION_ARGS)
@@ -64,8 +138,12 @@ disconnect_session(PG_FUNCTION_ARGS)
 	bool		immediate = !PG_ARGISNULL(2) && PG_GETARG_BOOL(2);
 	KsSession	target;
 	KsKiller	me;
-	KsActivity	activity;
-	bool		in_transaction;
+	KsProcState before;
+	KsProcState now;
+	bool		self;
+	int			pidfd = -1;
+	int			timeout_ms = ks_kill_wait_timeout();
+	volatile bool gone = true;
 
 	ks_check_loaded();
 	sid = ks_session_arg(fcinfo, 0);
@@ -79,19 +157,43 @@ disconnect_session(PG_FUNCTION_ARGS)
 
 	ks_check_privilege(KS_DISCONNECT_WHAT);
 	ks_aim(sid, KS_DISCONNECT_WHAT, false, &target, &me);
+	self = target.pid == MyProcPid;
 
 	/*
-	 * The caller's own session is in this statement's transaction; another
-	 * one is in a transaction if it has one started.
+	 * The caller's own session is in this statement's transaction.  Another
+	 * is woken, and what it was doing just before tells whether to wait:
+	 * in a transaction (its PGPROC holds a local transaction ID), it ends
+	 * after it; otherwise it ends at once.
 	 */
-	in_transaction = target.pid == MyProcPid ||
-		(ks_backend_activity(target.pid, &activity) &&
-		 activity.xact_start != 0);
+	ks_mark(sid, &target, KS_DISCONNECT, &me, self ? 0 : KS_SIGNAL_WAKE,
+			self ? NULL : &pidfd, &before);
+	PG_TRY();
+	{
+		ks_log_action(sid, &target, "marked to disconnect after its transaction",
+					  &me);
+		if (!self && !before.in_transaction && !ks_in_failed_block(target.pid) &&
+			timeout_ms > 0)
+			gone = ks_wait_gone(target.pid, pidfd, timeout_ms);
+	}
+	PG_FINALLY();
+	{
+		if (pidfd >= 0)
+			close(pidfd);
+	}
+	PG_END_TRY();
 
-	ks_mark(sid, &target, KS_DISCONNECT, &me, in_transaction ? 0 : SIGTERM,
-			NULL);
-	ks_log_action(sid, &target,
-				  in_transaction ? "marked to disconnect after its transaction" :
-				  "disconnected", &me);
-	PG_RETURN_BOOL(true);
+	if (gone)
+		PG_RETURN_BOOL(true);
+	if (ks_registry_proc_state(sid, target.pid, &now) && now.in_transaction)
+	{
+		ereport(NOTICE,
+				(errmsg("session %u is in a transaction", sid),
+				 errdetail("It began one as it was marked; it will end after it.")));
+		PG_RETURN_BOOL(true);
+	}
+	ereport(WARNING,
+			(errmsg("session %u marked to disconnect", sid),
+			 errdetail("The session did not end within %d ms; it will end as soon as it can.",
+					   timeout_ms)));
+	PG_RETURN_BOOL(false);
 }

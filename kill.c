@@ -166,10 +166,10 @@ ks_aim(uint32 sid, const char *what, bool missing_ok,
 /* Mark and signal; a session gone meanwhile is 42704. */
 void
 ks_mark(uint32 sid, const KsSession *target, KsAction action,
-		const KsKiller *me, int signo, int *pidfd)
+		const KsKiller *me, int signo, int *pidfd, KsProcState *before)
 {
 	switch (ks_registry_mark_and_signal(sid, target->pid, action, me, signo,
-										pidfd))
+										pidfd, before))
 	{
 		case KS_MARK_DONE:
 			break;
@@ -222,8 +222,10 @@ ks_describe_marker(const KsKiller *by)
 
 /*
  * Add to this backend's FATAL 57P01 who ended it, if a kill or a
- * disconnect did; to its ERROR 57014 who cancelled its statement, if
- * cancel_sql() did.  Runs inside emit_log_hook, in ErrorContext.
+ * disconnect did (a session marked to disconnect but ended another way
+ * keeps PostgreSQL's message); to its ERROR 57014 who cancelled its
+ * statement, if cancel_sql() did.  Runs inside emit_log_hook, in
+ * ErrorContext.
  */
 void
 ks_add_end_detail(ErrorData *edata)
@@ -245,8 +247,13 @@ ks_add_end_detail(ErrorData *edata)
 			edata->detail = psprintf("Session %u was killed by %s.",
 									 my_sid, ks_describe_marker(&by));
 	}
-	else if (ks_my_mark(KS_DISCONNECT, &my_sid, &by))
+	else if (ks_end_reason() == KS_ENDED_AFTER_XACT &&
+			 ks_my_mark(KS_DISCONNECT, &my_sid, &by))
 		edata->detail = psprintf("Session %u was disconnected by %s after its transaction.",
+								 my_sid, ks_describe_marker(&by));
+	else if (ks_end_reason() == KS_ENDED_IDLE &&
+			 ks_my_mark(KS_DISCONNECT, &my_sid, &by))
+		edata->detail = psprintf("Session %u was disconnected by %s.",
 								 my_sid, ks_describe_marker(&by));
 }
 
@@ -266,8 +273,8 @@ ks_process_gone(pid_t pid)
  * can be cancelled; the wait set is released either way, the pidfd by the
  * caller.
  */
-static bool
-ks_wait_for_exit(pid_t pid, int pidfd, int timeout_ms)
+bool
+ks_wait_gone(pid_t pid, int pidfd, int timeout_ms)
 {
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													   timeout_ms);
@@ -364,7 +371,7 @@ ks_kill_session(uint32 sid)
 	ks_check_privilege("kill session");
 	ks_aim(sid, "kill session", false, &target, &me);
 	self = (target.pid == MyProcPid);
-	ks_mark(sid, &target, KS_KILL, &me, self ? 0 : SIGTERM, &pidfd);
+	ks_mark(sid, &target, KS_KILL, &me, self ? 0 : SIGTERM, &pidfd, NULL);
 
 	/*
 	 * From here the pidfd is closed however the call ends: the LOG line
@@ -377,7 +384,7 @@ ks_kill_session(uint32 sid)
 		if (self)
 			ks_end_after_statement();
 		else if (ks_wait_timeout > 0)
-			gone = ks_wait_for_exit(target.pid, pidfd, ks_wait_timeout);
+			gone = ks_wait_gone(target.pid, pidfd, ks_wait_timeout);
 	}
 	PG_FINALLY();
 	{
@@ -629,7 +636,7 @@ kill_sessions(PG_FUNCTION_ARGS)
 			switch (ks_registry_mark_and_signal(targets[i].sid, targets[i].pid,
 												KS_KILL, &me,
 												self ? 0 : SIGTERM,
-												&pidfds[i]))
+												&pidfds[i], NULL))
 			{
 				case KS_MARK_DONE:
 					break;

@@ -18,6 +18,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "libpq/auth.h"
 #include "miscadmin.h"
 #include "parser/analyze.h"
@@ -146,6 +147,8 @@ ks_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 
 	if (IsA(stmt, AlterSystemStmt))
 		ks_check_alter_system((AlterSystemStmt *) stmt);
+	else if (IsA(stmt, TransactionStmt) && IsAbortedTransactionBlockState())
+		ks_disconnect_leaving_block();
 	else if (IsA(stmt, ExecuteStmt))
 		ks_show_before_execute(pstmt, queryString);
 	show_discarded = ks_show_may_discard(stmt);

@@ -12,9 +12,9 @@
  * disconnect.c		disconnect_session(): the end of a session after its
  *					transaction
  * cancel.c			cancel_sql(): the cancel of a session's statement
- * selfkill.c		ending a session right after its current statement:
- *					the caller's own after a kill, a disconnected one after
- *					its transaction
+ * selfkill.c		ending a session from inside it: the caller's own right
+ *					after the statement that killed it, a disconnected one
+ *					right after its transaction's end reached its client
  * processlist.c	the process list: the view, and the SHOW PROCESSLIST
  *					front door
  * registry.c/h		client session IDs in shared memory (leaf)
@@ -62,16 +62,30 @@ extern void ks_check_privilege(const char *what);
 extern bool ks_aim(uint32 sid, const char *what, bool missing_ok,
 				   KsSession *target, KsKiller *me);
 extern void ks_mark(uint32 sid, const KsSession *target, KsAction action,
-					const KsKiller *me, int signo, int *pidfd);
+					const KsKiller *me, int signo, int *pidfd,
+					KsProcState *before);
+extern bool ks_wait_gone(pid_t pid, int pidfd, int timeout_ms);
 extern void ks_log_action(uint32 sid, const KsSession *target,
 						  const char *done, const KsKiller *me);
 extern void ks_add_end_detail(ErrorData *edata);
 
-/* selfkill.c: also ends a session marked to disconnect */
-extern void ks_end_after_statement(void);
+/* selfkill.c: ending a session from inside it */
+typedef enum KsEndReason
+{
+	KS_ENDED_NOT,				/* not by us: PostgreSQL's message stands */
+	KS_ENDED_BY_SELF_KILL,		/* after the statement that killed it */
+	KS_ENDED_AFTER_XACT,		/* disconnected after its transaction */
+	KS_ENDED_IDLE				/* disconnected with no transaction open */
+} KsEndReason;
 
-/* disconnect.c */
+extern void ks_end_after_statement(void);
+extern void ks_end_after_transaction(void);
+extern void ks_end_now(KsEndReason reason);
+extern KsEndReason ks_end_reason(void);
+
+/* disconnect.c: the target's side of a disconnect */
 extern void ks_disconnect_xact_callback(XactEvent event, void *arg);
+extern void ks_disconnect_leaving_block(void);
 
 /* processlist.c: what a backend is doing now, from its status entry */
 typedef struct KsActivity

@@ -46,9 +46,11 @@
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/proc.h"
+#include "storage/procsignal.h"
 #include "storage/shmem.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
+#include "utils/wait_event.h"
 
 #include "compat.h"
 #include "registry.h"
@@ -211,6 +213,8 @@ ks_my_mark(KsAction action, uint32 *my_sid, KsKiller *by)
 	if (ks_shared == NULL || ks_my_sid == 0 || MyProc == NULL)
 		return false;
 	slot = &ks_shared->slots[KS_MY_PROCNO];
+	/* A mark written before the signal that brought us here is seen. */
+	pg_memory_barrier();
 	if (!slot->marked[action] || slot->pid != MyProcPid)
 		return false;
 	if (my_sid != NULL)
@@ -218,6 +222,21 @@ ks_my_mark(KsAction action, uint32 *my_sid, KsKiller *by)
 	if (by != NULL)
 		*by = slot->by[action];
 	return true;
+}
+
+/*
+ * What the process of slot idx is doing, from its PGPROC: the slot is the
+ * PGPROC's number.  Caller holds the registry lock, so the process cannot
+ * finish exiting meanwhile.
+ */
+static void
+ks_proc_state_locked(int idx, KsProcState *state)
+{
+	PGPROC	   *proc = &ProcGlobal->allProcs[idx];
+
+	state->lxid = KS_PROC_LXID(proc);
+	state->in_transaction = state->lxid != InvalidLocalTransactionId;
+	state->reading_client = proc->wait_event_info == WAIT_EVENT_CLIENT_READ;
 }
 
 /* Forget a mark for action on session sid, still held by pid. */
@@ -282,7 +301,8 @@ ks_pidfd_open(pid_t pid)
  */
 KsMarkResult
 ks_registry_mark_and_signal(uint32 sid, pid_t pid, KsAction action,
-							const KsKiller *by, int signo, int *pidfd)
+							const KsKiller *by, int signo, int *pidfd,
+							KsProcState *before)
 {
 	KsMarkResult result = KS_MARK_DONE;
 	int			signal_errno = 0;
@@ -304,12 +324,22 @@ ks_registry_mark_and_signal(uint32 sid, pid_t pid, KsAction action,
 		ks_shared->slots[idx].marked[action] = true;
 		ks_shared->slots[idx].by[action] = *by;
 	}
+	if (before != NULL)
+		ks_proc_state_locked(idx, before);
 	if (signo != 0)
 	{
 		if (pidfd != NULL)
 			*pidfd = ks_pidfd_open(pid);
+		if (signo == KS_SIGNAL_WAKE)
+		{
+			if (SendProcSignal(pid, PROCSIG_CATCHUP_INTERRUPT, KS_ANY_PROCNO) != 0)
+			{
+				signal_errno = errno;
+				result = KS_MARK_SIGNAL_FAILED;
+			}
+		}
 		/* Backends lead their own process group, as pg_signal_backend knows. */
-		if (kill(-pid, signo) != 0 && kill(pid, signo) != 0)
+		else if (kill(-pid, signo) != 0 && kill(pid, signo) != 0)
 		{
 			signal_errno = errno;
 			result = (signal_errno == ESRCH) ? KS_MARK_GONE : KS_MARK_SIGNAL_FAILED;
@@ -329,6 +359,23 @@ ks_registry_mark_and_signal(uint32 sid, pid_t pid, KsAction action,
 		errno = signal_errno;
 	}
 	return result;
+}
+
+bool
+ks_registry_proc_state(uint32 sid, pid_t pid, KsProcState *state)
+{
+	int			idx;
+
+	LWLockAcquire(ks_shared->lock, LW_SHARED);
+	idx = ks_find_slot_locked(sid);
+	if (idx < 0 || ks_shared->slots[idx].pid != pid)
+	{
+		LWLockRelease(ks_shared->lock);
+		return false;
+	}
+	ks_proc_state_locked(idx, state);
+	LWLockRelease(ks_shared->lock);
+	return true;
 }
 
 int

@@ -64,6 +64,26 @@ typedef enum KsMarkResult
 	KS_MARK_SIGNAL_FAILED		/* marked, but kill() failed: see errno */
 } KsMarkResult;
 
+/*
+ * The signal to ks_registry_mark_and_signal() that wakes a session to look
+ * at its mark without ending anything: a sinval catchup interrupt, which a
+ * backend waiting for its client serves at once with an empty transaction
+ * (whose end runs the transaction callbacks) and any other backend serves
+ * as it next starts a transaction or waits for its client.
+ */
+#define KS_SIGNAL_WAKE	(-1)
+
+/*
+ * What a session's process is doing, from its PGPROC: kept by the backend
+ * itself whatever track_activities says.
+ */
+typedef struct KsProcState
+{
+	bool		in_transaction; /* it has a transaction (a local ID) */
+	bool		reading_client; /* it waits for a message from its client */
+	uint32		lxid;			/* its local transaction ID, 0 if none */
+} KsProcState;
+
 /* Shared memory, from _PG_init's hooks. */
 extern void ks_registry_shmem_request(void);
 extern void ks_registry_shmem_startup(void);
@@ -83,14 +103,19 @@ extern bool ks_registry_lookup(uint32 sid, KsSession *session);
 /*
  * Mark the session sid, still held by process pid, for action by by and,
  * if signo is not 0, open a pidfd on it (if pidfd is not NULL) and send it
- * signo, all under the registry lock, so that the signal can reach no
- * other process.
+ * signo (or wake it: KS_SIGNAL_WAKE), all under the registry lock, so that
+ * the signal can reach no other process.  If before is not NULL, it is set
+ * to what the session was doing just before it was signalled.
  */
 extern KsMarkResult ks_registry_mark_and_signal(uint32 sid, pid_t pid,
 												KsAction action,
 												const KsKiller *by,
-												int signo, int *pidfd);
+												int signo, int *pidfd,
+												KsProcState *before);
 extern void ks_registry_unmark(uint32 sid, pid_t pid, KsAction action);
+
+/* What the session sid, still held by pid, is doing; false if gone. */
+extern bool ks_registry_proc_state(uint32 sid, pid_t pid, KsProcState *state);
 
 /* Every session, sorted by PID; *count is set.  Palloc'd. */
 extern KsSession *ks_registry_snapshot(int *count);

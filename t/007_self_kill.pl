@@ -234,46 +234,12 @@ SKIP:
 
 SKIP:
 {
-	my $pgbouncer = '/usr/sbin/pgbouncer';
-	skip 'pgbouncer is not installed', 4 unless -x $pgbouncer;
+	skip 'pgbouncer is not installed', 4 unless -x '/usr/sbin/pgbouncer';
 
 	for my $mode ('transaction', 'session')
 	{
-		my $dir = $node->basedir . "/pgbouncer_$mode";
-		mkdir $dir;
-		my $port = PostgreSQL::Test::Cluster::get_free_port();
-		open(my $fh, '>', "$dir/pgbouncer.ini") or die;
-		print $fh <<"EOF";
-[databases]
-postgres = host=${\ $node->host} port=${\ $node->port} dbname=postgres
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $port
-unix_socket_dir =
-auth_type = trust
-auth_file = $dir/users.txt
-pool_mode = $mode
-default_pool_size = 1
-max_client_conn = 20
-logfile = $dir/pgbouncer.log
-pidfile = $dir/pgbouncer.pid
-EOF
-		close $fh;
-		open($fh, '>', "$dir/users.txt") or die;
-		print $fh qq{"dba" ""\n};
-		close $fh;
-		system($pgbouncer, '-d', "$dir/pgbouncer.ini") == 0
-		  or die "pgbouncer did not start";
-		# Wait until it listens.
-		my $up;
-		for (1 .. 100)
-		{
-			$up = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-				PeerPort => $port, Proto => 'tcp');
-			last if $up;
-			usleep(50_000);
-		}
-		close $up if $up;
+		my $bouncer = ks_pgbouncer($node, $mode, 'dba');
+		my $port = $bouncer->{port};
 
 		my $runs = 20;
 		my ($a_ok, $b_ok) = (0, 0);
@@ -315,9 +281,7 @@ EOF
 				'pgbouncer, session pooling: the next client is served');
 			$c2->close;
 		}
-		my $pidtext = slurp_file("$dir/pgbouncer.pid");
-		chomp $pidtext;
-		kill 'TERM', $pidtext;
+		$bouncer->{stop}->();
 	}
 }
 

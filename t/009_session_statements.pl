@@ -1,5 +1,6 @@
-# The 1.1 statements over the protocol: disconnect_session() after the
-# transaction, cancel_sql(), kill_sessions(); the upgrade from 1.0 on a live
+# The 1.1 statements over the protocol: disconnect_session() (its end after
+# the transaction is in 011_disconnect.pl), cancel_sql(), kill_sessions();
+# the upgrade from 1.0 on a live
 # server; and a dump and restore of a database with the extension and its
 # grants.
 
@@ -28,60 +29,11 @@ my $dba_id = $dba->session_id;
 
 sub rows_in_t { return $node->safe_psql('postgres', 'SELECT count(*) FROM t'); }
 
-# -- disconnect_session(..., post_transaction => true) --------------------
+# -- disconnect_session() ---------------------------------------------------
 
-# Not in a transaction: it ends at once, and is told who and why.
-my $app = KsWire->connect($node, user => 'app');
-my $app_id = $app->session_id;
-is($dba->value("SELECT disconnect_session('$app_id', post_transaction => true)"),
-	't', 'disconnect of an idle session returns true');
-is_deeply($app->trace(10), [ 'E:FATAL:57P01', 'EOF' ], 'the idle session ends at once');
-is($app->last_error->{D},
-	qq{Session $app_id was disconnected by role "dba" (session $dba_id) after its transaction.},
-	'its DETAIL names who disconnected it, and when');
-
-# In a transaction: it goes on, and ends right after its COMMIT's result,
-# before anything it queued behind the COMMIT runs.
-$app = KsWire->connect($node, user => 'app');
-$app_id = $app->session_id;
-$app->query('BEGIN');
-$app->query('INSERT INTO t VALUES (1)');
-my $t0 = time();
-is($dba->value("SELECT disconnect_session('$app_id, 7', post_transaction => true)"),
-	't', 'disconnect of a session in a transaction returns at once');
-cmp_ok(time() - $t0, '<', 2, 'without waiting for the transaction');
-is($dba->value("SELECT state FROM processlist WHERE id = $app_id"),
-	'DISCONNECT PENDING', 'the process list shows it as marked');
-is_deeply($app->query('INSERT INTO t VALUES (2)')->{tag}, 'INSERT 0 1',
-	'the marked session goes on with its transaction');
-$app->send_query('COMMIT');
-$app->send_query('INSERT INTO t VALUES (3)');
-is_deeply($app->trace(10), [ 'C:COMMIT', 'E:FATAL:57P01', 'EOF' ],
-	"the COMMIT's result, then FATAL, and never ReadyForQuery");
-is(rows_in_t(), '2', 'its transaction was committed, and the statement queued behind it never ran');
-$node->safe_psql('postgres', 'TRUNCATE t');
-
-# A ROLLBACK ends it the same way, with nothing kept.
-$app = KsWire->connect($node, user => 'app');
-$app_id = $app->session_id;
-$app->query('BEGIN');
-$app->query('INSERT INTO t VALUES (4)');
-$dba->value("SELECT disconnect_session('$app_id', post_transaction => true)");
-$app->send_query('ROLLBACK');
-is_deeply($app->trace(10), [ 'C:ROLLBACK', 'E:FATAL:57P01', 'EOF' ],
-	'ROLLBACK: its result, then FATAL');
-is(rows_in_t(), '0', 'ROLLBACK: nothing kept');
-
-# A statement in its own implicit transaction completes, then the session
-# ends.
-$app = KsWire->connect($node, user => 'app');
-$app_id = $app->session_id;
-$app->send_query('SELECT pg_sleep(1), 1');
-$node->poll_query_until('postgres',
-	"SELECT state = 'active' FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(1), 1'");
-$dba->value("SELECT disconnect_session('$app_id', post_transaction => true)");
-is_deeply($app->trace(10), [ 'T', 'D:,1', 'C:SELECT 1', 'E:FATAL:57P01', 'EOF' ],
-	'a running statement completes and its result arrives, then FATAL');
+# After the transaction (post_transaction => true): t/011_disconnect.pl.
+my ($app, $app_id);
+my $t0;
 
 # IMMEDIATE, or neither: a kill.
 $app = KsWire->connect($node, user => 'app');
@@ -100,9 +52,6 @@ is($r->{error}{C}, '42704', 'disconnect of no session: 42704');
 my $nopriv = KsWire->connect($node, user => 'nopriv');
 $r = $nopriv->query("SELECT disconnect_session('$dba_id', post_transaction => true)");
 is($r->{error}{C}, '42501', 'disconnect without the privilege: 42501');
-ok($node->log_contains(
-		qr/session \d+ \(pid \d+, role "app", database "postgres"\) marked to disconnect after its transaction by session $dba_id/),
-	'the disconnect is logged');
 
 # -- cancel_sql() -----------------------------------------------------------
 

@@ -8,7 +8,8 @@ export PG_CONFIG
 # The Debian packages the build, the tests and the benchmarks need.
 KS_PACKAGES="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR
 	postgresql-contrib libkrb5-dev libipc-run-perl make gcc pgbouncer
-	python3-psycopg"
+	python3-psycopg python3-psycopg2 libpostgresql-jdbc-java
+	default-jdk-headless"
 
 ks_install_deps() {
 	local missing=""
@@ -31,6 +32,19 @@ ks_install_deps() {
 	apt-get install -y -q --no-install-recommends $missing
 }
 
+# node-postgres for the driver tests: Debian's node-pg does not install
+# beside this machine's Node.js, so the npm package, into the matrix cache.
+ks_node_pg() {
+	local dir=${KS_MATRIX_CACHE:-/var/tmp/kill_session-matrix}/npm
+	if [ ! -f "$dir/node_modules/pg/package.json" ]; then
+		command -v npm >/dev/null || { echo "npm is missing: the node-postgres test cannot run" >&2; return 1; }
+		mkdir -p "$dir"
+		(cd "$dir" && npm install --no-audit --no-fund --cache "$dir/.npm" pg@8 >"$dir/install.log" 2>&1) ||
+			{ tail -5 "$dir/install.log"; return 1; }
+	fi
+	export KS_NODE_PATH=$dir/node_modules
+}
+
 ks_build_install() {
 	echo "== building kill_session"
 	make -s PG_CONFIG="$PG_CONFIG" clean >/dev/null
@@ -48,7 +62,8 @@ ks_build_install() {
 KS_SERVER_USER=${KS_SERVER_USER:-postgres}
 ks_as_server_user() {
 	if [ "$(id -u)" = 0 ]; then
-		runuser -u "$KS_SERVER_USER" -- env PATH="$PATH" PG_CONFIG="$PG_CONFIG" "$@"
+		runuser -u "$KS_SERVER_USER" -- env PATH="$PATH" PG_CONFIG="$PG_CONFIG" \
+			KS_NODE_PATH="${KS_NODE_PATH:-}" "$@"
 	else
 		"$@"
 	fi

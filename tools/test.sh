@@ -31,6 +31,7 @@ ks_install_deps || exit 1
 if [ "$(id -u)" = 0 ]; then
 	servers=$KS_MATRIX_SERVERS
 	ks_matrix_prepare $servers || { echo "matrix: could not prepare every server"; exit 1; }
+	ks_node_pg || exit 1
 else
 	servers=15
 fi
