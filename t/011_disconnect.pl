@@ -228,7 +228,8 @@ ok(!defined $app->last_error->{D},
 # -- The race ------------------------------------------------------------------
 
 # Every interleaving of the mark with the target's BEGIN, statements and
-# COMMIT, at random points, 1000 times.  The target sends query strings of
+# COMMIT, at random points, 1000 times (KS_RACE_ROUNDS).  The target sends
+# query strings of
 # one transaction each -- BEGIN; INSERT; a short random sleep; INSERT;
 # COMMIT -- each after the last one's ReadyForQuery, and the disconnect
 # comes from another session at a random moment of one of them, or between
@@ -238,7 +239,7 @@ ok(!defined $app->last_error->{D},
 reset_t();
 local $SIG{PIPE} = 'IGNORE';
 my $checker = KsWire->connect($node);
-my ($rounds, $lost, $phantom, $stayed) = (1000, 0, 0, 0);
+my ($rounds, $lost, $phantom, $stayed) = ($ENV{KS_RACE_ROUNDS} // 1000, 0, 0, 0);
 my %ends;
 for my $round (1 .. $rounds)
 {

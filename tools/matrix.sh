@@ -160,6 +160,39 @@ ks_install_cassert() {
 	echo "$name: installed $("$prefix/bin/pg_config" --version) into $prefix"
 }
 
+# Put every server process of the build in prefix under Valgrind, as
+# PostgreSQL's buildfarm runs its suites (animal skink): bin/postgres
+# becomes a script that runs the real binary under valgrind with
+# PostgreSQL's own suppressions, one log per process in
+# $KS_VALGRIND_LOG_DIR.  initdb's bootstrap and single-user runs, and the
+# version and configuration queries, run the binary directly.
+ks_valgrind_wrap() {
+	local prefix=$1 srcdir=$2 tarball
+	if [ ! -f "$prefix/valgrind.supp" ]; then
+		tarball=$(ls "$srcdir"/*.orig.tar.* 2>/dev/null | head -1)
+		[ -n "$tarball" ] || { echo "no source tarball in $srcdir for valgrind.supp"; return 1; }
+		tar -xOf "$tarball" --wildcards '*/src/tools/valgrind.supp' >"$prefix/valgrind.supp" ||
+			return 1
+	fi
+	[ -f "$prefix/bin/postgres.real" ] || mv "$prefix/bin/postgres" "$prefix/bin/postgres.real"
+	cat >"$prefix/bin/postgres" <<'EOF'
+#!/bin/sh
+# postgres under Valgrind (tools/matrix.sh, ks_valgrind_wrap).
+bin=$(dirname "$0")
+case "${1:-}" in
+	--boot | --single | --check | -V | --version | -C | --describe-config)
+		exec "$bin/postgres.real" "$@" ;;
+esac
+exec valgrind --quiet --trace-children=yes --leak-check=no --track-origins=yes \
+	--read-var-info=yes --read-inline-info=yes --num-callers=40 \
+	--error-markers=VALGRINDERROR-BEGIN,VALGRINDERROR-END \
+	--suppressions="$bin/../valgrind.supp" \
+	--log-file="${KS_VALGRIND_LOG_DIR:-/tmp}/valgrind.%p.log" \
+	"$bin/postgres.real" "$@"
+EOF
+	chmod 755 "$prefix/bin/postgres"
+}
+
 # Debian 13 in a chroot, with its own postgresql-17 packages.
 KS_TRIXIE=$KS_MATRIX_CACHE/trixie
 
@@ -231,7 +264,7 @@ ks_prepare_chroot() {
 
 # The host-side packages a source build needs.
 KS_MATRIX_PACKAGES="bison flex zlib1g-dev pkg-config libipc-run-perl
-	debootstrap dpkg-dev"
+	debootstrap dpkg-dev valgrind"
 
 ks_matrix_prepare() {
 	local name status=0
@@ -252,7 +285,8 @@ ks_matrix_prepare() {
 			15-cassert) ks_build_cassert 15-cassert bookworm postgresql-15 || status=1 ;;
 			18-cassert) ks_build_cassert 18-cassert sid postgresql-18 || status=1 ;;
 			18-valgrind)
-				ks_build_cassert 18-valgrind sid postgresql-18 "-DUSE_VALGRIND -Og" ||
+				{ ks_build_cassert 18-valgrind sid postgresql-18 "-DUSE_VALGRIND -Og" &&
+					ks_valgrind_wrap "$KS_MATRIX_CACHE/18-valgrind" "$KS_MATRIX_CACHE/src/18-valgrind"; } ||
 					status=1 ;;
 			17) ks_prepare_chroot || status=1 ;;
 			*) echo "unknown server $name"; status=1 ;;

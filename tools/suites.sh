@@ -66,10 +66,53 @@ check_logs() {
 	done < <(find tmp_check tmp_check_iso output_iso log -name '*.log' -print0 2>/dev/null)
 }
 
-run_suite regress ISOLATION= TAP_TESTS=
-run_suite isolation REGRESS= TAP_TESTS=
-run_suite tap REGRESS= ISOLATION= PROVE_FLAGS="${PROVE_FLAGS:---timer}"
+# Under Valgrind (KS_VALGRIND=subset or full, on a server whose postgres
+# runs under valgrind: tools/matrix.sh's 18-valgrind), every server process
+# writes its own log into KS_VALGRIND_LOG_DIR; any error report in any of
+# them fails the run.  "subset" runs the TAP files that exercise the
+# extension's C paths at a size Valgrind can run in minutes, "full" all.
+KS_VALGRIND_SUBSET="t/001_registry.pl t/002_kill.pl t/003_killed_detail.pl
+	t/006_privilege.pl t/007_self_kill.pl t/008_show_processlist.pl
+	t/009_session_statements.pl t/010_reasons.pl t/011_disconnect.pl"
+valgrind_errors=0
+check_valgrind() {
+	local suite=$1 n f
+	[ -n "${KS_VALGRIND:-}" ] || return 0
+	n=$(cat "$KS_VALGRIND_LOG_DIR"/valgrind.*.log 2>/dev/null | grep -c VALGRINDERROR-BEGIN)
+	if [ "$n" -gt 0 ]; then
+		echo "---- $suite: $n Valgrind error reports; the first ones:"
+		for f in $(grep -l VALGRINDERROR-BEGIN "$KS_VALGRIND_LOG_DIR"/valgrind.*.log | head -3); do
+			echo "---- $f"
+			sed -n '/VALGRINDERROR-BEGIN/,/VALGRINDERROR-END/p' "$f" | head -60
+		done
+		valgrind_errors=$((valgrind_errors + n))
+		status=1
+	fi
+}
 
+if [ -n "${KS_VALGRIND:-}" ]; then
+	KS_VALGRIND_LOG_DIR=$(mktemp -d /tmp/kill_session_valgrind.XXXXXX)
+	export KS_VALGRIND_LOG_DIR
+	# Connections and statements take tens of times longer.
+	export PGCTLTIMEOUT=600 PG_TEST_TIMEOUT_DEFAULT=600
+	if [ "$KS_VALGRIND" = subset ]; then
+		export KS_RACE_ROUNDS=${KS_RACE_ROUNDS:-30}
+		tap_tests=$(echo $KS_VALGRIND_SUBSET)
+	fi
+fi
+
+run_suite regress ISOLATION= TAP_TESTS=
+check_valgrind regress
+run_suite isolation REGRESS= TAP_TESTS=
+check_valgrind isolation
+run_suite tap REGRESS= ISOLATION= PROVE_FLAGS="${PROVE_FLAGS:---timer}" \
+	${tap_tests:+PROVE_TESTS="$tap_tests"}
+check_valgrind tap
+
+if [ -n "${KS_VALGRIND:-}" ]; then
+	summary+=("valgrind ($KS_VALGRIND): $(ls "$KS_VALGRIND_LOG_DIR"/valgrind.*.log 2>/dev/null | wc -l) server processes, $valgrind_errors errors")
+	[ "$valgrind_errors" = 0 ] && rm -rf "$KS_VALGRIND_LOG_DIR"
+fi
 if [ $bad_logs = 0 ]; then
 	summary+=("server logs clean")
 else
