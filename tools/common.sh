@@ -63,7 +63,7 @@ KS_SERVER_USER=${KS_SERVER_USER:-postgres}
 ks_as_server_user() {
 	if [ "$(id -u)" = 0 ]; then
 		runuser -u "$KS_SERVER_USER" -- env PATH="$PATH" PG_CONFIG="$PG_CONFIG" \
-			KS_NODE_PATH="${KS_NODE_PATH:-}" "$@"
+			KS_NODE_PATH="${KS_NODE_PATH:-}" KS_VALGRIND="${KS_VALGRIND:-}" "$@"
 	else
 		"$@"
 	fi

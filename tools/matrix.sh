@@ -20,7 +20,7 @@
 set -u
 
 KS_MATRIX_CACHE=${KS_MATRIX_CACHE:-/var/tmp/kill_session-matrix}
-KS_MATRIX_SERVERS=${KS_MATRIX_SERVERS:-"15 15-cassert 17 18-cassert"}
+KS_MATRIX_SERVERS=${KS_MATRIX_SERVERS:-"15 15-cassert 17 18-cassert 18-valgrind"}
 KS_MIRROR=${KS_MIRROR:-}
 
 # The mirror the machine already uses for Debian's packages.

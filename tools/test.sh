@@ -9,7 +9,9 @@
 # As root it installs what is missing, prepares the servers of the test
 # matrix (tools/matrix.sh: Debian 12's PostgreSQL 15, 15 and 18 built with
 # assertions from Debian's source packages, Debian 13's PostgreSQL 17 in a
-# chroot), builds the extension for each with -Werror, builds and installs
+# chroot, and 18 built for Valgrind, whose suites run with every server
+# process under valgrind: a subset, or all with KS_VALGRIND=full), builds
+# the extension for each with -Werror, builds and installs
 # the Debian package for 15, and runs the suites as the unprivileged user
 # "postgres" in a copy of the tree.  It ends with one summary line per
 # server.  KS_MATRIX_SERVERS="15 18-cassert" picks servers.  As another
@@ -105,7 +107,11 @@ ks_test_server() {
 				{ lines+=("$name: FAILED to build"); return 1; }
 		fi
 		[ "$(id -u)" = 0 ] && chown -R "$KS_SERVER_USER" "$work"
-		PG_CONFIG=$pgc ks_as_server_user bash "$work/src/tools/suites.sh" "$name" 2>&1 | tee "$log"
+		# The Valgrind server runs the named subset unless told otherwise.
+		local valgrind=
+		[ "$name" = 18-valgrind ] && valgrind=${KS_VALGRIND:-subset}
+		PG_CONFIG=$pgc KS_VALGRIND=$valgrind ks_as_server_user \
+			bash "$work/src/tools/suites.sh" "$name" 2>&1 | tee "$log"
 		rc=${PIPESTATUS[0]}
 	fi
 	lines+=("$(tail -1 "$log")")
