@@ -10,8 +10,8 @@
  * returns once the target has stopped the statement: it no longer runs a
  * statement, runs another one, or is gone.  With track_activities off for
  * the target, its PGPROC tells instead of its status entry: it runs a
- * statement unless it waits for its client, and a statement of another
- * transaction is another one.  The target's ERROR 57014 gets
+ * statement if it is in a transaction and does not wait for its client,
+ * and a statement of another transaction is another one.  The target's ERROR 57014 gets
  * a DETAIL naming who cancelled it (kill.c).
  *
  * Copyright (c) 2026, kill_session developers
@@ -68,7 +68,8 @@ ks_running(uint32 sid, pid_t pid, KsStatement *stmt)
 	if (!ks_registry_proc_state(sid, pid, &proc))
 		return false;
 	stmt->lxid = proc.lxid;
-	return !proc.reading_client;
+	/* A statement runs in a transaction, and does not wait for the client. */
+	return proc.in_transaction && !proc.reading_client;
 }
 
 /* Whether the statement stmt still runs in the session. */

@@ -89,7 +89,7 @@ reset_t();
 ($app, $app_id) = in_block();
 my $t0 = time();
 is(disconnect($app_id), 't', 'a session in a transaction: true');
-cmp_ok(time() - $t0, '<', 2, 'at once, without waiting for the transaction');
+cmp_ok(time() - $t0, '<', 2 * ks_slow(), 'at once, without waiting for the transaction');
 is($dba->value("SELECT state FROM processlist WHERE id = $app_id"),
 	'DISCONNECT PENDING', 'the process list shows it marked');
 is($app->query('INSERT INTO t VALUES (2)')->{tag}, 'INSERT 0 1',
@@ -173,15 +173,15 @@ $app = KsWire->connect($node, user => 'app');
 $app_id = $app->session_id;
 $app->send_query('CALL batch(25)');
 $node->poll_query_until('postgres', 'SELECT count(*) >= 5 FROM t');
-$t0 = time();
 disconnect($app_id);
-my $trace = $app->trace(10, through_z => 1);
-my $took = time() - $t0;
-is_deeply($trace, $END, 'a procedure committing in a loop: it stops with the FATAL');
-cmp_ok($took, '<', 1, 'at the end of the transaction in progress, not of the CALL');
+my $at_mark = rows_in_t();
+is_deeply($app->trace(30, through_z => 1), $END,
+	'a procedure committing in a loop: it stops with the FATAL');
 my $committed = rows_in_t();
 cmp_ok($committed, '>=', 5, "what it had committed stays ($committed rows)");
-cmp_ok($committed, '<=', 7, 'and it committed at most the transaction in progress after the mark');
+cmp_ok($committed, '<=', $at_mark + 1,
+	"and after the mark it committed at most the transaction in progress ($at_mark rows then)");
+cmp_ok($committed, '<', 25, 'the CALL did not run to its end');
 usleep(500_000);
 is(rows_in_t(), $committed, 'nothing runs after');
 
@@ -212,7 +212,7 @@ usleep(200_000);
 $t0 = time();
 is($dba->value("SELECT cancel_sql('$quiet_id')"), 't',
 	'cancel_sql of a running statement with track_activities off: true');
-cmp_ok(time() - $t0, '<', 5, 'at once');
+cmp_ok(time() - $t0, '<', 5 * ks_slow(), 'at once');
 is_deeply($quiet->trace(10), [ 'T', 'E:ERROR:57014', 'Z' ], 'the statement was cancelled');
 is($quiet->value('SELECT 1'), '1', 'and the session goes on');
 
@@ -322,7 +322,7 @@ SKIP:
 	skip 'pgbouncer is not installed', 4 unless -x '/usr/sbin/pgbouncer';
 	my $bouncer = ks_pgbouncer($node, 'transaction', 'app', 'dba');
 	reset_t();
-	my $runs = 100;
+	my $runs = $ENV{KS_POOL_RUNS} // 100;
 	my ($a_ok, $b_ok, $gone) = (0, 0, 0);
 	for my $i (1 .. $runs)
 	{

@@ -10,7 +10,12 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Time::HiRes qw(usleep);
 
-our @EXPORT = qw(ks_node ks_registry_query ks_pgbouncer);
+our @EXPORT = qw(ks_node ks_registry_query ks_pgbouncer ks_slow);
+
+# How many times longer than usual things take: ten under Valgrind
+# (tools/suites.sh sets KS_VALGRIND), where every server process runs tens
+# of times slower.  Bounds on "at once" are multiplied by it.
+sub ks_slow { return $ENV{KS_VALGRIND} ? 10 : 1; }
 
 # A started node with kill_session preloaded and created in "postgres";
 # $conf is appended to postgresql.conf.
