@@ -295,8 +295,8 @@ ok(($ends{'after a transaction'} // 0) > 0 && ($ends{'idle'} // 0) > 0 && keys %
 my $tdir = 't/drivers';
 local $ENV{NODE_PATH} = $ENV{KS_NODE_PATH} if $ENV{KS_NODE_PATH};
 my %drivers = (
-	'psycopg 3' => [ 'python3', "$tdir/disconnect_psycopg.py" ],
-	'psycopg2' => [ 'python3', "$tdir/disconnect_psycopg2.py" ],
+	'psycopg 3' => [ 'python3', "$tdir/disconnect_python.py", 'psycopg' ],
+	'psycopg2' => [ 'python3', "$tdir/disconnect_python.py", 'psycopg2' ],
 	'pgJDBC' => [ 'java', '-cp', '/usr/share/java/postgresql.jar', "$tdir/DisconnectJdbc.java" ],
 	'node-postgres' => [ 'node', "$tdir/disconnect_pg.js" ]);
 for my $driver (sort keys %drivers)

@@ -1,17 +1,18 @@
-# What psycopg2 shows for disconnect_session(..., post_transaction =>
-# true): the commit (or autocommit statement) succeeds, its row is there,
-# and the next statement fails.  Used by t/011_disconnect.pl:
-#   python3 disconnect_psycopg2.py HOST PORT
+# What psycopg 3 and psycopg2 show for disconnect_session(...,
+# post_transaction => true): the commit (or autocommit statement)
+# succeeds, its row is there, and the next statement fails.  Used by
+# t/011_disconnect.pl:
+#   python3 disconnect_python.py psycopg|psycopg2 HOST PORT
+import importlib
 import sys
 import threading
 
-import psycopg2
-
-host, port = sys.argv[1], sys.argv[2]
+driver, host, port = sys.argv[1], sys.argv[2], sys.argv[3]
+db = importlib.import_module(driver)
 
 
 def connect(user, autocommit=False):
-    conn = psycopg2.connect(host=host, port=port, dbname="postgres", user=user)
+    conn = db.connect(host=host, port=port, dbname="postgres", user=user)
     conn.autocommit = autocommit
     return conn
 
@@ -27,7 +28,9 @@ def outcome(f):
         f()
         return "ok"
     except Exception as e:
-        return "%s %s" % (type(e).__name__, getattr(e, "pgcode", None) or "-")
+        # psycopg 3 names the SQLSTATE sqlstate, psycopg2 pgcode.
+        code = getattr(e, "sqlstate", None) or getattr(e, "pgcode", None)
+        return "%s %s" % (type(e).__name__, code or "-")
 
 
 dba = connect("dba", autocommit=True)
