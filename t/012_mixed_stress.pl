@@ -138,6 +138,8 @@ sub retire
 {
 	my ($t) = @_;
 	delete $targets{ $t->{id} };
+	$t->{c}->close;
+	delete $t->{c};
 	push @ended, $t;
 	my @ends = @{ $t->{ends} // [] };
 	if (@ends != 1)
