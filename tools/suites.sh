@@ -96,8 +96,8 @@ if [ -n "${KS_VALGRIND:-}" ]; then
 	# Connections and statements take tens of times longer.
 	export PGCTLTIMEOUT=600 PG_TEST_TIMEOUT_DEFAULT=600
 	if [ "$KS_VALGRIND" = subset ]; then
-		export KS_RACE_ROUNDS=${KS_RACE_ROUNDS:-30} KS_CONNECT_CYCLES=${KS_CONNECT_CYCLES:-50}
-		export KS_POOL_RUNS=${KS_POOL_RUNS:-10}
+		export KS_RACE_ROUNDS=${KS_RACE_ROUNDS:-20} KS_CONNECT_CYCLES=${KS_CONNECT_CYCLES:-20}
+		export KS_POOL_RUNS=${KS_POOL_RUNS:-5}
 		tap_tests=$(echo $KS_VALGRIND_SUBSET)
 	fi
 fi
