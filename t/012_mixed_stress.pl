@@ -167,12 +167,16 @@ my @killers = map {
 	{ c => $c, busy => 0, pid => $c->pid }
 } 1 .. $n_killers;
 
-# The descriptors a process has open, by what they point at.
+# The descriptors a process has open, by what they point at, but for the
+# relation files of the data directory: a backend keeps those open as it
+# reads more catalogs.  A pidfd left open shows as anon_inode:[pidfd].
 sub fds
 {
 	my ($pid) = @_;
+	my $data = $node->data_dir;
 	opendir(my $d, "/proc/$pid/fd") or return '';
-	return join(' ', sort map { readlink("/proc/$pid/fd/$_") // '?' } grep { !/^\./ } readdir $d);
+	return join(' ', sort grep { !m{^\Q$data\E/} }
+		  map { readlink("/proc/$pid/fd/$_") // '?' } grep { !/^\./ } readdir $d);
 }
 
 # The four calls, aimed at $id (a batch of ids for kill_sessions).
