@@ -287,8 +287,16 @@ for my $round (1 .. $rounds)
 is($lost, 0, "$rounds rounds: no transaction the client saw committed was lost");
 is($phantom, 0, 'no transaction the client did not see committed is in the table');
 is($stayed, 0, 'no session stayed connected after its transaction');
-ok(($ends{'after a transaction'} // 0) > 0 && ($ends{'idle'} // 0) > 0 && keys %ends == 2,
-	'both ends were met, and no other: ' . join(', ', map { "$_ $ends{$_}" } sort keys %ends));
+my $shown = join(', ', map { "$_ $ends{$_}" } sort keys %ends);
+is(scalar(grep { /^other/ } keys %ends), 0, "every session ended one of the two ways: $shown");
+# With enough rounds both interleavings are met; a few rounds under
+# Valgrind, where every string takes long, may meet only one.
+SKIP:
+{
+	skip "only $rounds rounds", 1 if $rounds < 200;
+	ok(($ends{'after a transaction'} // 0) > 0 && ($ends{'idle'} // 0) > 0,
+		'both ends were met');
+}
 
 # -- Drivers -----------------------------------------------------------------------
 
