@@ -3,8 +3,10 @@
 MODULE_big = kill_session
 OBJS = \
 	$(WIN32RES) \
+	action.o \
 	cancel.o \
 	disconnect.o \
+	forward.o \
 	kill.o \
 	kill_session.o \
 	oracle_hint.o \
@@ -16,7 +18,7 @@ OBJS = \
 	sql_scan.o
 
 EXTENSION = kill_session
-DATA = kill_session--1.0.sql kill_session--1.0--1.1.sql
+DATA = kill_session--1.0.sql kill_session--1.0--1.1.sql kill_session--1.1--1.2.sql
 PGFILEDESC = "kill_session - Oracle-mode ALTER SYSTEM KILL SESSION"
 
 REGRESS = setup processlist kill oracle
@@ -26,6 +28,10 @@ ISOLATION = kill_locks kill_idle_in_transaction disconnect_commit \
 ISOLATION_OPTS = --temp-instance=./tmp_check_iso --temp-config=$(srcdir)/kill_session.conf
 TAP_TESTS = 1
 EXTRA_CLEAN = fuzz/build bench/out
+
+# forward.c reaches other nodes with libpq, as postgres_fdw does.
+PG_CPPFLAGS = -I$(libpq_srcdir)
+SHLIB_LINK_INTERNAL = $(libpq)
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)

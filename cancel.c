@@ -102,16 +102,19 @@ cancel_sql(PG_FUNCTION_ARGS)
 	int			timeout_ms = ks_kill_wait_timeout();
 	TimestampTz deadline;
 	volatile bool stopped = false;
+	Datum		result;
 
 	ks_check_loaded();
-	sid = ks_session_arg(fcinfo, 0);
+	if (ks_session_arg(fcinfo, 0, &sid, &result))
+		return result;
 	ks_check_privilege(KS_CANCEL_WHAT);
 	ks_aim(sid, KS_CANCEL_WHAT, false, &target, &me);
 
 	if (!ks_running(sid, target.pid, &stmt))
 	{
 		ereport(NOTICE,
-				(errmsg("session %u is not running a statement", sid)));
+				(errmsg("session " INT64_FORMAT " is not running a statement",
+						ks_global_id(sid))));
 		PG_RETURN_BOOL(false);
 	}
 
@@ -150,7 +153,8 @@ cancel_sql(PG_FUNCTION_ARGS)
 	if (stopped || timeout_ms == 0)
 		PG_RETURN_BOOL(true);
 	ereport(WARNING,
-			(errmsg("statement of session %u not cancelled yet", sid),
+			(errmsg("statement of session " INT64_FORMAT " not cancelled yet",
+					ks_global_id(sid)),
 			 errdetail("It did not stop within %d ms.", timeout_ms)));
 	PG_RETURN_BOOL(false);
 }

@@ -86,4 +86,13 @@
 #define ks_grant_role_option(grs) ((grs)->admin_opt ? "ADMIN" : NULL)
 #endif
 
+/* USAGE on a foreign server: 16 folded the per-kind ACL checks into one. */
+#if PG_VERSION_NUM >= 160000
+#define ks_server_aclcheck(serverid, roleid) \
+	object_aclcheck(ForeignServerRelationId, (serverid), (roleid), ACL_USAGE)
+#else
+#define ks_server_aclcheck(serverid, roleid) \
+	pg_foreign_server_aclcheck((serverid), (roleid), ACL_USAGE)
+#endif
+
 #endif							/* KS_COMPAT_H */

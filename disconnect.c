@@ -144,9 +144,11 @@ disconnect_session(PG_FUNCTION_ARGS)
 	int			pidfd = -1;
 	int			timeout_ms = ks_kill_wait_timeout();
 	volatile bool gone = true;
+	Datum		result;
 
 	ks_check_loaded();
-	sid = ks_session_arg(fcinfo, 0);
+	if (ks_session_arg(fcinfo, 0, &sid, &result))
+		return result;
 	if (post_transaction && immediate)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -187,12 +189,14 @@ disconnect_session(PG_FUNCTION_ARGS)
 	if (ks_registry_proc_state(sid, target.pid, &now) && now.in_transaction)
 	{
 		ereport(NOTICE,
-				(errmsg("session %u is in a transaction", sid),
+				(errmsg("session " INT64_FORMAT " is in a transaction",
+						ks_global_id(sid)),
 				 errdetail("It began one as it was marked; it will end after it.")));
 		PG_RETURN_BOOL(true);
 	}
 	ereport(WARNING,
-			(errmsg("session %u marked to disconnect", sid),
+			(errmsg("session " INT64_FORMAT " marked to disconnect",
+					ks_global_id(sid)),
 			 errdetail("The session did not end within %d ms; it will end as soon as it can.",
 					   timeout_ms)));
 	PG_RETURN_BOOL(false);

@@ -2,8 +2,7 @@
  *
  * kill.c
  *		kill_session() and kill_sessions(): end client sessions named by
- *		their session IDs; and what every statement aimed at a session
- *		shares: the session argument, the privilege, the aim, the log line.
+ *		their session IDs, and wait until they are gone.
  *
  * The kill is SIGTERM, as pg_terminate_backend() sends it: the target's
  * open transaction rolls back, its locks are released and its client gets
@@ -39,6 +38,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
@@ -80,181 +80,6 @@ int
 ks_kill_wait_timeout(void)
 {
 	return ks_wait_timeout;
-}
-
-pg_noreturn static void
-ks_report_missing(uint32 sid)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_UNDEFINED_OBJECT),
-			 errmsg("session ID %u does not exist", sid)));
-}
-
-/*
- * The session ID of a 'sid' or 'sid, serial#' argument; NULL and anything
- * else is ORA-00026.  The serial# is accepted and ignored.
- */
-uint32
-ks_session_arg(FunctionCallInfo fcinfo, int argno)
-{
-	text	   *arg = PG_ARGISNULL(argno) ? NULL : PG_GETARG_TEXT_PP(argno);
-	uint32_t	sid;
-	uint32_t	serial;
-	bool		has_serial;
-
-	if (arg == NULL ||
-		!ks_parse_session_id(VARDATA_ANY(arg), VARSIZE_ANY_EXHDR(arg),
-							 &sid, &serial, &has_serial))
-		ks_report_invalid();
-	return sid;
-}
-
-void
-ks_report_invalid(void)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("missing or invalid session ID"),
-			 errhint("Give the session as 'session_id' or 'session_id, serial#', with the ID from SHOW PROCESSLIST.")));
-}
-
-/*
- * Check that the caller may act on sessions at all; what is "kill
- * session", "disconnect session" or "cancel SQL of session" (an "s" makes
- * it plural in the DETAIL).
- */
-void
-ks_check_privilege(const char *what)
-{
-	if (!ks_may_kill(GetUserId()))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to %s", what),
-				 errdetail("Only superusers and roles with the ALTER SYSTEM privilege on parameter \"%s\" may %ss.",
-						   KS_PRIVILEGE_PARAMETER, what)));
-}
-
-/*
- * Find the session sid for an action on it: a copy of its entry, and who
- * the caller is.  PostgreSQL's own rule stays: only superusers may signal a
- * superuser's backend, and one not yet advertising a role counts as one.
- * missing_ok: return false for a session that is not there.
- */
-bool
-ks_aim(uint32 sid, const char *what, bool missing_ok,
-	   KsSession *target, KsKiller *me)
-{
-	if (!ks_registry_lookup(sid, target))
-	{
-		if (missing_ok)
-			return false;
-		ks_report_missing(sid);
-	}
-	if ((!OidIsValid(target->roleid) || superuser_arg(target->roleid)) &&
-		!superuser())
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to %s", what),
-				 errdetail("Only superusers can %ss of superusers.", what)));
-
-	me->sid = ks_my_session_id();
-	me->pid = MyProcPid;
-	namestrcpy(&me->role, GetUserNameFromId(GetUserId(), false));
-	return true;
-}
-
-/* Mark and signal; a session gone meanwhile is 42704. */
-void
-ks_mark(uint32 sid, const KsSession *target, KsAction action,
-		const KsKiller *me, int signo, int *pidfd, KsProcState *before)
-{
-	switch (ks_registry_mark_and_signal(sid, target->pid, action, me, signo,
-										pidfd, before))
-	{
-		case KS_MARK_DONE:
-			break;
-		case KS_MARK_GONE:
-			ks_report_missing(sid);
-		case KS_MARK_SIGNAL_FAILED:
-			ereport(ERROR,
-					(errcode(ERRCODE_SYSTEM_ERROR),
-					 errmsg("could not send signal to process %d: %m",
-							(int) target->pid)));
-	}
-}
-
-/*
- * Log an action on a session: who did what to whom.  done is "killed",
- * "marked to disconnect after its transaction", "disconnected" or "had its
- * statement cancelled".
- */
-void
-ks_log_action(uint32 sid, const KsSession *target, const char *done,
-			  const KsKiller *me)
-{
-	char	   *target_name = OidIsValid(target->roleid) ?
-		GetUserNameFromId(target->roleid, true) : NULL;
-
-	if (target_name == NULL)
-		target_name = pstrdup(NameStr(target->user_name));
-	if (me->sid != 0)
-		ereport(LOG,
-				(errmsg("session %u (pid %d, role \"%s\", database \"%s\") %s by session %u (pid %d, role \"%s\")",
-						sid, (int) target->pid, target_name,
-						NameStr(target->db_name), done, me->sid, me->pid,
-						NameStr(me->role))));
-	else
-		ereport(LOG,
-				(errmsg("session %u (pid %d, role \"%s\", database \"%s\") %s by process %d (role \"%s\")",
-						sid, (int) target->pid, target_name,
-						NameStr(target->db_name), done, me->pid,
-						NameStr(me->role))));
-}
-
-/* "role "x" (session N)" or "role "x" (process P)" */
-static char *
-ks_describe_marker(const KsKiller *by)
-{
-	if (by->sid != 0)
-		return psprintf("role \"%s\" (session %u)", NameStr(by->role), by->sid);
-	return psprintf("role \"%s\" (process %d)", NameStr(by->role), by->pid);
-}
-
-/*
- * Add to this backend's FATAL 57P01 who ended it, if a kill or a
- * disconnect did (a session marked to disconnect but ended another way
- * keeps PostgreSQL's message); to its ERROR 57014 who cancelled its
- * statement, if cancel_sql() did.  Runs inside emit_log_hook, in
- * ErrorContext.
- */
-void
-ks_add_end_detail(ErrorData *edata)
-{
-	uint32		my_sid;
-	KsKiller	by;
-
-	if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
-	{
-		if (ks_my_mark(KS_CANCEL, &my_sid, &by))
-			edata->detail = psprintf("The statement of session %u was cancelled by %s.",
-									 my_sid, ks_describe_marker(&by));
-	}
-	else if (ks_my_mark(KS_KILL, &my_sid, &by))
-	{
-		if (by.sid == my_sid)
-			edata->detail = psprintf("Session %u was killed by itself.", my_sid);
-		else
-			edata->detail = psprintf("Session %u was killed by %s.",
-									 my_sid, ks_describe_marker(&by));
-	}
-	else if (ks_end_reason() == KS_ENDED_AFTER_XACT &&
-			 ks_my_mark(KS_DISCONNECT, &my_sid, &by))
-		edata->detail = psprintf("Session %u was disconnected by %s after its transaction.",
-								 my_sid, ks_describe_marker(&by));
-	else if (ks_end_reason() == KS_ENDED_IDLE &&
-			 ks_my_mark(KS_DISCONNECT, &my_sid, &by))
-		edata->detail = psprintf("Session %u was disconnected by %s.",
-								 my_sid, ks_describe_marker(&by));
 }
 
 static bool
@@ -397,7 +222,7 @@ ks_kill_session(uint32 sid)
 		return true;
 
 	ereport(WARNING,
-			(errmsg("session %u marked for kill", sid),
+			(errmsg("session " INT64_FORMAT " marked for kill", ks_global_id(sid)),
 			 errdetail("The session did not end within %d ms; it will end as soon as it can.",
 					   ks_wait_timeout)));
 	return false;
@@ -412,8 +237,13 @@ ks_kill_session(uint32 sid)
 Datum
 kill_session(PG_FUNCTION_ARGS)
 {
+	uint32		sid;
+	Datum		result;
+
 	ks_check_loaded();
-	PG_RETURN_BOOL(ks_kill_session(ks_session_arg(fcinfo, 0)));
+	if (ks_session_arg(fcinfo, 0, &sid, &result))
+		return result;
+	PG_RETURN_BOOL(ks_kill_session(sid));
 }
 
 /*
@@ -544,6 +374,78 @@ ks_first_listed(const Datum *ids, int n, int *first)
 }
 
 /*
+ * The calls of kill_sessions() to other nodes: one per node, with every ID
+ * of that node (listed once); node_of[i] is the call of the ID at i, or -1
+ * for one of this server.
+ */
+static KsNodeCall *
+ks_kill_calls(FunctionCallInfo fcinfo, const Datum *ids, const int *first,
+			  int n, int *node_of, int *ncalls)
+{
+	KsNodeCall *calls = palloc0(sizeof(KsNodeCall) * Max(n, 1));
+	StringInfoData *lists = palloc(sizeof(StringInfoData) * Max(n, 1));
+	char	   *sql = psprintf("SELECT id, killed FROM %s.kill_sessions($1::pg_catalog.int8[])",
+							   quote_identifier(get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid))));
+	int			i;
+	int			c;
+
+	*ncalls = 0;
+	for (i = 0; i < n; i++)
+	{
+		int64		id = DatumGetInt64(ids[i]);
+		int			node = ks_id_home(id);
+
+		node_of[i] = -1;
+		if (node == 0)
+			continue;
+		for (c = 0; c < *ncalls && calls[c].node != node; c++)
+			;
+		if (c == *ncalls)
+		{
+			/* No directory entry: say where the session is, before any kill. */
+			calls[c].server = ks_node_of_session(fcinfo->flinfo->fn_oid, id);
+			calls[c].node = node;
+			calls[c].sql = sql;
+			calls[c].nparams = 1;
+			initStringInfo(&lists[c]);
+			(*ncalls)++;
+		}
+		node_of[i] = c;
+		if (first[i] == i)
+			appendStringInfo(&lists[c], "%s" INT64_FORMAT,
+							 lists[c].len > 0 ? "," : "", id);
+	}
+	for (c = 0; c < *ncalls; c++)
+	{
+		const char **params = palloc(sizeof(char *));
+
+		params[0] = psprintf("{%s}", lists[c].data);
+		calls[c].params = params;
+	}
+	return calls;
+}
+
+/* What a node answered for id: killed or not (false if it did not say). */
+static bool
+ks_killed_there(const KsNodeCall *call, int64 id)
+{
+	char	   *want = psprintf(INT64_FORMAT, id);
+	int			r;
+
+	if (call->failed || call->ncols != 2)
+		return false;
+	for (r = 0; r < call->nrows; r++)
+	{
+		const char *got = call->values[r * 2];
+		const char *killed = call->values[r * 2 + 1];
+
+		if (got != NULL && strcmp(got, want) == 0)
+			return killed != NULL && strcmp(killed, "t") == 0;
+	}
+	return false;
+}
+
+/*
  * kill_sessions(ids bigint[]) returns table (id bigint, killed boolean)
  *
  * Many kills at once: every session is checked first (an invalid ID or a
@@ -554,6 +456,11 @@ ks_first_listed(const Datum *ids, int n, int *first)
  * a session that does not exist (or ended on its own meanwhile), a WARNING
  * for a signal that failed or a session that did not end in time.  An ID
  * listed again is killed once, and each of its rows shows that kill.
+ *
+ * The IDs of other nodes go to their nodes, one call per node, all sent
+ * before the kills here begin, so that every node works at once.  Each node
+ * checks its own IDs before it kills any; a node that fails or refuses
+ * gives a WARNING with its error, and its rows are false.
  */
 Datum
 kill_sessions(PG_FUNCTION_ARGS)
@@ -568,9 +475,13 @@ kill_sessions(PG_FUNCTION_ARGS)
 	pid_t	   *pids;
 	int		   *pidfds;
 	int		   *first;
+	int		   *node_of;
 	bool	   *listed_again;
 	bool	   *found;
 	bool	   *gone;
+	KsNodeCall *calls;
+	int			ncalls;
+	int			nlocal = 0;
 	int			not_gone = 0;
 	int			i;
 
@@ -582,13 +493,13 @@ kill_sessions(PG_FUNCTION_ARGS)
 		ks_report_invalid();
 	deconstruct_array(ids, INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
 					  TYPALIGN_DOUBLE, &elems, &elem_nulls, &n);
-	ks_check_privilege("kill session");
 	InitMaterializedSRF(fcinfo, 0);
 
 	targets = palloc(sizeof(KsSession) * Max(n, 1));
 	pids = palloc0(sizeof(pid_t) * Max(n, 1));
 	pidfds = palloc(sizeof(int) * Max(n, 1));
 	first = palloc(sizeof(int) * Max(n, 1));
+	node_of = palloc(sizeof(int) * Max(n, 1));
 	listed_again = palloc0(sizeof(bool) * Max(n, 1));
 	found = palloc0(sizeof(bool) * Max(n, 1));
 	gone = palloc0(sizeof(bool) * Max(n, 1));
@@ -596,36 +507,42 @@ kill_sessions(PG_FUNCTION_ARGS)
 	/* Every ID is valid and may be killed, before anything is killed. */
 	for (i = 0; i < n; i++)
 	{
-		int64		id = elem_nulls[i] ? 0 : DatumGetInt64(elems[i]);
-
 		pidfds[i] = -1;
-		if (id < 1 || id > PG_UINT32_MAX)
+		if (elem_nulls[i] || !ks_id_valid(DatumGetInt64(elems[i])))
 			ks_report_invalid();
 	}
 	ks_first_listed(elems, n, first);
+	calls = ks_kill_calls(fcinfo, elems, first, n, node_of, &ncalls);
+	for (i = 0; i < n; i++)
+		nlocal += (node_of[i] < 0);
+	if (nlocal > 0 || ncalls == 0)
+		ks_check_privilege("kill session");
 	for (i = 0; i < n; i++)
 	{
-		uint32		sid = (uint32) DatumGetInt64(elems[i]);
+		int64		id = DatumGetInt64(elems[i]);
 
 		if (first[i] != i)
 		{
 			/* One NOTICE for each ID listed again. */
 			if (!listed_again[first[i]])
 				ereport(NOTICE,
-						(errmsg("session ID %u is listed more than once", sid),
+						(errmsg("session ID " INT64_FORMAT " is listed more than once", id),
 						 errdetail("It is killed once; each of its rows shows that kill.")));
 			listed_again[first[i]] = true;
 			continue;
 		}
-		found[i] = ks_aim(sid, "kill session", true, &targets[i], &me);
+		if (node_of[i] >= 0)
+			continue;
+		found[i] = ks_aim(ks_id_local(id), "kill session", true, &targets[i], &me);
 		if (!found[i])
 			ereport(NOTICE,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("session ID %u does not exist", sid)));
+					 errmsg("session ID " INT64_FORMAT " does not exist", id)));
 	}
 
 	PG_TRY();
 	{
+		ks_nodes_send(calls, ncalls);
 		for (i = 0; i < n; i++)
 		{
 			bool		self;
@@ -645,8 +562,8 @@ kill_sessions(PG_FUNCTION_ARGS)
 					found[i] = false;
 					ereport(NOTICE,
 							(errcode(ERRCODE_UNDEFINED_OBJECT),
-							 errmsg("session ID %u does not exist",
-									targets[i].sid)));
+							 errmsg("session ID " INT64_FORMAT " does not exist",
+									ks_global_id(targets[i].sid))));
 					continue;
 				case KS_MARK_SIGNAL_FAILED:
 					found[i] = false;
@@ -654,8 +571,8 @@ kill_sessions(PG_FUNCTION_ARGS)
 							(errcode(ERRCODE_SYSTEM_ERROR),
 							 errmsg("could not send signal to process %d: %m",
 									(int) targets[i].pid),
-							 errdetail("Session %u was not killed.",
-									   targets[i].sid)));
+							 errdetail("Session " INT64_FORMAT " was not killed.",
+									   ks_global_id(targets[i].sid))));
 					continue;
 			}
 			pids[i] = targets[i].pid;
@@ -674,6 +591,7 @@ kill_sessions(PG_FUNCTION_ARGS)
 		}
 		if (ks_wait_timeout > 0)
 			ks_wait_for_all(pids, pidfds, gone, n, ks_wait_timeout);
+		ks_nodes_receive(calls, ncalls);
 	}
 	PG_FINALLY();
 	{
@@ -682,20 +600,32 @@ kill_sessions(PG_FUNCTION_ARGS)
 			if (pidfds[i] >= 0)
 				close(pidfds[i]);
 		}
+		ks_nodes_close(calls, ncalls);
 	}
 	PG_END_TRY();
 
+	for (i = 0; i < ncalls; i++)
+	{
+		if (calls[i].failed)
+			ks_node_report(&calls[i], WARNING);
+	}
 	for (i = 0; i < n; i++)
 	{
 		Datum		values[2];
 		bool		nulls[2] = {false, false};
 		int			k = first[i];
-		bool		killed = found[k] && (gone[k] || ks_wait_timeout == 0);
+		bool		killed;
 
+		if (node_of[k] >= 0)
+			killed = ks_killed_there(&calls[node_of[k]], DatumGetInt64(elems[k]));
+		else
+		{
+			killed = found[k] && (gone[k] || ks_wait_timeout == 0);
+			if (found[k] && !killed && k == i)
+				not_gone++;
+		}
 		values[0] = elems[i];
 		values[1] = BoolGetDatum(killed);
-		if (found[k] && !killed && k == i)
-			not_gone++;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	if (not_gone > 0)

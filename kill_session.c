@@ -72,7 +72,9 @@ _PG_init(void)
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 
+	ks_define_node_setting();
 	ks_define_kill_settings();
+	ks_define_forward_settings();
 	ks_define_privilege_parameter();
 
 	MarkGUCPrefixReserved("kill_session");

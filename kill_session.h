@@ -6,17 +6,22 @@
  * The files, one idea each:
  *
  * kill_session.c	entry: module init, settings, hook wiring (top)
+ * action.c			what every action on a session shares: the session
+ *					argument and the node it leads to, the privilege, the
+ *					aim, the mark, the log line, the DETAIL the session is
+ *					told
+ * forward.c		the sessions of other nodes: the directory of nodes
+ *					and the calls run on them (the only user of libpq)
  * kill.c			kill_session() and kill_sessions(): the kill of
- *					sessions, the wait, the DETAIL its victim is told, and
- *					what every action on a session shares
+ *					sessions and the wait
  * disconnect.c		disconnect_session(): the end of a session after its
  *					transaction
  * cancel.c			cancel_sql(): the cancel of a session's statement
  * selfkill.c		ending a session from inside it: the caller's own right
  *					after the statement that killed it, a disconnected one
  *					right after its transaction's end reached its client
- * processlist.c	the process list: the view, and the SHOW PROCESSLIST
- *					front door
+ * processlist.c	the process list: the view, the SHOW PROCESSLIST front
+ *					door, and the list of every node
  * registry.c/h		client session IDs in shared memory (leaf)
  * privilege.c/h	who may kill, and the Oracle GRANT ALTER SYSTEM form
  *					(leaf)
@@ -46,28 +51,75 @@
 
 #include "compat.h"
 #include "registry.h"
+#include "session_id.h"
 
 struct ParseState;
 struct PlannedStmt;
 struct Query;
 
-/* kill.c: the one kill behind every front door, and what every action on
- * a session shares */
-extern bool ks_kill_session(uint32 sid);
-extern void ks_define_kill_settings(void);
-extern int	ks_kill_wait_timeout(void);
-extern uint32 ks_session_arg(FunctionCallInfo fcinfo, int argno);
+/* action.c: what every action on a session shares */
+extern bool ks_session_arg(FunctionCallInfo fcinfo, int argno, uint32 *sid,
+						   Datum *result);
 pg_noreturn extern void ks_report_invalid(void);
+extern int	ks_id_home(int64 id);
+extern char *ks_node_of_session(Oid fn, int64 id);
 extern void ks_check_privilege(const char *what);
 extern bool ks_aim(uint32 sid, const char *what, bool missing_ok,
 				   KsSession *target, KsKiller *me);
 extern void ks_mark(uint32 sid, const KsSession *target, KsAction action,
 					const KsKiller *me, int signo, int *pidfd,
 					KsProcState *before);
-extern bool ks_wait_gone(pid_t pid, int pidfd, int timeout_ms);
 extern void ks_log_action(uint32 sid, const KsSession *target,
 						  const char *done, const KsKiller *me);
 extern void ks_add_end_detail(ErrorData *edata);
+
+/*
+ * forward.c: a call of SQL on another node.  The caller fills the first
+ * part; forward.c the rest.
+ */
+typedef struct KsNodeCall
+{
+	int			node;			/* the node to call */
+	char	   *server;			/* its foreign server */
+	const char *sql;			/* what to run there, with $1.. */
+	int			nparams;
+	const char *const *params;	/* $1.. as text, NULL for NULL */
+
+	/* the answer: rows of text (NULL for NULL), or why there is none */
+	bool		failed;
+	int			nrows;
+	int			ncols;
+	char	  **values;			/* nrows * ncols */
+	int			sqlerrcode;
+	char	   *message;
+	char	   *detail;
+	char	   *hint;
+
+	/* private to forward.c */
+	struct pg_conn *conn;
+	int			state;
+	int			poll;
+	bool		flushing;
+	bool		password_required;
+	TimestampTz deadline;
+	MemoryContext context;
+} KsNodeCall;
+
+extern void ks_define_forward_settings(void);
+extern char *ks_node_server(Oid fn, int node);
+extern KsNodeCall *ks_directory_calls(Oid fn, int *n);
+extern void ks_nodes_send(KsNodeCall *calls, int n);
+extern void ks_nodes_receive(KsNodeCall *calls, int n);
+extern void ks_nodes_close(KsNodeCall *calls, int n);
+extern void ks_node_report(const KsNodeCall *call, int elevel);
+extern Datum ks_forward_call(FunctionCallInfo fcinfo, int argno, int64 id,
+							 const char *server);
+
+/* kill.c: the one kill behind every front door, and the wait */
+extern bool ks_kill_session(uint32 sid);
+extern void ks_define_kill_settings(void);
+extern int	ks_kill_wait_timeout(void);
+extern bool ks_wait_gone(pid_t pid, int pidfd, int timeout_ms);
 
 /* selfkill.c: ending a session from inside it */
 typedef enum KsEndReason

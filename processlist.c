@@ -53,6 +53,7 @@
 #include "sql_scan.h"
 
 PG_FUNCTION_INFO_V1(kill_session_processlist);
+PG_FUNCTION_INFO_V1(kill_session_cluster_processlist);
 
 #define KS_PROCESSLIST_COLS	9
 
@@ -133,11 +134,11 @@ ks_text_or_null(const char *str, bool *isnull)
  * backend status array yet.  Who may see what follows pg_stat_activity.
  */
 static void
-ks_put_row(ReturnSetInfo *rsinfo, const KsSession *session,
+ks_put_row(ReturnSetInfo *rsinfo, bool with_node, const KsSession *session,
 		   PgBackendStatus *be, bool read_all_stats, TimestampTz now)
 {
-	Datum		values[KS_PROCESSLIST_COLS] = {0};
-	bool		nulls[KS_PROCESSLIST_COLS] = {0};
+	Datum		values[KS_PROCESSLIST_COLS + 1] = {0};
+	bool		nulls[KS_PROCESSLIST_COLS + 1] = {0};
 	BackendState state = be ? be->st_state : STATE_UNDEFINED;
 	Oid			role;
 	const char *user;
@@ -161,7 +162,9 @@ ks_put_row(ReturnSetInfo *rsinfo, const KsSession *session,
 	visible = read_all_stats ||
 		(OidIsValid(role) && has_privs_of_role(GetUserId(), role));
 
-	values[i++] = Int64GetDatum((int64) session->sid);	/* id */
+	if (with_node)
+		values[i++] = Int32GetDatum(ks_node_id());	/* node */
+	values[i++] = Int64GetDatum(ks_global_id(session->sid));	/* id */
 	values[i] = ks_text_or_null(user, &nulls[i]);	/* user */
 	i++;
 	values[i] = ks_text_or_null(visible && session->host[0] != '\0' ?
@@ -196,7 +199,7 @@ ks_put_row(ReturnSetInfo *rsinfo, const KsSession *session,
 		values[i++] = CStringGetTextDatum("<insufficient privilege>");	/* info */
 	}
 	values[i++] = Int32GetDatum(session->pid);	/* pid */
-	Assert(i == KS_PROCESSLIST_COLS);
+	Assert(i == KS_PROCESSLIST_COLS + (with_node ? 1 : 0));
 
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
@@ -229,14 +232,12 @@ ks_backend_activity(pid_t pid, KsActivity *activity)
 }
 
 /*
- * kill_session_processlist() returns setof (id, user, host, db, command,
- * time, state, info, pid); the view processlist and SHOW PROCESSLIST read
- * it.
+ * Put a row for each session of this server, with this node's number first
+ * if with_node.
  */
-Datum
-kill_session_processlist(PG_FUNCTION_ARGS)
+static void
+ks_list_sessions(ReturnSetInfo *rsinfo, bool with_node)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	bool		read_all_stats;
 	TimestampTz now = GetCurrentTimestamp();
 	KsSession  *sessions;
@@ -244,10 +245,6 @@ kill_session_processlist(PG_FUNCTION_ARGS)
 	int			nsessions;
 	int			nbackends;
 	int			i;
-
-	ks_check_loaded();
-
-	InitMaterializedSRF(fcinfo, 0);
 
 	read_all_stats = has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
 
@@ -277,18 +274,96 @@ kill_session_processlist(PG_FUNCTION_ARGS)
 		if (session == NULL)
 			continue;			/* not a client session */
 		listed[session - sessions] = true;
-		ks_put_row(rsinfo, session, &local->backendStatus, read_all_stats, now);
+		ks_put_row(rsinfo, with_node, session, &local->backendStatus, read_all_stats, now);
 	}
 
 	/* Sessions that have authenticated but are not in the array yet. */
 	for (i = 0; i < nsessions; i++)
 	{
 		if (!listed[i])
-			ks_put_row(rsinfo, &sessions[i], NULL, read_all_stats, now);
+			ks_put_row(rsinfo, with_node, &sessions[i], NULL, read_all_stats, now);
 	}
+}
 
+/*
+ * kill_session_processlist() returns setof (id, user, host, db, command,
+ * time, state, info, pid); the view processlist and SHOW PROCESSLIST read
+ * it.
+ */
+Datum
+kill_session_processlist(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	ks_check_loaded();
+	InitMaterializedSRF(fcinfo, 0);
+	ks_list_sessions(rsinfo, false);
 	return (Datum) 0;
 }
+
+/*
+ * kill_session_cluster_processlist() returns setof (node, id, user, host,
+ * db, command, time, state, info, pid): this server's sessions and every
+ * other node's in kill_session_nodes, each node's as its processlist shows
+ * them to the caller's role there (by the caller's user mapping).  The
+ * nodes are read at once, while this server's list is taken; a node that
+ * cannot be read gives a WARNING, and the list comes without its rows.
+ */
+Datum
+kill_session_cluster_processlist(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Oid			fn = fcinfo->flinfo->fn_oid;
+	KsNodeCall *calls;
+	int			ncalls;
+	char	   *sql;
+	int			c;
+
+	ks_check_loaded();
+	InitMaterializedSRF(fcinfo, 0);
+	sql = psprintf("SELECT id, \"user\", host, db, command, \"time\", state, info, pid FROM %s.processlist",
+				   quote_identifier(get_namespace_name(get_func_namespace(fn))));
+	calls = ks_directory_calls(fn, &ncalls);
+	for (c = 0; c < ncalls; c++)
+		calls[c].sql = sql;
+	PG_TRY();
+	{
+		ks_nodes_send(calls, ncalls);
+		ks_list_sessions(rsinfo, true);
+		ks_nodes_receive(calls, ncalls);
+	}
+	PG_FINALLY();
+	{
+		ks_nodes_close(calls, ncalls);
+	}
+	PG_END_TRY();
+
+	for (c = 0; c < ncalls; c++)
+	{
+		AttInMetadata *attinmeta;
+		char	   *values[KS_PROCESSLIST_COLS + 1];
+		int			r;
+
+		if (calls[c].failed)
+		{
+			ks_node_report(&calls[c], WARNING);
+			continue;
+		}
+		if (calls[c].ncols != KS_PROCESSLIST_COLS)
+			continue;
+		attinmeta = TupleDescGetAttInMetadata(rsinfo->setDesc);
+		values[0] = psprintf("%d", calls[c].node);
+		for (r = 0; r < calls[c].nrows; r++)
+		{
+			memcpy(&values[1], &calls[c].values[r * KS_PROCESSLIST_COLS],
+				   sizeof(char *) * KS_PROCESSLIST_COLS);
+			tuplestore_puttuple(rsinfo->setResult,
+								BuildTupleFromCStrings(attinmeta, values));
+		}
+	}
+	return (Datum) 0;
+}
+
 
 /*---- The SHOW PROCESSLIST front door ----*/
 

@@ -11,6 +11,10 @@
  * after the counter wraps past 4294967295 are IDs handed out again, and then
  * the ones still in use are skipped.
  *
+ * A node of a cluster (kill_session.node_id N >= 1) shows its IDs as
+ * N * 10^10 + local, so that an ID names its node by itself; the registry
+ * keeps the local part.
+ *
  * The shared state and its lock are private to this file; other files get
  * copies of entries and the one operation that writes another backend's
  * entry, the kill's mark-and-signal (registry.h).
@@ -49,11 +53,13 @@
 #include "storage/procsignal.h"
 #include "storage/shmem.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
 #include "compat.h"
 #include "registry.h"
+#include "session_id.h"
 
 /*
  * One registry slot per PGPROC, indexed by PGPROC number.  A slot is in use
@@ -91,6 +97,37 @@ static KsShared *ks_shared = NULL;
 
 /* This backend's client session ID, 0 when it has none. */
 static uint32 ks_my_sid = 0;
+
+/* kill_session.node_id: this server's node in a cluster, 0 for none */
+static int	ks_node = 0;
+
+void
+ks_define_node_setting(void)
+{
+	DefineCustomIntVariable("kill_session.node_id",
+							"Sets this server's node number in a cluster.",
+							"A node N of 1 or more shows its session IDs as N * 10^10 + local ID, "
+							"and sessions of other nodes can be reached through kill_session_nodes. "
+							"Zero means a single server.",
+							&ks_node,
+							0,
+							0, KS_NODE_MAX,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+}
+
+int
+ks_node_id(void)
+{
+	return ks_node;
+}
+
+int64
+ks_global_id(uint32 sid)
+{
+	return (int64) ks_node * KS_NODE_FACTOR + sid;
+}
 
 /* One slot per PGPROC. */
 static int

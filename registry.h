@@ -88,6 +88,14 @@ typedef struct KsProcState
 extern void ks_registry_shmem_request(void);
 extern void ks_registry_shmem_startup(void);
 
+/*
+ * kill_session.node_id, and the session ID a local one is shown as:
+ * node * 10^10 + sid on a node of a cluster, sid itself on a single server.
+ */
+extern void ks_define_node_setting(void);
+extern int	ks_node_id(void);
+extern int64 ks_global_id(uint32 sid);
+
 /* The 55000 error of every entry point when the library was not preloaded. */
 extern void ks_check_loaded(void);
 extern bool ks_registry_loaded(void);

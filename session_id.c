@@ -3,9 +3,9 @@
  * session_id.c
  *		Parser of the session string of ALTER SYSTEM KILL SESSION.
  *
- * Accepts exactly the forms 'sid' and 'sid, serial#' and nothing else: a
- * string that names a session wrongly must never be truncated or guessed
- * into one that names another.
+ * Accepts exactly the forms 'sid', 'sid, serial#' and 'sid, serial#, @N'
+ * and nothing else: a string that names a session wrongly must never be
+ * truncated or guessed into one that names another.
  *
  * Copyright (c) 2026, kill_session developers
  *
@@ -22,63 +22,84 @@ is_blank(char c)
 	return c == ' ' || c == '\t';
 }
 
+static void
+skip_blanks(const char **pos, const char *end)
+{
+	while (*pos < end && is_blank(**pos))
+		(*pos)++;
+}
+
 /*
- * Parse one part: blanks, one or more ASCII digits, blanks.  The value must
- * fit in 32 bits unsigned; leading zeros do not count towards that.
+ * Parse one number: one or more ASCII digits, at most max; leading zeros
+ * do not count towards that.
  */
 static bool
-parse_part(const char **pos, const char *end, uint32_t *value)
+parse_number(const char **pos, const char *end, int64_t max, int64_t *value)
 {
 	const char *p = *pos;
-	uint64_t	v = 0;
+	int64_t		v = 0;
 	bool		any = false;
 
-	while (p < end && is_blank(*p))
-		p++;
 	while (p < end && *p >= '0' && *p <= '9')
 	{
-		v = v * 10 + (uint64_t) (*p - '0');
-		if (v > KS_SESSION_ID_MAX)
+		v = v * 10 + (*p - '0');
+		if (v > max)
 			return false;
 		any = true;
 		p++;
 	}
 	if (!any)
 		return false;
-	while (p < end && is_blank(*p))
-		p++;
-
 	*pos = p;
-	*value = (uint32_t) v;
+	*value = v;
 	return true;
 }
 
-bool
-ks_parse_session_id(const char *str, size_t len,
-					uint32_t *sid, uint32_t *serial, bool *has_serial)
+KsSessionParse
+ks_parse_session_id(const char *str, size_t len, KsSessionRef *ref)
 {
 	const char *p = str;
 	const char *end = str + len;
-	uint32_t	s;
-	uint32_t	ser = 0;
+	int64_t		id;
+	int64_t		serial = 0;
+	int64_t		node = 0;
 	bool		with_serial = false;
 
 	if (str == NULL)
-		return false;
-	if (!parse_part(&p, end, &s) || s == 0)
-		return false;
+		return KS_SESSION_INVALID;
+	skip_blanks(&p, end);
+	if (!parse_number(&p, end, (KS_NODE_MAX + 1) * KS_NODE_FACTOR - 1, &id) ||
+		!ks_id_valid(id))
+		return KS_SESSION_INVALID;
+	skip_blanks(&p, end);
 	if (p < end && *p == ',')
 	{
 		p++;
-		if (!parse_part(&p, end, &ser))
-			return false;
+		skip_blanks(&p, end);
+		if (!parse_number(&p, end, KS_SESSION_ID_MAX, &serial))
+			return KS_SESSION_INVALID;
+		skip_blanks(&p, end);
 		with_serial = true;
+		if (p < end && *p == ',')
+		{
+			p++;
+			skip_blanks(&p, end);
+			if (p == end || *p != '@')
+				return KS_SESSION_INVALID;
+			p++;
+			if (!parse_number(&p, end, KS_NODE_MAX, &node) || node == 0)
+				return KS_SESSION_INVALID;
+			skip_blanks(&p, end);
+		}
 	}
 	if (p != end)
-		return false;
+		return KS_SESSION_INVALID;
 
-	*sid = s;
-	*serial = ser;
-	*has_serial = with_serial;
-	return true;
+	ref->id = id;
+	ref->serial = (uint32_t) serial;
+	ref->has_serial = with_serial;
+	ref->node = (int) node;
+	if (node != 0 && ks_id_node(id) != 0 && ks_id_node(id) != node)
+		return KS_SESSION_NODE_MISMATCH;
+	return KS_SESSION_OK;
 }

@@ -20,20 +20,76 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The largest client session ID and serial# (32 bits, unsigned). */
+/* The largest local session ID and serial# (32 bits, unsigned). */
 #define KS_SESSION_ID_MAX	UINT32_C(4294967295)
 
 /*
- * Parse 'sid' or 'sid, serial#' from the len bytes at str.
+ * A node of a cluster (kill_session.node_id N >= 1) hands out the session
+ * IDs N * 10^10 + local: session 4112276987 of node 3 is 34112276987.  An
+ * ID below 10^10 carries no node.
+ */
+#define KS_NODE_FACTOR		INT64_C(10000000000)
+#define KS_NODE_MAX			9999
+
+/* What a session string names. */
+typedef struct KsSessionRef
+{
+	int64_t		id;				/* the session ID as written */
+	uint32_t	serial;			/* serial#, 0 if not given */
+	bool		has_serial;
+	int			node;			/* @N, 0 if not given */
+} KsSessionRef;
+
+typedef enum KsSessionParse
+{
+	KS_SESSION_OK,
+	KS_SESSION_INVALID,			/* not a session string */
+	KS_SESSION_NODE_MISMATCH	/* @N names another node than the ID */
+} KsSessionParse;
+
+/*
+ * Parse 'sid', 'sid, serial#' or Oracle RAC's 'sid, serial#, @N' from the
+ * len bytes at str.
  *
  * Blanks (spaces and tabs) are allowed around each part, and leading zeros
- * in each number.  sid must be 1..4294967295 and serial# 0..4294967295.
- * Anything else -- an empty string, signs, letters, decimals, an empty part,
- * a third part, a NUL byte -- is rejected.  Returns true and sets *sid
- * (and *serial, *has_serial) on success; on failure leaves them unset.
+ * in each number.  sid is a local ID (1..4294967295) or one carrying its
+ * node (node * 10^10 + local, node 1..9999); serial# is 0..4294967295; N is
+ * 1..9999 and must be the node the ID carries, if it carries one.
+ * Anything else -- an empty string, signs, letters, decimals, an empty
+ * part, a fourth part, a NUL byte -- is rejected.  On KS_SESSION_OK and
+ * KS_SESSION_NODE_MISMATCH *ref is set; otherwise it is left unset.
  */
-extern bool ks_parse_session_id(const char *str, size_t len,
-								uint32_t *sid, uint32_t *serial,
-								bool *has_serial);
+extern KsSessionParse ks_parse_session_id(const char *str, size_t len,
+										  KsSessionRef *ref);
+
+/* The node an ID carries (0 for none) and its local part. */
+static inline int
+ks_id_node(int64_t id)
+{
+	return (int) (id / KS_NODE_FACTOR);
+}
+
+static inline uint32_t
+ks_id_local(int64_t id)
+{
+	return (uint32_t) (id % KS_NODE_FACTOR);
+}
+
+/* Whether id is a session ID: a valid local part, a node in range. */
+static inline bool
+ks_id_valid(int64_t id)
+{
+	return id >= 1 && ks_id_node(id) <= KS_NODE_MAX &&
+		id % KS_NODE_FACTOR >= 1 && id % KS_NODE_FACTOR <= KS_SESSION_ID_MAX;
+}
+
+/* The ID a parsed string names: @N puts a node on an ID without one. */
+static inline int64_t
+ks_ref_id(const KsSessionRef *ref)
+{
+	if (ks_id_node(ref->id) == 0 && ref->node != 0)
+		return ref->node * KS_NODE_FACTOR + ref->id;
+	return ref->id;
+}
 
 #endif							/* KS_SESSION_ID_H */

@@ -556,24 +556,26 @@ append(KsHintOut *out, const char *fmt, const char *a, const char *b,
 }
 
 /*
- * The canonical session string of a string or integer token: "sid" or
- * "sid, serial", written from the parsed numbers.  false if kill_session()
- * would reject it.
+ * The canonical session string of a string or integer token: "sid",
+ * "sid, serial" or "sid, serial, @N", written from the parsed numbers.
+ * false if kill_session() would reject it.
  */
 static bool
 session_of(const KsToken *t, char *out, size_t size)
 {
-	uint32_t	sid;
-	uint32_t	serial;
-	bool		has_serial;
+	KsSessionRef ref;
 
 	if (t->value_too_long ||
-		!ks_parse_session_id(t->value, t->value_len, &sid, &serial, &has_serial))
+		ks_parse_session_id(t->value, t->value_len, &ref) != KS_SESSION_OK)
 		return false;
-	if (has_serial)
-		snprintf(out, size, "%lu, %lu", (unsigned long) sid, (unsigned long) serial);
+	if (ref.node != 0)
+		snprintf(out, size, "%lld, %lu, @%d", (long long) ref.id,
+				 (unsigned long) ref.serial, ref.node);
+	else if (ref.has_serial)
+		snprintf(out, size, "%lld, %lu", (long long) ref.id,
+				 (unsigned long) ref.serial);
 	else
-		snprintf(out, size, "%lu", (unsigned long) sid);
+		snprintf(out, size, "%lld", (long long) ref.id);
 	return true;
 }
 
@@ -636,8 +638,9 @@ is_char(const KsScanner *s, const KsToken *t, char c)
 
 /* What to say when the session string is not one. */
 #define KS_INVALID_SESSION \
-	"; the session string given is not valid: it must be 'session_id' or " \
-	"'session_id, serial#', with numbers from SHOW PROCESSLIST."
+	"; the session string given is not valid: it must be 'session_id', " \
+	"'session_id, serial#' or 'session_id, serial#, @node', with numbers " \
+	"from SHOW PROCESSLIST."
 
 /* Longest Oracle TIMEOUT, in seconds, that kill_session.wait_timeout holds. */
 #define KS_MAX_TIMEOUT_S	2147483UL

@@ -6,7 +6,9 @@
  * Feeds arbitrary bytes to ks_parse_session_id() under AddressSanitizer
  * and UndefinedBehaviorSanitizer, and checks every answer against a
  * reference written differently: a POSIX regular expression for the shape
- * and a digit-string comparison for the range.  Any disagreement aborts.
+ * and digit-string comparisons for the ranges (an ID's last ten digits are
+ * its local part, the digits before them its node).  Any disagreement
+ * aborts.
  *
  * Copyright (c) 2026, kill_session developers
  *
@@ -24,51 +26,103 @@
 
 static regex_t shape;
 
-/* Digits without leading zeros, compared as text with "4294967295". */
-static int
-ref_number(const char *digits, size_t len, int allow_zero, uint32_t *out)
+/* Skip leading zeros, keeping one digit. */
+static void
+strip_zeros(const char **digits, size_t *len)
+{
+	while (*len > 1 && **digits == '0')
+	{
+		(*digits)++;
+		(*len)--;
+	}
+}
+
+static unsigned long long
+value_of(const char *digits, size_t len)
 {
 	unsigned long long v = 0;
 	size_t		i;
 
-	while (len > 1 && *digits == '0')
-	{
-		digits++;
-		len--;
-	}
-	if (len > 10 || (len == 10 && memcmp(digits, "4294967295", 10) > 0))
-		return 0;
 	for (i = 0; i < len; i++)
 		v = v * 10 + (unsigned) (digits[i] - '0');
-	if (v == 0 && !allow_zero)
+	return v;
+}
+
+/* Digits that fit in 32 bits, compared as text with "4294967295". */
+static int
+ref_u32(const char *digits, size_t len, unsigned long long *out)
+{
+	strip_zeros(&digits, &len);
+	if (len > 10 || (len == 10 && memcmp(digits, "4294967295", 10) > 0))
 		return 0;
-	*out = (uint32_t) v;
+	*out = value_of(digits, len);
 	return 1;
 }
 
+/* An ID: up to four digits of node, then a nonzero 32-bit local part. */
 static int
-reference(const char *s, size_t len, uint32_t *sid, uint32_t *serial,
-		  int *has_serial)
+ref_id(const char *digits, size_t len, unsigned long long *id, int *node)
+{
+	unsigned long long local;
+	size_t		node_len;
+
+	strip_zeros(&digits, &len);
+	if (len > 14)
+		return 0;
+	node_len = len > 10 ? len - 10 : 0;
+	if (!ref_u32(digits + node_len, len - node_len, &local) || local == 0)
+		return 0;
+	*node = (int) value_of(digits, node_len);
+	*id = value_of(digits, len);
+	return 1;
+}
+
+/* KS_SESSION_* of the reference, and what it names. */
+static int
+reference(const char *s, size_t len, KsSessionRef *ref)
 {
 	char	   *copy;
-	regmatch_t	m[4];
-	int			ok = 0;
+	regmatch_t	m[6];
+	int			result = KS_SESSION_INVALID;
 
 	if (memchr(s, '\0', len) != NULL)
-		return 0;
+		return KS_SESSION_INVALID;
 	copy = malloc(len + 1);
 	memcpy(copy, s, len);
 	copy[len] = '\0';
-	if (regexec(&shape, copy, 4, m, 0) == 0)
+	if (regexec(&shape, copy, 6, m, 0) == 0)
 	{
-		ok = ref_number(copy + m[1].rm_so, m[1].rm_eo - m[1].rm_so, 0, sid);
-		*has_serial = m[3].rm_so >= 0;
-		*serial = 0;
-		if (ok && *has_serial)
-			ok = ref_number(copy + m[3].rm_so, m[3].rm_eo - m[3].rm_so, 1, serial);
+		unsigned long long id;
+		unsigned long long serial = 0;
+		unsigned long long at = 0;
+		int			id_node;
+		int			ok;
+
+		ok = ref_id(copy + m[1].rm_so, m[1].rm_eo - m[1].rm_so, &id, &id_node);
+		if (ok && m[3].rm_so >= 0)
+			ok = ref_u32(copy + m[3].rm_so, m[3].rm_eo - m[3].rm_so, &serial);
+		if (ok && m[5].rm_so >= 0)
+		{
+			const char *d = copy + m[5].rm_so;
+			size_t		dlen = m[5].rm_eo - m[5].rm_so;
+
+			strip_zeros(&d, &dlen);
+			at = dlen <= 4 ? value_of(d, dlen) : 0;
+			ok = at != 0;
+		}
+		if (ok && at != 0 && id_node != 0 && (unsigned long long) id_node != at)
+			result = KS_SESSION_NODE_MISMATCH;
+		else if (ok)
+		{
+			result = KS_SESSION_OK;
+			ref->id = (int64_t) id;
+			ref->serial = (uint32_t) serial;
+			ref->has_serial = m[3].rm_so >= 0;
+			ref->node = (int) at;
+		}
 	}
 	free(copy);
-	return ok;
+	return result;
 }
 
 int
@@ -76,7 +130,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void) argc;
 	(void) argv;
-	if (regcomp(&shape, "^[ \t]*([0-9]+)[ \t]*(,[ \t]*([0-9]+)[ \t]*)?$",
+	if (regcomp(&shape,
+				"^[ \t]*([0-9]+)[ \t]*(,[ \t]*([0-9]+)[ \t]*(,[ \t]*@([0-9]+)[ \t]*)?)?$",
 				REG_EXTENDED) != 0)
 		abort();
 	return 0;
@@ -85,23 +140,34 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	uint32_t	sid = 0,
-				serial = 0,
-				rsid = 0,
-				rserial = 0;
-	bool		has_serial = false;
-	int			rhas_serial = 0;
-	bool		got;
-	int			want;
+	KsSessionRef got = {0};
+	KsSessionRef want = {0};
+	KsSessionParse got_result;
+	int			want_result;
 
-	got = ks_parse_session_id((const char *) data, size, &sid, &serial, &has_serial);
-	want = reference((const char *) data, size, &rsid, &rserial, &rhas_serial);
+	got_result = ks_parse_session_id((const char *) data, size, &got);
+	want_result = reference((const char *) data, size, &want);
 
-	if (got != (want != 0) ||
-		(got && (sid != rsid || serial != rserial || has_serial != (rhas_serial != 0))))
+	if ((int) got_result != want_result ||
+		(got_result == KS_SESSION_OK &&
+		 (got.id != want.id || got.serial != want.serial ||
+		  got.has_serial != want.has_serial || got.node != want.node)))
 	{
-		fprintf(stderr, "parser: %d sid=%u serial=%u has=%d; reference: %d sid=%u serial=%u has=%d\n",
-				got, sid, serial, has_serial, want, rsid, rserial, rhas_serial);
+		fprintf(stderr, "parser: %d id=%lld serial=%u has=%d node=%d; "
+				"reference: %d id=%lld serial=%u has=%d node=%d\n",
+				(int) got_result, (long long) got.id, got.serial,
+				got.has_serial, got.node, want_result, (long long) want.id,
+				want.serial, want.has_serial, want.node);
+		abort();
+	}
+	/* An ID with a node: its parts name it back. */
+	if (got_result == KS_SESSION_OK &&
+		(!ks_id_valid(ks_ref_id(&got)) ||
+		 ks_id_local(ks_ref_id(&got)) != ks_id_local(got.id) ||
+		 (got.node != 0 && ks_id_node(ks_ref_id(&got)) != got.node)))
+	{
+		fprintf(stderr, "ID %lld @%d does not name itself back\n",
+				(long long) got.id, got.node);
 		abort();
 	}
 	return 0;

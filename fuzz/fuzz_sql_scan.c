@@ -52,7 +52,7 @@ int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	if (regcomp(&call_shape,
-				"^SELECT (kill_session|disconnect_session|cancel_sql)\\('([0-9]+)(, ([0-9]+))?'"
+				"^SELECT (kill_session|disconnect_session|cancel_sql)\\('([0-9]+)(, ([0-9]+))?(, @([0-9]+))?'"
 				"(, (immediate|post_transaction) => true)?\\);$",
 				REG_EXTENDED) != 0 ||
 		regcomp(&set_shape, "^SET kill_session.wait_timeout = '[0-9]+s'; ",
@@ -72,20 +72,19 @@ fail(const char *what, const char *hint)
 static void
 check_call(const char *call, const char *hint)
 {
-	regmatch_t	m[7];
+	regmatch_t	m[9];
 	const char *open;
 	const char *close;
-	uint32_t	sid,
-				serial;
-	bool		has_serial;
+	KsSessionRef ref;
 
-	if (regexec(&call_shape, call, 7, m, 0) != 0)
+	if (regexec(&call_shape, call, 9, m, 0) != 0)
 		fail("not a canonical call", hint);
 	open = strchr(call, '\'');
 	close = strchr(open + 1, '\'');
-	if (!ks_parse_session_id(open + 1, close - open - 1, &sid, &serial, &has_serial) ||
+	if (ks_parse_session_id(open + 1, close - open - 1, &ref) != KS_SESSION_OK ||
 		call[m[2].rm_so] == '0' ||
-		(has_serial && call[m[4].rm_so] == '0' && m[4].rm_eo - m[4].rm_so > 1))
+		(ref.has_serial && call[m[4].rm_so] == '0' && m[4].rm_eo - m[4].rm_so > 1) ||
+		(ref.node != 0 && call[m[6].rm_so] == '0'))
 		fail("call does not round-trip", hint);
 }
 

@@ -115,3 +115,28 @@ SET kill_session.wait_timeout = -1;
 \set VERBOSITY default
 RESET kill_session.wait_timeout;
 SET kill_session.no_such_setting = 1;
+
+-- IDs that carry a node.  This server is not a node of a cluster
+-- (kill_session.node_id = 0), so a session of node 3 is not here.
+SHOW kill_session.node_id;
+SELECT kill_session('34112276987');
+SELECT kill_session('4112276987, 1, @3');
+SELECT disconnect_session('34112276987', post_transaction => true);
+SELECT cancel_sql('34112276987, 0, @3');
+SELECT * FROM kill_sessions(ARRAY[34112276987]);
+-- @N must agree with the node the ID carries.
+SELECT kill_session('34112276987, 1, @2');
+-- A node's ID whose local part is not a session ID, a node out of range.
+SELECT kill_session('30000000000');
+SELECT kill_session('1, 1, @0');
+SELECT kill_session('1, 1, @10000');
+SELECT * FROM kill_sessions(ARRAY[30000000000]);
+SELECT * FROM kill_sessions(ARRAY[100000000000000]);
+-- @N puts its node on a local ID.
+SELECT kill_session('4294967295, 1, @1');
+-- The node is fixed at server start.
+SET kill_session.node_id = 1;
+SHOW kill_session.node_timeout;
+\set VERBOSITY sqlstate
+SET kill_session.node_timeout = 0;
+\set VERBOSITY default

@@ -24,6 +24,7 @@ KILL 3221487726;
 KILL CONNECTION 3221487726;
 KILL QUERY 3221487726;
 KILL QUERY 4294967296;
+-- Oracle RAC's instance: a node of a cluster.
 ALTER SYSTEM CANCEL SQL '1, 2, @3';
 -- Oracle 23ai's clauses: the nearest call, and what has no equivalent.
 ALTER SYSTEM KILL SESSION '3221487726, 1' FORCE;
@@ -53,6 +54,9 @@ GRANT CREATE SESSION TO "Aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
 -- A session string kill_session() would reject: no call, but what is wrong.
 ALTER SYSTEM KILL SESSION 'it''s';
 ALTER SYSTEM KILL SESSION '12,7,@1';
+ALTER SYSTEM KILL SESSION '34112276987, 1, @2';
+ALTER SYSTEM KILL SESSION '10000000000';
+ALTER SYSTEM KILL SESSION '12, @1';
 ALTER SYSTEM KILL SESSION '1,';
 ALTER SYSTEM KILL SESSION '-1, 1';
 ALTER SYSTEM KILL SESSION '4294967296';

@@ -63,3 +63,10 @@ DROP ROLE regress_ks_viewer;
 -- SHOW of real settings is untouched.
 SHOW client_min_messages;
 SHOW kill_session.wait_timeout;
+
+-- The cluster's list: on a single server, its own sessions as node 0.
+SELECT node, "user", db, command, state
+FROM cluster_processlist WHERE pid = pg_backend_pid();
+SELECT count(*) = (SELECT count(*) FROM processlist) AS same
+FROM cluster_processlist;
+SELECT * FROM kill_session_nodes;

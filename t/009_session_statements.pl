@@ -142,7 +142,7 @@ my $watcher = KsWire->connect($node, dbname => 'up');
 is($watcher->value('SELECT count(*) > 0 FROM processlist'), 't', '1.0 lists sessions');
 $node->safe_psql('up', 'ALTER EXTENSION kill_session UPDATE');
 is($node->safe_psql('up', "SELECT extversion FROM pg_extension WHERE extname = 'kill_session'"),
-	'1.1', 'ALTER EXTENSION kill_session UPDATE: 1.1');
+	'1.2', 'ALTER EXTENSION kill_session UPDATE: 1.2, through 1.1');
 my $victim = KsWire->connect($node, dbname => 'up', user => 'app');
 my $victim_id = $victim->session_id;
 is($watcher->value("SELECT killed FROM kill_sessions(ARRAY[$victim_id])"), 't',
@@ -153,6 +153,7 @@ $node->safe_psql('up', q{
 	CREATE TABLE kept (a int);
 	INSERT INTO kept VALUES (1);
 	GRANT EXECUTE ON FUNCTION cancel_sql(text) TO app;
+	INSERT INTO kill_session_nodes VALUES (2, 'node2');
 });
 my $dumpfile = $node->basedir . '/up.dump';
 $node->command_ok([ 'pg_dump', '-Fc', '-f', $dumpfile, '-h', $node->host,
@@ -162,7 +163,9 @@ $node->command_ok([ 'pg_restore', '-d', 'restored', '-h', $node->host,
 	'-p', $node->port, $dumpfile ], 'pg_restore of it');
 is($node->safe_psql('restored',
 		"SELECT extversion FROM pg_extension WHERE extname = 'kill_session'"),
-	'1.1', 'the restored extension is 1.1');
+	'1.2', 'the restored extension is 1.2');
+is($node->safe_psql('restored', 'SELECT node_id, server_name FROM kill_session_nodes'),
+	'2|node2', 'with the directory of nodes (pg_extension_config_dump)');
 is($node->safe_psql('restored',
 		"SELECT has_function_privilege('app', 'cancel_sql(text)', 'EXECUTE')"),
 	't', 'with its grants');

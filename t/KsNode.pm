@@ -10,7 +10,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Time::HiRes qw(usleep);
 
-our @EXPORT = qw(ks_node ks_registry_query ks_pgbouncer ks_slow);
+our @EXPORT = qw(ks_node ks_cluster ks_registry_query ks_pgbouncer ks_slow);
 
 # How many times longer than usual things take: ten under Valgrind
 # (tools/suites.sh sets KS_VALGRIND), where every server process runs tens
@@ -29,6 +29,65 @@ sub ks_node
 	$node->start;
 	$node->safe_psql('postgres', 'CREATE EXTENSION kill_session');
 	return $node;
+}
+
+# A streaming cluster of three nodes: a primary (kill_session.node_id 1)
+# and two hot standbys (2 and 3), each listening on 127.0.0.1 too.  On the
+# primary, replicated to the standbys: postgres_fdw, a foreign server
+# nodeN for each node, the directory kill_session_nodes, and user mappings
+# for the superuser (no password) and for the roles app and dba (their
+# passwords, which TCP connections of theirs must give).  Returns the
+# three nodes in order.
+sub ks_cluster
+{
+	my $primary = PostgreSQL::Test::Cluster->new('node1');
+	$primary->init(allows_streaming => 1);
+	$primary->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'kill_session'
+listen_addresses = '127.0.0.1'
+kill_session.node_id = 1
+});
+	my $hba = slurp_file($primary->data_dir . '/pg_hba.conf');
+	open(my $fh, '>', $primary->data_dir . '/pg_hba.conf') or die;
+	print $fh "host all app,dba,nopw 127.0.0.1/32 scram-sha-256\n$hba";
+	close $fh;
+	$primary->start;
+	$primary->safe_psql('postgres', q{
+		CREATE EXTENSION kill_session;
+		CREATE EXTENSION postgres_fdw;
+		CREATE ROLE app LOGIN PASSWORD 'app-secret';
+		CREATE ROLE dba LOGIN PASSWORD 'dba-secret';
+		CREATE ROLE nopw LOGIN PASSWORD 'nopw-secret';
+	});
+	$primary->backup('streaming');
+	my @nodes = ($primary);
+	for my $n (2, 3)
+	{
+		my $standby = PostgreSQL::Test::Cluster->new("node$n");
+		$standby->init_from_backup($primary, 'streaming', has_streaming => 1);
+		$standby->append_conf('postgresql.conf', "kill_session.node_id = $n\n");
+		$standby->start;
+		push @nodes, $standby;
+	}
+	for my $n (1 .. 3)
+	{
+		my $port = $nodes[ $n - 1 ]->port;
+		$primary->safe_psql('postgres', qq{
+			CREATE SERVER node$n FOREIGN DATA WRAPPER postgres_fdw
+				OPTIONS (host '127.0.0.1', port '$port', dbname 'postgres');
+			CREATE USER MAPPING FOR CURRENT_USER SERVER node$n;
+			CREATE USER MAPPING FOR app SERVER node$n
+				OPTIONS (user 'app', password 'app-secret');
+			CREATE USER MAPPING FOR dba SERVER node$n
+				OPTIONS (user 'dba', password 'dba-secret');
+			CREATE USER MAPPING FOR nopw SERVER node$n OPTIONS (user 'nopw');
+			GRANT USAGE ON FOREIGN SERVER node$n TO app, dba, nopw;
+			INSERT INTO kill_session_nodes VALUES ($n, 'node$n');
+		});
+	}
+	$primary->wait_for_catchup($_, 'replay', $primary->lsn('insert'))
+	  for @nodes[ 1, 2 ];
+	return @nodes;
 }
 
 # True ('t') when the registry lists exactly the client backends that

@@ -219,7 +219,8 @@ ks_chroot() {
 
 # Debian 13's packages the suites need inside the chroot.
 KS_CHROOT_PACKAGES="postgresql-17 postgresql-server-dev-17 libkrb5-dev
-	libipc-run-perl make gcc perl pgbouncer python3-psycopg python3-psycopg2
+	libpq-dev libipc-run-perl make gcc perl pgbouncer haproxy python3-psycopg
+	python3-psycopg2
 	libpostgresql-jdbc-java default-jdk-headless nodejs node-pg"
 
 ks_chroot_install() {

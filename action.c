@@ -1,0 +1,281 @@
+/*-------------------------------------------------------------------------
+ *
+ * action.c
+ *		What every action on a session shares: the session argument and
+ *		where it leads, the privilege, the aim, the mark, the log line, and
+ *		the DETAIL the session is told.
+ *
+ * Every SQL function aimed at one session starts with ks_session_arg(): it
+ * parses the session string and, for a session of another node, runs the
+ * whole call on that node (forward.c) and hands back its result.  What
+ * stays here is then a session of this server, named by its local ID.
+ *
+ * Copyright (c) 2026, kill_session developers
+ *
+ * IDENTIFICATION
+ *	  action.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+
+#include "kill_session.h"
+#include "privilege.h"
+#include "session_id.h"
+
+pg_noreturn static void
+ks_report_missing(uint32 sid)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("session ID " INT64_FORMAT " does not exist",
+					ks_global_id(sid))));
+}
+
+void
+ks_report_invalid(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("missing or invalid session ID"),
+			 errhint("Give the session as 'session_id', 'session_id, serial#' or 'session_id, serial#, @node', with the ID from SHOW PROCESSLIST.")));
+}
+
+/*
+ * The node that holds session id: 0 for this server, else another node's
+ * number.  An invalid ID, and on a node of a cluster an ID that carries no
+ * node, is 22023: there it could name a session of any node.
+ */
+int
+ks_id_home(int64 id)
+{
+	int			node;
+
+	if (!ks_id_valid(id))
+		ks_report_invalid();
+	node = ks_id_node(id);
+	if (node == ks_node_id())
+		return 0;
+	if (node == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("session ID " INT64_FORMAT " carries no node", id),
+				 errdetail("This server is node %d of a cluster, whose session IDs are node * 10000000000 + local ID.",
+						   ks_node_id()),
+				 errhint("Give the ID as SHOW PROCESSLIST lists it, such as " INT64_FORMAT ", or as '" INT64_FORMAT ", serial#, @node'.",
+						 ks_global_id((uint32) id), id)));
+	return node;
+}
+
+/*
+ * The foreign server of another node's session, or the error that says
+ * where the session is.
+ */
+char *
+ks_node_of_session(Oid fn, int64 id)
+{
+	int			node = ks_id_node(id);
+	char	   *server = ks_node_server(fn, node);
+
+	if (server == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("session " INT64_FORMAT " is on node %d", id, node),
+				 ks_node_id() == 0 ?
+				 errdetail("This server is not a node of a cluster (kill_session.node_id is 0).") :
+				 errdetail("This server is node %d; kill_session_nodes names no foreign server for node %d.",
+						   ks_node_id(), node),
+				 errhint("Run the statement on node %d, or add the node to kill_session_nodes.",
+						 node)));
+	return server;
+}
+
+/*
+ * The session argument at argno of an action's SQL function: 'sid',
+ * 'sid, serial#' or 'sid, serial#, @N'; NULL and anything else is ORA-00026.
+ * The serial# is accepted and ignored.
+ *
+ * For a session of this server, sets *sid to its local ID and returns
+ * false.  For one of another node, runs this very call there and returns
+ * true with its result in *result.
+ */
+bool
+ks_session_arg(FunctionCallInfo fcinfo, int argno, uint32 *sid, Datum *result)
+{
+	text	   *arg = PG_ARGISNULL(argno) ? NULL : PG_GETARG_TEXT_PP(argno);
+	KsSessionRef ref;
+	int64		id;
+
+	if (arg == NULL)
+		ks_report_invalid();
+	switch (ks_parse_session_id(VARDATA_ANY(arg), VARSIZE_ANY_EXHDR(arg), &ref))
+	{
+		case KS_SESSION_OK:
+			break;
+		case KS_SESSION_INVALID:
+			ks_report_invalid();
+		case KS_SESSION_NODE_MISMATCH:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("session ID " INT64_FORMAT " is not on node %d",
+							ref.id, ref.node),
+					 errdetail("The ID carries its node, %d.", ks_id_node(ref.id)),
+					 errhint("Give '" INT64_FORMAT ", serial#' or '%u, serial#, @%d'.",
+							 ref.id, ks_id_local(ref.id), ks_id_node(ref.id))));
+	}
+	id = ks_ref_id(&ref);
+	if (ks_id_home(id) != 0)
+	{
+		*result = ks_forward_call(fcinfo, argno, id,
+								  ks_node_of_session(fcinfo->flinfo->fn_oid, id));
+		return true;
+	}
+	*sid = ks_id_local(id);
+	return false;
+}
+
+/*
+ * Check that the caller may act on sessions at all; what is "kill
+ * session", "disconnect session" or "cancel SQL of session" (an "s" makes
+ * it plural in the DETAIL).
+ */
+void
+ks_check_privilege(const char *what)
+{
+	if (!ks_may_kill(GetUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to %s", what),
+				 errdetail("Only superusers and roles with the ALTER SYSTEM privilege on parameter \"%s\" may %ss.",
+						   KS_PRIVILEGE_PARAMETER, what)));
+}
+
+/*
+ * Find the session sid for an action on it: a copy of its entry, and who
+ * the caller is.  PostgreSQL's own rule stays: only superusers may signal a
+ * superuser's backend, and one not yet advertising a role counts as one.
+ * missing_ok: return false for a session that is not there.
+ */
+bool
+ks_aim(uint32 sid, const char *what, bool missing_ok,
+	   KsSession *target, KsKiller *me)
+{
+	if (!ks_registry_lookup(sid, target))
+	{
+		if (missing_ok)
+			return false;
+		ks_report_missing(sid);
+	}
+	if ((!OidIsValid(target->roleid) || superuser_arg(target->roleid)) &&
+		!superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to %s", what),
+				 errdetail("Only superusers can %ss of superusers.", what)));
+
+	me->sid = ks_my_session_id();
+	me->pid = MyProcPid;
+	namestrcpy(&me->role, GetUserNameFromId(GetUserId(), false));
+	return true;
+}
+
+/* Mark and signal; a session gone meanwhile is 42704. */
+void
+ks_mark(uint32 sid, const KsSession *target, KsAction action,
+		const KsKiller *me, int signo, int *pidfd, KsProcState *before)
+{
+	switch (ks_registry_mark_and_signal(sid, target->pid, action, me, signo,
+										pidfd, before))
+	{
+		case KS_MARK_DONE:
+			break;
+		case KS_MARK_GONE:
+			ks_report_missing(sid);
+		case KS_MARK_SIGNAL_FAILED:
+			ereport(ERROR,
+					(errcode(ERRCODE_SYSTEM_ERROR),
+					 errmsg("could not send signal to process %d: %m",
+							(int) target->pid)));
+	}
+}
+
+/*
+ * Log an action on a session: who did what to whom.  done is "killed",
+ * "marked to disconnect after its transaction", "disconnected" or "had its
+ * statement cancelled".
+ */
+void
+ks_log_action(uint32 sid, const KsSession *target, const char *done,
+			  const KsKiller *me)
+{
+	char	   *target_name = OidIsValid(target->roleid) ?
+		GetUserNameFromId(target->roleid, true) : NULL;
+
+	if (target_name == NULL)
+		target_name = pstrdup(NameStr(target->user_name));
+	if (me->sid != 0)
+		ereport(LOG,
+				(errmsg("session " INT64_FORMAT " (pid %d, role \"%s\", database \"%s\") %s by session " INT64_FORMAT " (pid %d, role \"%s\")",
+						ks_global_id(sid), (int) target->pid, target_name,
+						NameStr(target->db_name), done,
+						ks_global_id(me->sid), me->pid, NameStr(me->role))));
+	else
+		ereport(LOG,
+				(errmsg("session " INT64_FORMAT " (pid %d, role \"%s\", database \"%s\") %s by process %d (role \"%s\")",
+						ks_global_id(sid), (int) target->pid, target_name,
+						NameStr(target->db_name), done, me->pid,
+						NameStr(me->role))));
+}
+
+/* "role "x" (session N)" or "role "x" (process P)" */
+static char *
+ks_describe_marker(const KsKiller *by)
+{
+	if (by->sid != 0)
+		return psprintf("role \"%s\" (session " INT64_FORMAT ")",
+						NameStr(by->role), ks_global_id(by->sid));
+	return psprintf("role \"%s\" (process %d)", NameStr(by->role), by->pid);
+}
+
+/*
+ * Add to this backend's FATAL 57P01 who ended it, if a kill or a
+ * disconnect did (a session marked to disconnect but ended another way
+ * keeps PostgreSQL's message); to its ERROR 57014 who cancelled its
+ * statement, if cancel_sql() did.  Runs inside emit_log_hook, in
+ * ErrorContext.
+ */
+void
+ks_add_end_detail(ErrorData *edata)
+{
+	uint32		my_sid;
+	KsKiller	by;
+
+	if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+	{
+		if (ks_my_mark(KS_CANCEL, &my_sid, &by))
+			edata->detail = psprintf("The statement of session " INT64_FORMAT " was cancelled by %s.",
+									 ks_global_id(my_sid), ks_describe_marker(&by));
+	}
+	else if (ks_my_mark(KS_KILL, &my_sid, &by))
+	{
+		if (by.sid == my_sid)
+			edata->detail = psprintf("Session " INT64_FORMAT " was killed by itself.",
+									 ks_global_id(my_sid));
+		else
+			edata->detail = psprintf("Session " INT64_FORMAT " was killed by %s.",
+									 ks_global_id(my_sid), ks_describe_marker(&by));
+	}
+	else if (ks_end_reason() == KS_ENDED_AFTER_XACT &&
+			 ks_my_mark(KS_DISCONNECT, &my_sid, &by))
+		edata->detail = psprintf("Session " INT64_FORMAT " was disconnected by %s after its transaction.",
+								 ks_global_id(my_sid), ks_describe_marker(&by));
+	else if (ks_end_reason() == KS_ENDED_IDLE &&
+			 ks_my_mark(KS_DISCONNECT, &my_sid, &by))
+		edata->detail = psprintf("Session " INT64_FORMAT " was disconnected by %s.",
+								 ks_global_id(my_sid), ks_describe_marker(&by));
+}
