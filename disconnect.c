@@ -83,8 +83,8 @@ ks_disconnect_xact_callback(XactEvent event, void *arg)
 		return;
 
 	/*
-	 * A message is being read: the backend waits for its client, and this
-	 * is the empty transaction with which it serves the wake.
+	 * A message is being read: the backend waits for its client, and this is
+	 * the empty transaction with which it serves the wake.
 	 */
 	if (pq_is_reading_msg())
 		ks_end_now(KS_ENDED_IDLE);
@@ -163,9 +163,9 @@ disconnect_session(PG_FUNCTION_ARGS)
 
 	/*
 	 * The caller's own session is in this statement's transaction.  Another
-	 * is woken, and what it was doing just before tells whether to wait:
-	 * in a transaction (its PGPROC holds a local transaction ID), it ends
-	 * after it; otherwise it ends at once.
+	 * is woken, and what it was doing just before tells whether to wait: in a
+	 * transaction (its PGPROC holds a local transaction ID), it ends after
+	 * it; otherwise it ends at once.
 	 */
 	ks_mark(sid, &target, KS_DISCONNECT, &me, self ? 0 : KS_SIGNAL_WAKE,
 			self ? NULL : &pidfd, &before);

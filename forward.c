@@ -354,7 +354,10 @@ ks_call_start(KsNodeCall *call)
 	values[n++] = GetDatabaseEncodingName();
 	keywords[n] = values[n] = NULL;
 
-	/* A non-superuser must not connect as this server's operating system user. */
+	/*
+	 * A non-superuser must not connect as this server's operating system
+	 * user.
+	 */
 	if (!superuser_arg(userid) && !has_password && ks_password_required(user))
 	{
 		ks_call_fail(call, ERRCODE_S_R_E_PROHIBITED_SQL_STATEMENT_ATTEMPTED,

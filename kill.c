@@ -44,7 +44,6 @@
 
 #include "compat.h"
 #include "kill_session.h"
-#include "privilege.h"
 #include "registry.h"
 #include "session_id.h"
 

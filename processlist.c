@@ -350,7 +350,15 @@ kill_session_cluster_processlist(PG_FUNCTION_ARGS)
 			continue;
 		}
 		if (calls[c].ncols != KS_PROCESSLIST_COLS)
+		{
+			ereport(WARNING,
+					(errcode(ERRCODE_PROTOCOL_VIOLATION),
+					 errmsg("node %d listed %d columns instead of %d",
+							calls[c].node, calls[c].ncols, KS_PROCESSLIST_COLS),
+					 errcontext("node %d (foreign server \"%s\")",
+								calls[c].node, calls[c].server)));
 			continue;
+		}
 		attinmeta = TupleDescGetAttInMetadata(rsinfo->setDesc);
 		values[0] = psprintf("%d", calls[c].node);
 		for (r = 0; r < calls[c].nrows; r++)

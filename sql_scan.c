@@ -658,7 +658,7 @@ typedef struct KsEndClauses
 	bool		noreplay;
 	bool		has_timeout;
 	unsigned long timeout_s;
-} KsEndClauses;
+}			KsEndClauses;
 
 /*
  * Read the clauses of tok[first..n); false if they are not of that shape.
@@ -668,7 +668,7 @@ typedef struct KsEndClauses
  */
 static bool
 end_clauses(const KsScanner *sc, const KsToken *tok, int first, int n,
-			bool post_transaction_allowed, KsEndClauses *c)
+			bool post_transaction_allowed, KsEndClauses * c)
 {
 	int			i = first;
 	const KsScanner s = *sc;
@@ -708,7 +708,7 @@ end_clauses(const KsScanner *sc, const KsToken *tok, int first, int n,
  */
 static KsOracleResult
 session_statement_hint(const char *function, const KsToken *session_token,
-					   const KsEndClauses *c, KsHintOut *out)
+					   const KsEndClauses * c, KsHintOut *out)
 {
 	char		session[32];
 	char		timeout[24];
@@ -818,8 +818,8 @@ find_oracle_statement(const char *query, size_t len, size_t errpos,
 	}
 
 	/*
-	 * SHOW FULL PROCESSLIST (MySQL, OceanBase), the error at FULL, a
-	 * reserved word here
+	 * SHOW FULL PROCESSLIST (MySQL, OceanBase), the error at FULL, a reserved
+	 * word here
 	 */
 	if (n == 3 && IS(0, "show") && IS(1, "full") && IS(2, "processlist") &&
 		(tok[1].start == errpos || tok[2].start == errpos))

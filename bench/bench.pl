@@ -324,6 +324,103 @@ for my $mode ([ 'select-only TPS', '' ], [ 'connections/s (-C)', '-C' ])
 }
 $_->stop for ($with, $without);
 
+# ---- 6. a cluster ---------------------------------------------------------
+
+# A primary (node 1) and two streaming standbys (nodes 2 and 3), the
+# directory on the primary.  A kill of a session of another node against a
+# kill of a local one, both from node 1, alternated; the difference is one
+# connection to the other node, measured on its own as a client's connect
+# and first query.  Then the cluster list of 3 x 500 sessions against the
+# three local lists read one after another.
+sub standby_of
+{
+	my ($primary, $name, $conf) = @_;
+	my $self = bless { name => $name, dir => "$root/$name", port => $next_port++ },
+	  'Server';
+	push @servers, $self;
+	system("$bindir/pg_basebackup -h $primary->{dir} -p $primary->{port} -U postgres "
+		  . "-D $self->{dir} -R -X stream >/dev/null") == 0
+	  or die "pg_basebackup failed";
+	open(my $fh, '>>', "$self->{dir}/postgresql.conf") or die;
+	print $fh "port = $self->{port}\nunix_socket_directories = '$self->{dir}'\n$conf\n";
+	close $fh;
+	$self->start;
+	return $self;
+}
+
+my @cluster = (Server->new('node1',
+	"shared_preload_libraries = 'kill_session'\nkill_session.node_id = 1"));
+$cluster[0]->start;
+$cluster[0]->psql('CREATE EXTENSION kill_session');
+$cluster[0]->psql('CREATE EXTENSION postgres_fdw');
+push @cluster, standby_of($cluster[0], "node$_", "kill_session.node_id = $_") for 2, 3;
+for my $i (0 .. 2)
+{
+	my ($n, $srv) = ($i + 1, $cluster[$i]);
+	$cluster[0]->psql("CREATE SERVER node$n FOREIGN DATA WRAPPER postgres_fdw "
+		  . "OPTIONS (host '$srv->{dir}', port '$srv->{port}', dbname 'postgres'); "
+		  . "CREATE USER MAPPING FOR postgres SERVER node$n; "
+		  . "INSERT INTO kill_session_nodes VALUES ($n, 'node$n')");
+}
+usleep(10_000) until $cluster[2]->psql('SELECT count(*) FROM kill_session_nodes') eq '3';
+
+my $caller = KsWire->connect($cluster[0]);
+my %remote;
+for my $i (1 .. $samples)
+{
+	for my $where ($i % 2 ? ('local', 'remote') : ('remote', 'local'))
+	{
+		my $t = KsWire->connect($cluster[ $where eq 'local' ? 0 : 1 ]);
+		my $id = $t->session_id;
+		my $pid = $t->pid;
+		my $t0 = time();
+		my $r = $caller->query("SELECT kill_session('$id')");
+		push @{ $remote{$where} }, time() - $t0;
+		die "kill_session failed: " . ($r->{error}{M} // '') unless ($r->{rows}[0][0] // '') eq 't';
+		$t->close;
+	}
+	my $t0 = time();
+	my $c = KsWire->connect($cluster[1]);
+	$c->query('SELECT 1');
+	push @{ $remote{connect} }, time() - $t0;
+	$c->close;
+}
+my %sr = map { $_ => summary(@{ $remote{$_} }) } keys %remote;
+line("== a cluster of three nodes: a kill from node 1 ($samples samples each, alternated)");
+line("    kill_session of a node 1 session    " . fmt_ms($sr{local}));
+line("    kill_session of a node 2 session    " . fmt_ms($sr{remote}));
+line("    a new connection to node 2, 1 query " . fmt_ms($sr{connect}));
+line(sprintf("    remote / local = %.2fx; remote - local = %.3f ms, one connection = %.3f ms",
+	$sr{remote}{median} / $sr{local}{median},
+	($sr{remote}{median} - $sr{local}{median}) * 1000, $sr{connect}{median} * 1000));
+
+my $per_node = 500;
+my @held;
+for my $srv (@cluster)
+{
+	push @held, KsWire->connect($srv) for 1 .. $per_node - ($srv == $cluster[0] ? 1 : 0);
+}
+my @listers = map { KsWire->connect($_) } @cluster[ 1, 2 ];
+my %lists;
+for my $i (1 .. $samples)
+{
+	my $t0 = time();
+	my $r = $caller->query('SELECT count(*) FROM cluster_processlist');
+	push @{ $lists{cluster} }, time() - $t0;
+	die "cluster list: " . ($r->{error}{M} // $r->{rows}[0][0])
+	  unless ($r->{rows}[0][0] // 0) >= 3 * $per_node;
+	$t0 = time();
+	$_->query('SELECT count(*) FROM processlist') for $caller, @listers;
+	push @{ $lists{three} }, time() - $t0;
+}
+my %sl = map { $_ => summary(@{ $lists{$_} }) } keys %lists;
+line("== the cluster list, 3 nodes x $per_node sessions ($samples samples each)");
+line("    count(*) of cluster_processlist     " . fmt_ms($sl{cluster}));
+line("    count(*) of each node's processlist " . fmt_ms($sl{three}));
+line(sprintf("    cluster list / three local lists = %.2fx", $sl{cluster}{median} / $sl{three}{median}));
+$_->close for @held, @listers, $caller;
+$_->stop for reverse @cluster;
+
 my $cpu = `grep -m1 'model name' /proc/cpuinfo`;
 $cpu =~ s/.*:\s*//;
 chomp $cpu;

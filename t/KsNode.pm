@@ -46,7 +46,7 @@ sub ks_cluster
 shared_preload_libraries = 'kill_session'
 listen_addresses = '127.0.0.1'
 kill_session.node_id = 1
-});
+} . ($ENV{KS_VALGRIND} ? "kill_session.node_timeout = 60s\n" : ''));
 	my $hba = slurp_file($primary->data_dir . '/pg_hba.conf');
 	open(my $fh, '>', $primary->data_dir . '/pg_hba.conf') or die;
 	print $fh "host all app,dba,nopw 127.0.0.1/32 scram-sha-256\n$hba";

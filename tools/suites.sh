@@ -73,7 +73,8 @@ check_logs() {
 # extension's C paths at a size Valgrind can run in minutes, "full" all.
 KS_VALGRIND_SUBSET="t/001_registry.pl t/002_kill.pl t/003_killed_detail.pl
 	t/006_privilege.pl t/007_self_kill.pl t/008_show_processlist.pl
-	t/009_session_statements.pl t/010_reasons.pl t/011_disconnect.pl"
+	t/009_session_statements.pl t/010_reasons.pl t/011_disconnect.pl
+	t/013_cluster.pl t/014_load_balancer.pl"
 valgrind_errors=0
 check_valgrind() {
 	local suite=$1 n f
@@ -97,7 +98,7 @@ if [ -n "${KS_VALGRIND:-}" ]; then
 	export PGCTLTIMEOUT=600 PG_TEST_TIMEOUT_DEFAULT=600
 	if [ "$KS_VALGRIND" = subset ]; then
 		export KS_RACE_ROUNDS=${KS_RACE_ROUNDS:-20} KS_CONNECT_CYCLES=${KS_CONNECT_CYCLES:-20}
-		export KS_POOL_RUNS=${KS_POOL_RUNS:-5}
+		export KS_POOL_RUNS=${KS_POOL_RUNS:-5} KS_LB_ROUNDS=${KS_LB_ROUNDS:-20}
 		tap_tests=$(echo $KS_VALGRIND_SUBSET)
 	fi
 fi
