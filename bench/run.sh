@@ -14,8 +14,7 @@ work=$(mktemp -d /tmp/kill_session_bench.XXXXXX)
 cp -a bench t "$work/"
 [ "$(id -u)" = 0 ] && chown -R "$KS_SERVER_USER" "$work"
 cd "$work"
-# The cluster benchmark holds 1,500 connections.
-ulimit -n 8192 2>/dev/null || true
-ks_as_server_user env KS_BENCH_QUICK="${KS_BENCH_QUICK:-}" TMPDIR="$work" perl bench/bench.pl
+ks_as_server_user env KS_BENCH_QUICK="${KS_BENCH_QUICK:-}" TMPDIR="$work" \
+	prlimit --nofile=8192 perl bench/bench.pl
 cd /
 rm -rf "$work"
