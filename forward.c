@@ -308,6 +308,20 @@ ks_call_start(KsNodeCall *call)
 					 pstrdup("Create it, or name node's server in kill_session_nodes."));
 		return;
 	}
+	/*
+	 * Options are taken as libpq's only where a validator has checked them,
+	 * as postgres_fdw's and dblink's do: which may name a password, a
+	 * password file or a key, and in which object.
+	 */
+	if (!OidIsValid(GetForeignDataWrapper(server->fdwid)->fdwvalidator))
+	{
+		ks_call_fail(call, ERRCODE_FDW_INVALID_OPTION_NAME,
+					 psprintf("foreign server \"%s\" of node %d has no option validator",
+							  server->servername, call->node),
+					 pstrdup("Its foreign-data wrapper does not check its options and user mappings."),
+					 pstrdup("Use a server of postgres_fdw or dblink_fdw."));
+		return;
+	}
 	if (ks_server_aclcheck(server->serverid, userid) != ACLCHECK_OK)
 	{
 		ks_call_fail(call, ERRCODE_INSUFFICIENT_PRIVILEGE,

@@ -182,6 +182,17 @@ like(refused($n1, 'postgres', qq{
 	SELECT kill_session('$id');}),
 	qr/ERROR:  55000: foreign server "node2" is not node 3 of this cluster\nDETAIL:  It is node 2 of the system/,
 	'a directory entry naming another node\'s server is refused');
+my $n3_port = $n3->port;
+like(refused($n1, 'postgres', qq{
+	BEGIN;
+	CREATE FOREIGN DATA WRAPPER unchecked;
+	CREATE SERVER loose FOREIGN DATA WRAPPER unchecked
+		OPTIONS (host '127.0.0.1', port '$n3_port', dbname 'postgres');
+	CREATE USER MAPPING FOR CURRENT_USER SERVER loose;
+	UPDATE kill_session_nodes SET server_name = 'loose' WHERE node_id = 3;
+	SELECT kill_session('$id');}),
+	qr/ERROR:  HV00D: foreign server "loose" of node 3 has no option validator/,
+	'a server whose wrapper checks no options is refused');
 my $other = ks_node('other', "kill_session.node_id = 3\nlisten_addresses = '127.0.0.1'\n");
 my $other_port = $other->port;
 my $ow = KsWire->connect($other);
