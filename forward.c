@@ -93,8 +93,11 @@ ks_define_forward_settings(void)
 							NULL, NULL, NULL);
 }
 
-/* An object of the extension, by name, qualified with its schema. */
-static char *
+/*
+ * An object of the extension, by name, qualified with its schema: the
+ * schema of fn, a function of the extension.
+ */
+char *
 ks_extension_object(Oid fn, const char *name)
 {
 	return quote_qualified_identifier(get_namespace_name(get_func_namespace(fn)),

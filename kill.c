@@ -38,7 +38,6 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
-#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
@@ -383,8 +382,9 @@ ks_kill_calls(FunctionCallInfo fcinfo, const Datum *ids, const int *first,
 {
 	KsNodeCall *calls = palloc0(sizeof(KsNodeCall) * Max(n, 1));
 	StringInfoData *lists = palloc(sizeof(StringInfoData) * Max(n, 1));
-	char	   *sql = psprintf("SELECT id, killed FROM %s.kill_sessions($1::pg_catalog.int8[])",
-							   quote_identifier(get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid))));
+	char	   *sql = psprintf("SELECT id, killed FROM %s($1::pg_catalog.int8[])",
+							   ks_extension_object(fcinfo->flinfo->fn_oid,
+												   "kill_sessions"));
 	int			i;
 	int			c;
 

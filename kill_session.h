@@ -106,6 +106,7 @@ typedef struct KsNodeCall
 } KsNodeCall;
 
 extern void ks_define_forward_settings(void);
+extern char *ks_extension_object(Oid fn, const char *name);
 extern char *ks_node_server(Oid fn, int node);
 extern KsNodeCall *ks_directory_calls(Oid fn, int *n);
 extern void ks_nodes_send(KsNodeCall *calls, int n);

@@ -321,8 +321,8 @@ kill_session_cluster_processlist(PG_FUNCTION_ARGS)
 
 	ks_check_loaded();
 	InitMaterializedSRF(fcinfo, 0);
-	sql = psprintf("SELECT id, \"user\", host, db, command, \"time\", state, info, pid FROM %s.processlist",
-				   quote_identifier(get_namespace_name(get_func_namespace(fn))));
+	sql = psprintf("SELECT id, \"user\", host, db, command, \"time\", state, info, pid FROM %s",
+				   ks_extension_object(fn, "processlist"));
 	calls = ks_directory_calls(fn, &ncalls);
 	for (c = 0; c < ncalls; c++)
 		calls[c].sql = sql;
