@@ -13,6 +13,7 @@ OBJS = \
 	privilege.o \
 	processlist.o \
 	registry.o \
+	resolve.o \
 	selfkill.o \
 	session_id.o \
 	sql_scan.o

@@ -19,14 +19,101 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 
 #include "kill_session.h"
 #include "privilege.h"
 #include "session_id.h"
+
+/*
+ * kill_session.origin: on whose behalf this session acts, as the node that
+ * forwarded its calls reports it: "node session_id pid role".  Set by
+ * forward.c in the sessions it opens on other nodes; empty otherwise.
+ */
+static char *ks_origin = NULL;
+
+/*
+ * Parse an origin into k's origin fields; false if it is not one.  Empty
+ * is no origin.
+ */
+static bool
+ks_parse_origin(const char *origin, KsKiller *k)
+{
+	const char *p = origin;
+	char	   *end;
+	long		node;
+	long long	sid;
+	long		pid;
+
+	k->origin_pid = 0;
+	if (origin == NULL || origin[0] == '\0')
+		return true;
+	errno = 0;
+	node = strtol(p, &end, 10);
+	if (end == p || *end != ' ' || node < 0 || node > KS_NODE_MAX)
+		return false;
+	p = end + 1;
+	sid = strtoll(p, &end, 10);
+	if (end == p || *end != ' ' || sid < 0 || errno != 0)
+		return false;
+	p = end + 1;
+	pid = strtol(p, &end, 10);
+	if (end == p || *end != ' ' || pid <= 0 || pid > INT_MAX)
+		return false;
+	p = end + 1;
+	if (*p == '\0' || strlen(p) >= NAMEDATALEN ||
+		!pg_verifymbstr(p, strlen(p), true))
+		return false;
+	k->origin_node = (int) node;
+	k->origin_sid = sid;
+	k->origin_pid = (int) pid;
+	namestrcpy(&k->origin_role, p);
+	return true;
+}
+
+static bool
+ks_check_origin(char **newval, void **extra, GucSource source)
+{
+	KsKiller	k;
+
+	if (ks_parse_origin(*newval, &k))
+		return true;
+	GUC_check_errdetail("It must be \"node session_id pid role\".");
+	return false;
+}
+
+void
+ks_define_action_settings(void)
+{
+	DefineCustomStringVariable("kill_session.origin",
+							   "Says on whose behalf this session acts on sessions.",
+							   "Set by kill_session in the sessions it opens on other nodes of a cluster: "
+							   "the calling node, session ID, process ID and role, for the node's LOG "
+							   "lines and the ended session's DETAIL, as the calling node reports them.",
+							   &ks_origin,
+							   "",
+							   PGC_USERSET,
+							   GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
+							   ks_check_origin, NULL, NULL);
+}
+
+/* This session as the origin of a call forwarded to another node. */
+char *
+ks_my_origin(void)
+{
+	uint32		sid = ks_my_session_id();
+
+	return psprintf("%d " INT64_FORMAT " %d %s", ks_node_id(),
+					sid != 0 ? ks_global_id(sid) : 0, MyProcPid,
+					GetUserNameFromId(GetUserId(), false));
+}
 
 pg_noreturn static void
 ks_report_missing(uint32 sid)
@@ -98,14 +185,17 @@ ks_node_of_session(Oid fn, int64 id)
 /*
  * The session argument at argno of an action's SQL function: 'sid',
  * 'sid, serial#' or 'sid, serial#, @N'; NULL and anything else is ORA-00026.
- * The serial# is accepted and ignored.
+ * The serial# is accepted and ignored.  what is the action, as
+ * ks_check_privilege() takes it.
  *
  * For a session of this server, sets *sid to its local ID and returns
- * false.  For one of another node, runs this very call there and returns
+ * false.  For one of another node, checks the caller's privilege here,
+ * runs this very call there (where the node checks its own) and returns
  * true with its result in *result.
  */
 bool
-ks_session_arg(FunctionCallInfo fcinfo, int argno, uint32 *sid, Datum *result)
+ks_session_arg(FunctionCallInfo fcinfo, int argno, const char *what,
+			   uint32 *sid, Datum *result)
 {
 	text	   *arg = PG_ARGISNULL(argno) ? NULL : PG_GETARG_TEXT_PP(argno);
 	KsSessionRef ref;
@@ -131,8 +221,11 @@ ks_session_arg(FunctionCallInfo fcinfo, int argno, uint32 *sid, Datum *result)
 	id = ks_ref_id(&ref);
 	if (ks_id_home(id) != 0)
 	{
+		/* The privilege is checked here too, as for a session of this node. */
+		ks_check_privilege(what);
 		*result = ks_forward_call(fcinfo, argno, id,
-								  ks_node_of_session(fcinfo->flinfo->fn_oid, id));
+								  ks_node_of_session(fcinfo->flinfo->fn_oid, id),
+								  what);
 		return true;
 	}
 	*sid = ks_id_local(id);
@@ -181,6 +274,8 @@ ks_aim(uint32 sid, const char *what, bool missing_ok,
 	me->sid = ks_my_session_id();
 	me->pid = MyProcPid;
 	namestrcpy(&me->role, GetUserNameFromId(GetUserId(), false));
+	if (!ks_parse_origin(ks_origin, me))
+		me->origin_pid = 0;		/* cannot happen: the setting was checked */
 	return true;
 }
 
@@ -205,6 +300,20 @@ ks_mark(uint32 sid, const KsSession *target, KsAction action,
 }
 
 /*
+ * ", on behalf of role "r" (session N, pid P) of node M, as node M
+ * reported", or nothing.
+ */
+static char *
+ks_describe_origin(const KsKiller *by)
+{
+	if (by->origin_pid == 0)
+		return "";
+	return psprintf(" on behalf of role \"%s\" (session " INT64_FORMAT ", pid %d) of node %d, as node %d reported",
+					NameStr(by->origin_role), by->origin_sid, by->origin_pid,
+					by->origin_node, by->origin_node);
+}
+
+/*
  * Log an action on a session: who did what to whom.  done is "killed",
  * "marked to disconnect after its transaction", "disconnected" or "had its
  * statement cancelled".
@@ -215,31 +324,33 @@ ks_log_action(uint32 sid, const KsSession *target, const char *done,
 {
 	char	   *target_name = OidIsValid(target->roleid) ?
 		GetUserNameFromId(target->roleid, true) : NULL;
+	char	   *killer;
 
 	if (target_name == NULL)
 		target_name = pstrdup(NameStr(target->user_name));
 	if (me->sid != 0)
-		ereport(LOG,
-				(errmsg("session " INT64_FORMAT " (pid %d, role \"%s\", database \"%s\") %s by session " INT64_FORMAT " (pid %d, role \"%s\")",
-						ks_global_id(sid), (int) target->pid, target_name,
-						NameStr(target->db_name), done,
-						ks_global_id(me->sid), me->pid, NameStr(me->role))));
+		killer = psprintf("session " INT64_FORMAT " (pid %d, role \"%s\")",
+						  ks_global_id(me->sid), me->pid, NameStr(me->role));
 	else
-		ereport(LOG,
-				(errmsg("session " INT64_FORMAT " (pid %d, role \"%s\", database \"%s\") %s by process %d (role \"%s\")",
-						ks_global_id(sid), (int) target->pid, target_name,
-						NameStr(target->db_name), done, me->pid,
-						NameStr(me->role))));
+		killer = psprintf("process %d (role \"%s\")", me->pid,
+						  NameStr(me->role));
+	ereport(LOG,
+			(errmsg("session " INT64_FORMAT " (pid %d, role \"%s\", database \"%s\") %s by %s%s",
+					ks_global_id(sid), (int) target->pid, target_name,
+					NameStr(target->db_name), done, killer,
+					ks_describe_origin(me))));
 }
 
-/* "role "x" (session N)" or "role "x" (process P)" */
+/* "role "x" (session N)" or "role "x" (process P)", and its origin */
 static char *
 ks_describe_marker(const KsKiller *by)
 {
 	if (by->sid != 0)
-		return psprintf("role \"%s\" (session " INT64_FORMAT ")",
-						NameStr(by->role), ks_global_id(by->sid));
-	return psprintf("role \"%s\" (process %d)", NameStr(by->role), by->pid);
+		return psprintf("role \"%s\" (session " INT64_FORMAT ")%s",
+						NameStr(by->role), ks_global_id(by->sid),
+						ks_describe_origin(by));
+	return psprintf("role \"%s\" (process %d)%s", NameStr(by->role), by->pid,
+					ks_describe_origin(by));
 }
 
 /*

@@ -105,7 +105,7 @@ cancel_sql(PG_FUNCTION_ARGS)
 	Datum		result;
 
 	ks_check_loaded();
-	if (ks_session_arg(fcinfo, 0, &sid, &result))
+	if (ks_session_arg(fcinfo, 0, KS_CANCEL_WHAT, &sid, &result))
 		return result;
 	ks_check_privilege(KS_CANCEL_WHAT);
 	ks_aim(sid, KS_CANCEL_WHAT, false, &target, &me);

@@ -147,7 +147,9 @@ disconnect_session(PG_FUNCTION_ARGS)
 	Datum		result;
 
 	ks_check_loaded();
-	if (ks_session_arg(fcinfo, 0, &sid, &result))
+	if (ks_session_arg(fcinfo, 0,
+					   post_transaction ? KS_DISCONNECT_WHAT : KS_KILL_WHAT,
+					   &sid, &result))
 		return result;
 	if (post_transaction && immediate)
 		ereport(ERROR,

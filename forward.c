@@ -6,19 +6,36 @@
  *
  * A node of a cluster names every other node in the table
  * kill_session_nodes: node ID -> foreign server.  A call for another
- * node's session connects to that server with the server's options and the
- * calling role's user mapping, under postgres_fdw's rules: USAGE on the
- * server, and a non-superuser's mapping must hold a password that the
- * server asks for.  It checks that the server is that node of this
- * cluster (its kill_session.node_id and its system_identifier), then runs
- * the same SQL there, where the node makes its own privilege checks.
+ * node's session connects to that server and runs the same SQL there,
+ * where the node makes its own privilege checks.  Each boundary it crosses
+ * is guarded as postgres_fdw and dblink guard theirs:
+ *
+ * - The server is one that the directory's owner chose: it belongs to a
+ *	 superuser or to the directory's owner.
+ * - Options come from their place, whatever the wrapper (dblink's rule):
+ *	 the user and secrets only from the calling role's user mapping,
+ *	 everything else only from the server; a non-superuser's mapping must
+ *	 hold a password that the node asks for, unless postgres_fdw's own
+ *	 validator (which makes it superuser-only) let password_required be
+ *	 false.
+ * - Before anything else runs there, in one round trip, the node says who
+ *	 it is: its kill_session.node_id, its system_identifier, its database,
+ *	 and the OID of the object the call runs, which must be this
+ *	 extension's (a physical standby has the same OIDs).  The same query
+ *	 sets search_path to pg_catalog, passes the caller's
+ *	 kill_session.wait_timeout and says on whose behalf the call comes
+ *	 (kill_session.origin), for the node's LOG line and DETAIL.  This check
+ *	 guards against mistakes; TLS with verify-full guards against a
+ *	 network attacker.
+ * - Every call is bounded: kill_session.node_timeout to resolve, connect
+ *	 and be checked, that plus kill_session.wait_timeout to answer, in 64
+ *	 bits.  Host names are resolved by resolve.c, so that a slow resolver
+ *	 neither outlasts the bound nor blocks a cancel.
  *
  * Many nodes are called at once: one wait loop drives every connection.
- * Each call is bounded: kill_session.node_timeout to connect and be
- * checked, that plus kill_session.wait_timeout (which the node is given
- * too) to answer.  A node's NOTICEs and WARNINGs are passed on as they
- * come; its error is kept, with its SQLSTATE, for the caller to raise;
- * both with a CONTEXT naming the node.
+ * A node's NOTICEs and WARNINGs are passed on as they come; its error is
+ * kept, with its SQLSTATE where it means the same here, for the caller to
+ * raise; both with a CONTEXT naming the node.
  *
  * This is the only file that uses libpq.
  *
@@ -33,9 +50,16 @@
 
 #include <limits.h>
 
+#include "access/htup_details.h"
 #include "access/xlog.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_foreign_data_wrapper.h"
 #include "catalog/pg_foreign_server.h"
+#include "catalog/pg_language.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
 #include "commands/defrem.h"
 #include "executor/spi.h"
 #include "foreign/foreign.h"
@@ -49,6 +73,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/regproc.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
@@ -61,6 +86,7 @@ static int	ks_node_timeout = 3000;
 typedef enum KsCallState
 {
 	KS_CALL_NEW,
+	KS_CALL_RESOLVING,			/* its host names being resolved */
 	KS_CALL_CONNECTING,
 	KS_CALL_CHECKING,			/* asked who the node is */
 	KS_CALL_RUNNING,			/* sent its SQL */
@@ -68,14 +94,25 @@ typedef enum KsCallState
 } KsCallState;
 
 /*
- * Who the node is, and the caller's kill_session.wait_timeout for the calls
- * that wait there.
+ * Who the node is, and what it would run, before anything else runs there:
+ * $1 the object the call runs, as regprocedure or (with $2) regclass text,
+ * every name in it qualified.  Then the session's settings: search_path
+ * first, the caller's kill_session.wait_timeout ($3) for the calls that
+ * wait there, and the origin ($4).  The node ID is NULL where kill_session
+ * is not loaded.
  */
 #define KS_CHECK_SQL \
-	"SELECT pg_catalog.current_setting('kill_session.node_id'), " \
+	"SELECT pg_catalog.set_config('search_path', 'pg_catalog', false), " \
+	"pg_catalog.current_setting('kill_session.node_id', true), " \
 	"s.system_identifier, " \
-	"pg_catalog.set_config('kill_session.wait_timeout', $1, false) " \
+	"pg_catalog.current_database(), " \
+	"CASE WHEN $2::pg_catalog.bool " \
+	"THEN pg_catalog.to_regclass($1)::pg_catalog.oid " \
+	"ELSE pg_catalog.to_regprocedure($1)::pg_catalog.oid END, " \
+	"pg_catalog.set_config('kill_session.wait_timeout', $3, false), " \
+	"pg_catalog.set_config('kill_session.origin', $4, false) " \
 	"FROM pg_catalog.pg_control_system() s"
+#define KS_CHECK_COLS	7
 
 void
 ks_define_forward_settings(void)
@@ -91,6 +128,13 @@ ks_define_forward_settings(void)
 							PGC_USERSET,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
+}
+
+/* How long a node may take to answer a call once checked, in 64 bits. */
+static int64
+ks_answer_timeout(void)
+{
+	return (int64) ks_node_timeout + ks_kill_wait_timeout();
 }
 
 /*
@@ -117,7 +161,7 @@ ks_node_server(Oid fn, int node)
 	char	   *server = NULL;
 
 	SPI_connect();
-	if (SPI_execute_with_args(psprintf("SELECT server_name FROM %s WHERE node_id = $1",
+	if (SPI_execute_with_args(psprintf("SELECT server_name FROM %s WHERE node_id OPERATOR(pg_catalog.=) $1",
 									   ks_extension_object(fn, "kill_session_nodes")),
 							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kill_session_nodes");
@@ -142,7 +186,7 @@ ks_directory_calls(Oid fn, int *n)
 	uint64		i;
 
 	SPI_connect();
-	if (SPI_execute(psprintf("SELECT node_id, server_name FROM %s WHERE node_id <> %d ORDER BY node_id",
+	if (SPI_execute(psprintf("SELECT node_id, server_name FROM %s WHERE node_id OPERATOR(pg_catalog.<>) %d ORDER BY node_id",
 							 ks_extension_object(fn, "kill_session_nodes"),
 							 ks_node_id()),
 					true, 0) != SPI_OK_SELECT)
@@ -155,6 +199,7 @@ ks_directory_calls(Oid fn, int *n)
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 
 		calls[i].node = pg_strtoint32(SPI_getvalue(tuple, desc, 1));
+		calls[i].fn = fn;
 		calls[i].server = MemoryContextStrdup(caller,
 											  SPI_getvalue(tuple, desc, 2));
 	}
@@ -168,6 +213,7 @@ static void
 ks_call_fail(KsNodeCall *call, int sqlerrcode, char *message, char *detail,
 			 char *hint)
 {
+	ks_resolve_stop(&call->resolver);
 	if (call->conn != NULL)
 	{
 		PQfinish(call->conn);
@@ -200,14 +246,35 @@ ks_result_sqlstate(const PGresult *res)
 	return MAKE_SQLSTATE(state[0], state[1], state[2], state[3], state[4]);
 }
 
-/* The node reported an error: keep it as it sent it. */
+/*
+ * The node reported an error: keep it as it sent it.  But a FATAL, or an
+ * operator intervention of class 57P0 (the node shutting down, the
+ * forwarding session ended), ended the node's session, not the caller's:
+ * here it is 08006, with the node's own words in the DETAIL, since drivers
+ * and poolers take 57P0x as the end of their own connection.
+ */
 static void
 ks_call_fail_result(KsNodeCall *call, const PGresult *res)
 {
 	char	   *message = ks_result_field(res, PG_DIAG_MESSAGE_PRIMARY);
+	const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 
-	ks_call_fail(call, ks_result_sqlstate(res),
-				 message != NULL ? message : pchomp(PQerrorMessage(call->conn)),
+	if (message == NULL)
+		message = pchomp(PQerrorMessage(call->conn));
+	if ((severity != NULL &&
+		 (strcmp(severity, "FATAL") == 0 || strcmp(severity, "PANIC") == 0)) ||
+		(state != NULL && strncmp(state, "57P0", 4) == 0))
+	{
+		ks_call_fail(call, ERRCODE_CONNECTION_FAILURE,
+					 psprintf("lost the connection to node %d", call->node),
+					 psprintf("The node said: %s: %s%s%s",
+							  severity ? severity : "ERROR",
+							  state ? state : "", state ? ": " : "", message),
+					 NULL);
+		return;
+	}
+	ks_call_fail(call, ks_result_sqlstate(res), message,
 				 ks_result_field(res, PG_DIAG_MESSAGE_DETAIL),
 				 ks_result_field(res, PG_DIAG_MESSAGE_HINT));
 }
@@ -242,12 +309,52 @@ ks_notice_receiver(void *arg, const PGresult *res)
 						call->node, call->server)));
 }
 
-/* Whether a user mapping's password_required is on: postgres_fdw's rule. */
+/*
+ * Whether fdw's validator is postgres_fdw's own, the one that lets only a
+ * superuser set password_required in a user mapping: a C function
+ * postgres_fdw_validator of $libdir/postgres_fdw (only a superuser can
+ * make a C function).
+ */
 static bool
-ks_password_required(const UserMapping *user)
+ks_postgres_fdw_validator(const ForeignDataWrapper *fdw)
+{
+	HeapTuple	tuple;
+	bool		is_it = false;
+
+	if (!OidIsValid(fdw->fdwvalidator))
+		return false;
+	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(fdw->fdwvalidator));
+	if (!HeapTupleIsValid(tuple))
+		return false;
+	if (((Form_pg_proc) GETSTRUCT(tuple))->prolang == ClanguageId)
+	{
+		bool		isnull_src;
+		bool		isnull_bin;
+		Datum		src = SysCacheGetAttr(PROCOID, tuple, Anum_pg_proc_prosrc,
+										  &isnull_src);
+		Datum		bin = SysCacheGetAttr(PROCOID, tuple, Anum_pg_proc_probin,
+										  &isnull_bin);
+
+		is_it = !isnull_src && !isnull_bin &&
+			strcmp(TextDatumGetCString(src), "postgres_fdw_validator") == 0 &&
+			strcmp(TextDatumGetCString(bin), "$libdir/postgres_fdw") == 0;
+	}
+	ReleaseSysCache(tuple);
+	return is_it;
+}
+
+/*
+ * Whether a user mapping's password_required is on.  It is off only where
+ * postgres_fdw's validator checked it; any other wrapper's mapping could
+ * have been written by the role that uses it.
+ */
+static bool
+ks_password_required(const ForeignDataWrapper *fdw, const UserMapping *user)
 {
 	ListCell   *cell;
 
+	if (!ks_postgres_fdw_validator(fdw))
+		return true;
 	foreach(cell, user->options)
 	{
 		DefElem    *def = lfirst(cell);
@@ -258,39 +365,80 @@ ks_password_required(const UserMapping *user)
 	return true;
 }
 
-/* Whether keyword is a libpq connection option that a server may set. */
-static bool
-ks_libpq_option(const PQconninfoOption *options, const char *keyword)
+/* Where a connection option may come from. */
+typedef enum KsOptionPlace
+{
+	KS_OPTION_NOT_LIBPQ,		/* not libpq's, or one the call sets itself:
+								 * left alone */
+	KS_OPTION_SERVER,			/* only from the server */
+	KS_OPTION_MAPPING,			/* only from the user mapping */
+	KS_OPTION_SERVER_OR_SUPERUSER	/* from the server, or from a
+									 * superuser's user mapping */
+} KsOptionPlace;
+
+/*
+ * Where keyword may come from: dblink's rule, whatever the wrapper.  The
+ * user and every secret libpq hides (password, sslpassword...) belong to
+ * a user mapping; the client certificate, its key and the key's password
+ * name files of this server, which only a superuser may choose for
+ * herself; everything else (host, port, dbname, sslmode, passfile...)
+ * belongs to the server, so that a role cannot redirect her own calls.
+ */
+static KsOptionPlace
+ks_option_place(const PQconninfoOption *options, const char *keyword)
 {
 	const PQconninfoOption *opt;
 
 	if (strcmp(keyword, "fallback_application_name") == 0 ||
 		strcmp(keyword, "client_encoding") == 0)
-		return false;
+		return KS_OPTION_NOT_LIBPQ;
+	if (strcmp(keyword, "sslcert") == 0 || strcmp(keyword, "sslkey") == 0 ||
+		strcmp(keyword, "sslpassword") == 0)
+		return KS_OPTION_SERVER_OR_SUPERUSER;
 	for (opt = options; opt->keyword != NULL; opt++)
 	{
-		if (strcmp(opt->keyword, keyword) == 0)
-			return strchr(opt->dispchar, 'D') == NULL;
+		if (strcmp(opt->keyword, keyword) != 0)
+			continue;
+		if (strchr(opt->dispchar, 'D') != NULL)
+			return KS_OPTION_NOT_LIBPQ;
+		if (strcmp(keyword, "user") == 0 || strchr(opt->dispchar, '*') != NULL)
+			return KS_OPTION_MAPPING;
+		return KS_OPTION_SERVER;
 	}
-	return false;
+	return KS_OPTION_NOT_LIBPQ;
+}
+
+/* The owner of the directory, kill_session_nodes in fn's schema. */
+static Oid
+ks_directory_owner(Oid fn)
+{
+	Oid			relid = get_relname_relid("kill_session_nodes",
+										  get_func_namespace(fn));
+	HeapTuple	tuple;
+	Oid			owner;
+
+	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+	ReleaseSysCache(tuple);
+	return owner;
 }
 
 /*
- * Start connecting to the call's node, as the calling role's user mapping
- * for its foreign server says.  A refusal here fails the call.
+ * The libpq options of a call from server and user mapping, each from its
+ * place; false, with the call failed, if one is out of place.
  */
-static void
-ks_call_start(KsNodeCall *call)
+static bool
+ks_call_options(KsNodeCall *call, const ForeignServer *server,
+				const UserMapping *user, bool *has_password)
 {
 	static PQconninfoOption *libpq_options = NULL;
-	ForeignServer *server;
-	UserMapping *user;
-	Oid			userid = GetUserId();
-	const char **keywords;
-	const char **values;
-	bool		has_password = false;
-	ListCell   *cell;
+	bool		superuser_mapping = OidIsValid(user->userid) &&
+		superuser_arg(user->userid);
+	int			nopts = list_length(server->options) + list_length(user->options);
 	int			n = 0;
+	ListCell   *cell;
 
 	if (libpq_options == NULL)
 	{
@@ -300,7 +448,99 @@ ks_call_start(KsNodeCall *call)
 					(errcode(ERRCODE_OUT_OF_MEMORY),
 					 errmsg("out of memory")));
 	}
+	call->keywords = palloc(sizeof(char *) * (nopts + 4));
+	call->options = palloc(sizeof(char *) * (nopts + 4));
+	*has_password = false;
+	foreach(cell, list_concat_copy(server->options, user->options))
+	{
+		DefElem    *def = lfirst(cell);
+		bool		in_mapping = foreach_current_index(cell) >=
+			list_length(server->options);
+		KsOptionPlace place = ks_option_place(libpq_options, def->defname);
+
+		if (place == KS_OPTION_NOT_LIBPQ)
+			continue;
+		if (in_mapping ? (place == KS_OPTION_SERVER ||
+						  (place == KS_OPTION_SERVER_OR_SUPERUSER && !superuser_mapping)) :
+			place == KS_OPTION_MAPPING)
+		{
+			ks_call_fail(call, ERRCODE_FDW_INVALID_OPTION_NAME,
+						 in_mapping ?
+						 psprintf("option \"%s\" is not allowed in a user mapping of node %d's foreign server \"%s\"",
+								  def->defname, call->node, server->servername) :
+						 psprintf("option \"%s\" is not allowed in node %d's foreign server \"%s\"",
+								  def->defname, call->node, server->servername),
+						 pstrdup("A user mapping gives the user, the password and other secrets; "
+								 "sslcert, sslkey and sslpassword only in a superuser's mapping. "
+								 "The server gives everything else."),
+						 in_mapping ?
+						 psprintf("Set it in foreign server \"%s\".", server->servername) :
+						 psprintf("Set it in the user mappings of foreign server \"%s\".",
+								  server->servername));
+			return false;
+		}
+		call->keywords[n] = def->defname;
+		call->options[n] = defGetString(def);
+		if (strcmp(def->defname, "password") == 0 && call->options[n][0] != '\0')
+			*has_password = true;
+		n++;
+	}
+	call->keywords[n] = "fallback_application_name";
+	call->options[n++] = "kill_session";
+	call->keywords[n] = "client_encoding";
+	call->options[n++] = GetDatabaseEncodingName();
+	call->keywords[n] = NULL;
+	call->options[n] = NULL;
+	return true;
+}
+
+/* The value of a connection option, or NULL. */
+static const char *
+ks_call_option(const KsNodeCall *call, const char *keyword)
+{
+	int			i;
+
+	for (i = 0; call->keywords[i] != NULL; i++)
+	{
+		if (strcmp(call->keywords[i], keyword) == 0)
+			return call->options[i];
+	}
+	return NULL;
+}
+
+/* Add a connection option (there is room for one more). */
+static void
+ks_call_add_option(KsNodeCall *call, const char *keyword, const char *value)
+{
+	int			i;
+
+	for (i = 0; call->keywords[i] != NULL; i++)
+		;
+	call->keywords[i] = keyword;
+	call->options[i] = value;
+	call->keywords[i + 1] = NULL;
+	call->options[i + 1] = NULL;
+}
+
+/*
+ * Start the call to its node's foreign server: check the server and the
+ * calling role's user mapping, log what is asked of the node, and start
+ * resolving its host names or connecting.  A refusal here fails the call.
+ */
+static void
+ks_call_start(KsNodeCall *call)
+{
+	ForeignServer *server;
+	ForeignDataWrapper *fdw;
+	UserMapping *user;
+	Oid			userid = GetUserId();
+	Oid			owner;
+	bool		has_password;
+	const char *host;
+
 	call->state = KS_CALL_DONE;
+	call->deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												 (int64) ks_node_timeout);
 	server = GetForeignServerByName(call->server, true);
 	if (server == NULL)
 	{
@@ -311,12 +551,29 @@ ks_call_start(KsNodeCall *call)
 					 pstrdup("Create it, or name node's server in kill_session_nodes."));
 		return;
 	}
+
+	/* Who is called is who the directory's owner chose. */
+	owner = ks_directory_owner(call->fn);
+	if (server->owner != owner && !superuser_arg(server->owner))
+	{
+		ks_call_fail(call, ERRCODE_INSUFFICIENT_PRIVILEGE,
+					 psprintf("foreign server \"%s\" of node %d is owned by role \"%s\"",
+							  server->servername, call->node,
+							  GetUserNameFromId(server->owner, false)),
+					 psprintf("A node's server must be owned by a superuser or by the owner of kill_session_nodes, role \"%s\".",
+							  GetUserNameFromId(owner, false)),
+					 psprintf("ALTER SERVER %s OWNER TO %s;",
+							  quote_identifier(server->servername),
+							  quote_identifier(GetUserNameFromId(owner, false))));
+		return;
+	}
+
 	/*
-	 * Options are taken as libpq's only where a validator has checked them,
-	 * as postgres_fdw's and dblink's do: which may name a password, a
-	 * password file or a key, and in which object.
+	 * A wrapper without a validator lets anybody with USAGE on it put any
+	 * option anywhere.
 	 */
-	if (!OidIsValid(GetForeignDataWrapper(server->fdwid)->fdwvalidator))
+	fdw = GetForeignDataWrapper(server->fdwid);
+	if (!OidIsValid(fdw->fdwvalidator))
 	{
 		ks_call_fail(call, ERRCODE_FDW_INVALID_OPTION_NAME,
 					 psprintf("foreign server \"%s\" of node %d has no option validator",
@@ -348,34 +605,16 @@ ks_call_start(KsNodeCall *call)
 		return;
 	}
 	user = GetUserMapping(userid, server->serverid);
-
-	keywords = palloc(sizeof(char *) *
-					  (list_length(server->options) + list_length(user->options) + 3));
-	values = palloc(sizeof(char *) *
-					(list_length(server->options) + list_length(user->options) + 3));
-	foreach(cell, list_concat_copy(server->options, user->options))
-	{
-		DefElem    *def = lfirst(cell);
-
-		if (!ks_libpq_option(libpq_options, def->defname))
-			continue;
-		keywords[n] = def->defname;
-		values[n] = defGetString(def);
-		if (strcmp(def->defname, "password") == 0 && values[n][0] != '\0')
-			has_password = true;
-		n++;
-	}
-	keywords[n] = "fallback_application_name";
-	values[n++] = "kill_session";
-	keywords[n] = "client_encoding";
-	values[n++] = GetDatabaseEncodingName();
-	keywords[n] = values[n] = NULL;
+	if (!ks_call_options(call, server, user, &has_password))
+		return;
 
 	/*
 	 * A non-superuser must not connect as this server's operating system
 	 * user.
 	 */
-	if (!superuser_arg(userid) && !has_password && ks_password_required(user))
+	call->password_required = !superuser_arg(userid) &&
+		ks_password_required(fdw, user);
+	if (call->password_required && !has_password)
 	{
 		ks_call_fail(call, ERRCODE_S_R_E_PROHIBITED_SQL_STATEMENT_ATTEMPTED,
 					 pstrdup("password is required"),
@@ -383,6 +622,38 @@ ks_call_start(KsNodeCall *call)
 					 NULL);
 		return;
 	}
+
+	/* The caller's node says what it asks, before it asks. */
+	if (call->action != NULL)
+		ereport(LOG,
+				(errmsg("session " INT64_FORMAT " (pid %d, role \"%s\") of node %d forwards to node %d (foreign server \"%s\"): %s",
+						ks_global_id(ks_my_session_id()), MyProcPid,
+						GetUserNameFromId(userid, false), ks_node_id(),
+						call->node, server->servername, call->action)));
+
+	host = ks_call_option(call, "host");
+	if (host != NULL && ks_call_option(call, "hostaddr") == NULL &&
+		ks_resolve_needed(host))
+	{
+		if (!ks_resolve_start(&call->resolver, host))
+		{
+			ks_call_fail(call, ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
+						 psprintf("could not connect to node %d", call->node),
+						 psprintf("Could not start resolving its host name: %m."),
+						 NULL);
+			return;
+		}
+		call->state = KS_CALL_RESOLVING;
+		return;
+	}
+	call->state = KS_CALL_NEW;
+}
+
+/* Connect, with the call's options. */
+static void
+ks_call_connect(KsNodeCall *call)
+{
+	call->state = KS_CALL_DONE;
 	if (!AcquireExternalFD())
 	{
 		ks_call_fail(call, ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
@@ -391,7 +662,7 @@ ks_call_start(KsNodeCall *call)
 					 NULL);
 		return;
 	}
-	call->conn = PQconnectStartParams(keywords, values, false);
+	call->conn = PQconnectStartParams(call->keywords, call->options, false);
 	if (call->conn == NULL)
 	{
 		ReleaseExternalFD();
@@ -399,7 +670,6 @@ ks_call_start(KsNodeCall *call)
 					 NULL, NULL);
 		return;
 	}
-	call->password_required = !superuser_arg(userid) && ks_password_required(user);
 	if (PQstatus(call->conn) == CONNECTION_BAD)
 	{
 		ks_call_fail(call, ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
@@ -410,8 +680,6 @@ ks_call_start(KsNodeCall *call)
 	PQsetNoticeReceiver(call->conn, ks_notice_receiver, call);
 	call->state = KS_CALL_CONNECTING;
 	call->poll = PGRES_POLLING_WRITING;
-	call->deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-												 ks_node_timeout);
 }
 
 /* Send a query with text parameters; a send that fails fails the call. */
@@ -430,11 +698,23 @@ ks_call_send(KsNodeCall *call, const char *sql, int nparams,
 	call->flushing = true;
 }
 
+/* The object the call runs, as the node is asked to resolve it. */
+static char *
+ks_call_object(const KsNodeCall *call, bool *is_relation)
+{
+	*is_relation = get_rel_relkind(call->object) != '\0';
+	if (*is_relation)
+		return quote_qualified_identifier(get_namespace_name(get_rel_namespace(call->object)),
+										  get_rel_name(call->object));
+	return format_procedure_qualified(call->object);
+}
+
 /* Connected: check the connection, then ask who the node is. */
 static void
 ks_call_connected(KsNodeCall *call)
 {
-	const char *params[1];
+	const char *params[4];
+	bool		is_relation;
 
 	if (call->password_required && !PQconnectionUsedPassword(call->conn))
 	{
@@ -451,35 +731,81 @@ ks_call_connected(KsNodeCall *call)
 					 pchomp(PQerrorMessage(call->conn)), NULL);
 		return;
 	}
-	params[0] = psprintf("%d", ks_kill_wait_timeout());
-	ks_call_send(call, KS_CHECK_SQL, 1, params, KS_CALL_CHECKING);
+	params[0] = ks_call_object(call, &is_relation);
+	params[1] = is_relation ? "true" : "false";
+	params[2] = psprintf("%d", ks_kill_wait_timeout());
+	params[3] = ks_my_origin();
+	ks_call_send(call, KS_CHECK_SQL, 4, params, KS_CALL_CHECKING);
 }
 
-/* The node's answer to who it is: the node the directory names, or fail. */
+/* Fail the call because the node is not what the directory says. */
+static void
+ks_call_not_node(KsNodeCall *call, char *message, char *detail, char *hint)
+{
+	ks_call_fail(call, ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, message,
+				 detail, hint);
+}
+
+/*
+ * The node's answer to who it is: the node the directory names, with this
+ * extension in this database, or fail before anything runs there.
+ */
 static void
 ks_call_checked(KsNodeCall *call, const PGresult *res)
 {
-	char	   *node;
-	char	   *system;
-	char	   *my_system = psprintf(INT64_FORMAT, (int64) GetSystemIdentifier());
+	const char *node;
+	const char *system;
+	const char *database;
+	const char *object;
+	char	   *my_system = psprintf(UINT64_FORMAT, GetSystemIdentifier());
+	char	   *my_database = get_database_name(MyDatabaseId);
+	bool		is_relation;
 
-	if (PQntuples(res) != 1 || PQnfields(res) != 3)
+	if (PQntuples(res) != 1 || PQnfields(res) != KS_CHECK_COLS)
 	{
 		ks_call_fail(call, ERRCODE_PROTOCOL_VIOLATION,
 					 psprintf("node %d did not say who it is", call->node),
 					 NULL, NULL);
 		return;
 	}
-	node = PQgetvalue(res, 0, 0);
-	system = PQgetvalue(res, 0, 1);
-	if (strcmp(node, psprintf("%d", call->node)) != 0 ||
-		strcmp(system, my_system) != 0)
-		ks_call_fail(call, ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-					 psprintf("foreign server \"%s\" is not node %d of this cluster",
-							  call->server, call->node),
-					 psprintf("It is node %s of the system with identifier %s; this server's system identifier is %s.",
-							  node, system, my_system),
-					 pstrdup("Correct the server's row in kill_session_nodes, or the foreign server's options."));
+	node = PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1);
+	system = PQgetvalue(res, 0, 2);
+	database = PQgetvalue(res, 0, 3);
+	object = PQgetisnull(res, 0, 4) ? NULL : PQgetvalue(res, 0, 4);
+	if (node == NULL)
+		ks_call_not_node(call,
+						 psprintf("foreign server \"%s\" of node %d does not run kill_session",
+								  call->server, call->node),
+						 pstrdup("kill_session.node_id is not defined there: the library is not in its shared_preload_libraries."),
+						 pstrdup("Correct the server's row in kill_session_nodes, or the foreign server's options."));
+	else if (strcmp(node, psprintf("%d", call->node)) != 0 ||
+			 strcmp(system, my_system) != 0)
+		ks_call_not_node(call,
+						 psprintf("foreign server \"%s\" is not node %d of this cluster",
+								  call->server, call->node),
+						 psprintf("It is node %s of the system with identifier %s; this server's system identifier is %s.",
+								  node, system, my_system),
+						 pstrdup("Correct the server's row in kill_session_nodes, or the foreign server's options."));
+	else if (strcmp(database, my_database) != 0)
+		ks_call_not_node(call,
+						 psprintf("foreign server \"%s\" of node %d connects to database \"%s\", not \"%s\"",
+								  call->server, call->node, database, my_database),
+						 pstrdup("A call runs only in the database of the extension that makes it."),
+						 psprintf("ALTER SERVER %s OPTIONS (SET dbname %s);",
+								  quote_identifier(call->server),
+								  quote_literal_cstr(my_database)));
+	else if (object == NULL ||
+			 strcmp(object, psprintf("%u", call->object)) != 0)
+		ks_call_not_node(call,
+						 psprintf("node %d does not have this extension's %s %s",
+								  call->node,
+								  get_rel_relkind(call->object) != '\0' ? "view" : "function",
+								  ks_call_object(call, &is_relation)),
+						 object == NULL ?
+						 pstrdup("The node has no such object.") :
+						 psprintf("The node's has OID %s, this server's %u.", object,
+								  call->object),
+						 pstrdup("Nodes share one extension through replication; correct the directory."));
 }
 
 /* The node's answer to the call's SQL: its rows, as text. */
@@ -525,7 +851,7 @@ ks_call_read(KsNodeCall *call)
 			if (call->state == KS_CALL_CHECKING)
 			{
 				call->deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-															 ks_node_timeout + ks_kill_wait_timeout());
+															 ks_answer_timeout());
 				ks_call_send(call, call->sql, call->nparams, call->params,
 							 KS_CALL_RUNNING);
 			}
@@ -555,6 +881,36 @@ static void
 ks_call_step(KsNodeCall *call, uint32 *events)
 {
 	*events = 0;
+	if (call->state == KS_CALL_RESOLVING)
+	{
+		const char *host = ks_call_option(call, "host");
+		char	   *hostaddr;
+		char	   *error;
+
+		switch (ks_resolve_read(&call->resolver, host, &hostaddr, &error))
+		{
+			case KS_RESOLVE_MORE:
+				*events = WL_SOCKET_READABLE;
+				return;
+			case KS_RESOLVE_FAILED:
+				ks_call_fail(call, ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
+							 psprintf("could not connect to node %d", call->node),
+							 error, NULL);
+				return;
+			case KS_RESOLVE_DONE:
+				ks_call_add_option(call, "hostaddr", hostaddr);
+				call->state = KS_CALL_NEW;
+				break;
+		}
+	}
+	if (call->state == KS_CALL_NEW)
+	{
+		ks_call_connect(call);
+		if (call->state == KS_CALL_DONE)
+			return;
+		*events = WL_SOCKET_WRITEABLE;
+		return;
+	}
 	if (call->state == KS_CALL_CONNECTING)
 	{
 		call->poll = PQconnectPoll(call->conn);
@@ -616,16 +972,9 @@ ks_drive(KsNodeCall *calls, int n, bool until_sent)
 	bool	   *ready = palloc(sizeof(bool) * Max(n, 1));
 	int			i;
 
-	/*
-	 * A connection just started waits until its socket is writable; every
-	 * other call first takes what its node has sent already.
-	 */
+	/* Every call first moves on as far as it can without waiting. */
 	for (i = 0; i < n; i++)
-	{
-		ready[i] = calls[i].state != KS_CALL_CONNECTING;
-		if (!ready[i])
-			events[i] = WL_SOCKET_WRITEABLE;
-	}
+		ready[i] = true;
 	for (;;)
 	{
 		TimestampTz now;
@@ -646,8 +995,7 @@ ks_drive(KsNodeCall *calls, int n, bool until_sent)
 				continue;
 			if (now >= call->deadline)
 			{
-				bool		connecting = call->state == KS_CALL_CONNECTING ||
-					call->state == KS_CALL_CHECKING;
+				bool		connecting = call->state != KS_CALL_RUNNING;
 
 				ks_call_fail(call, ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
 							 connecting ?
@@ -656,8 +1004,8 @@ ks_drive(KsNodeCall *calls, int n, bool until_sent)
 							 connecting ?
 							 psprintf("It did not connect and say who it is within kill_session.node_timeout (%d ms).",
 									  ks_node_timeout) :
-							 psprintf("It did not answer within kill_session.node_timeout plus kill_session.wait_timeout (%d ms).",
-									  ks_node_timeout + ks_kill_wait_timeout()),
+							 psprintf("It did not answer within kill_session.node_timeout plus kill_session.wait_timeout (" INT64_FORMAT " ms).",
+									  ks_answer_timeout()),
 							 NULL);
 				continue;
 			}
@@ -681,8 +1029,10 @@ ks_drive(KsNodeCall *calls, int n, bool until_sent)
 		for (i = 0; i < n; i++)
 		{
 			if (calls[i].state != KS_CALL_DONE && events[i] != 0)
-				AddWaitEventToSet(set, events[i], PQsocket(calls[i].conn), NULL,
-								  &ready[i]);
+				AddWaitEventToSet(set, events[i],
+								  calls[i].state == KS_CALL_RESOLVING ?
+								  calls[i].resolver.fd : PQsocket(calls[i].conn),
+								  NULL, &ready[i]);
 		}
 		timeout = Max(TimestampDifferenceMilliseconds(now, next_deadline), 1);
 		nevents = WaitEventSetWait(set, timeout, occurred, lengthof(occurred),
@@ -733,6 +1083,7 @@ ks_nodes_close(KsNodeCall *calls, int n)
 
 	for (i = 0; i < n; i++)
 	{
+		ks_resolve_stop(&calls[i].resolver);
 		if (calls[i].conn != NULL)
 		{
 			PQfinish(calls[i].conn);
@@ -758,12 +1109,13 @@ ks_node_report(const KsNodeCall *call, int elevel)
 /*
  * Run this SQL function's call on the node that holds session id, whose
  * foreign server is server: the same function, the same arguments but the
- * session string at argno, which becomes the ID.  Returns its result; its
- * error is raised here.
+ * session string at argno, which becomes the ID.  what is what it does
+ * ("kill session"), for the LOG line.  Returns its result; its error is
+ * raised here.
  */
 Datum
 ks_forward_call(FunctionCallInfo fcinfo, int argno, int64 id,
-				const char *server)
+				const char *server, const char *what)
 {
 	Oid			fn = fcinfo->flinfo->fn_oid;
 	Oid			rettype;
@@ -802,6 +1154,9 @@ ks_forward_call(FunctionCallInfo fcinfo, int argno, int64 id,
 
 	call.node = ks_id_node(id);
 	call.server = pstrdup(server);
+	call.fn = fn;
+	call.object = fn;
+	call.action = psprintf("%s " INT64_FORMAT, what, id);
 	call.sql = sql.data;
 	call.nparams = nargs;
 	call.params = params;

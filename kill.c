@@ -191,8 +191,8 @@ ks_kill_session(uint32 sid)
 	volatile bool gone = true;
 
 	ks_check_loaded();
-	ks_check_privilege("kill session");
-	ks_aim(sid, "kill session", false, &target, &me);
+	ks_check_privilege(KS_KILL_WHAT);
+	ks_aim(sid, KS_KILL_WHAT, false, &target, &me);
 	self = (target.pid == MyProcPid);
 	ks_mark(sid, &target, KS_KILL, &me, self ? 0 : SIGTERM, &pidfd, NULL);
 
@@ -239,7 +239,7 @@ kill_session(PG_FUNCTION_ARGS)
 	Datum		result;
 
 	ks_check_loaded();
-	if (ks_session_arg(fcinfo, 0, &sid, &result))
+	if (ks_session_arg(fcinfo, 0, KS_KILL_WHAT, &sid, &result))
 		return result;
 	PG_RETURN_BOOL(ks_kill_session(sid));
 }
@@ -404,6 +404,8 @@ ks_kill_calls(FunctionCallInfo fcinfo, const Datum *ids, const int *first,
 			/* No directory entry: say where the session is, before any kill. */
 			calls[c].server = ks_node_of_session(fcinfo->flinfo->fn_oid, id);
 			calls[c].node = node;
+			calls[c].fn = fcinfo->flinfo->fn_oid;
+			calls[c].object = fcinfo->flinfo->fn_oid;
 			calls[c].sql = sql;
 			calls[c].nparams = 1;
 			initStringInfo(&lists[c]);
@@ -420,6 +422,7 @@ ks_kill_calls(FunctionCallInfo fcinfo, const Datum *ids, const int *first,
 
 		params[0] = psprintf("{%s}", lists[c].data);
 		calls[c].params = params;
+		calls[c].action = psprintf("%ss %s", KS_KILL_WHAT, lists[c].data);
 	}
 	return calls;
 }
@@ -480,7 +483,6 @@ kill_sessions(PG_FUNCTION_ARGS)
 	bool	   *gone;
 	KsNodeCall *calls;
 	int			ncalls;
-	int			nlocal = 0;
 	int			not_gone = 0;
 	int			i;
 
@@ -512,10 +514,7 @@ kill_sessions(PG_FUNCTION_ARGS)
 	}
 	ks_first_listed(elems, n, first);
 	calls = ks_kill_calls(fcinfo, elems, first, n, node_of, &ncalls);
-	for (i = 0; i < n; i++)
-		nlocal += (node_of[i] < 0);
-	if (nlocal > 0 || ncalls == 0)
-		ks_check_privilege("kill session");
+	ks_check_privilege(KS_KILL_WHAT);
 	for (i = 0; i < n; i++)
 	{
 		int64		id = DatumGetInt64(elems[i]);
@@ -532,7 +531,7 @@ kill_sessions(PG_FUNCTION_ARGS)
 		}
 		if (node_of[i] >= 0)
 			continue;
-		found[i] = ks_aim(ks_id_local(id), "kill session", true, &targets[i], &me);
+		found[i] = ks_aim(ks_id_local(id), KS_KILL_WHAT, true, &targets[i], &me);
 		if (!found[i])
 			ereport(NOTICE,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),

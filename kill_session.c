@@ -74,6 +74,7 @@ _PG_init(void)
 
 	ks_define_node_setting();
 	ks_define_kill_settings();
+	ks_define_action_settings();
 	ks_define_forward_settings();
 	ks_define_privilege_parameter();
 
@@ -210,7 +211,7 @@ ks_emit_log(ErrorData *edata)
 		else if (edata->elevel == ERROR &&
 				 edata->sqlerrcode == ERRCODE_SYNTAX_ERROR &&
 				 edata->hint == NULL)
-			ks_add_oracle_hint(edata);
+			ks_add_oracle_hint(edata, ks_node_id());
 
 		MemoryContextSwitchTo(oldcontext);
 	}

@@ -51,6 +51,7 @@
 
 #include "compat.h"
 #include "registry.h"
+#include "resolve.h"
 #include "session_id.h"
 
 struct ParseState;
@@ -58,8 +59,9 @@ struct PlannedStmt;
 struct Query;
 
 /* action.c: what every action on a session shares */
-extern bool ks_session_arg(FunctionCallInfo fcinfo, int argno, uint32 *sid,
-						   Datum *result);
+#define KS_KILL_WHAT	"kill session"
+extern bool ks_session_arg(FunctionCallInfo fcinfo, int argno,
+						   const char *what, uint32 *sid, Datum *result);
 pg_noreturn extern void ks_report_invalid(void);
 extern int	ks_id_home(int64 id);
 extern char *ks_node_of_session(Oid fn, int64 id);
@@ -72,6 +74,8 @@ extern void ks_mark(uint32 sid, const KsSession *target, KsAction action,
 extern void ks_log_action(uint32 sid, const KsSession *target,
 						  const char *done, const KsKiller *me);
 extern void ks_add_end_detail(ErrorData *edata);
+extern void ks_define_action_settings(void);
+extern char *ks_my_origin(void);
 
 /*
  * forward.c: a call of SQL on another node.  The caller fills the first
@@ -81,9 +85,14 @@ typedef struct KsNodeCall
 {
 	int			node;			/* the node to call */
 	char	   *server;			/* its foreign server */
+	Oid			fn;				/* the extension's function that calls */
+	Oid			object;			/* the extension's function or view that
+								 * sql runs there */
 	const char *sql;			/* what to run there, with $1.. */
 	int			nparams;
 	const char *const *params;	/* $1.. as text, NULL for NULL */
+	const char *action;			/* what it does to sessions there, for the
+								 * LOG line; NULL for a read */
 
 	/* the answer: rows of text (NULL for NULL), or why there is none */
 	bool		failed;
@@ -103,6 +112,9 @@ typedef struct KsNodeCall
 	bool		password_required;
 	TimestampTz deadline;
 	MemoryContext context;
+	const char **keywords;		/* the connection's options */
+	const char **options;
+	KsResolver	resolver;		/* host names being resolved */
 } KsNodeCall;
 
 extern void ks_define_forward_settings(void);
@@ -114,7 +126,7 @@ extern void ks_nodes_receive(KsNodeCall *calls, int n);
 extern void ks_nodes_close(KsNodeCall *calls, int n);
 extern void ks_node_report(const KsNodeCall *call, int elevel);
 extern Datum ks_forward_call(FunctionCallInfo fcinfo, int argno, int64 id,
-							 const char *server);
+							 const char *server, const char *what);
 
 /* kill.c: the one kill behind every front door, and the wait */
 extern bool ks_kill_session(uint32 sid);

@@ -28,7 +28,8 @@
 /*
  * Add to a syntax error in one of the Oracle or MySQL statements that
  * sql_scan.h lists the statement that does the same here, or what is wrong
- * with its session string.  Runs inside emit_log_hook (see
+ * with its session string; node is this server's node number.  Runs
+ * inside emit_log_hook (see
  * kill_session.c): the scanner raises no error and allocates nothing.
  *
  * The HINT goes to the client and the log in the server's encoding, so it
@@ -39,7 +40,7 @@
  * it is not valid.
  */
 void
-ks_add_oracle_hint(ErrorData *edata)
+ks_add_oracle_hint(ErrorData *edata, int node)
 {
 	const char *query;
 	const char *p;
@@ -72,7 +73,7 @@ ks_add_oracle_hint(ErrorData *edata)
 	{
 		if (ks_find_oracle_statement(query, len, p - query,
 									 standard_conforming_strings, placeholders,
-									 hint, sizeof(hint)) == KS_ORACLE_NONE)
+									 node, hint, sizeof(hint)) == KS_ORACLE_NONE)
 			return;
 		if (pg_verifymbstr(hint, strlen(hint), true))
 		{

@@ -14,6 +14,6 @@
 #ifndef KS_ORACLE_HINT_H
 #define KS_ORACLE_HINT_H
 
-extern void ks_add_oracle_hint(ErrorData *edata);
+extern void ks_add_oracle_hint(ErrorData *edata, int node);
 
 #endif							/* KS_ORACLE_HINT_H */

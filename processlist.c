@@ -302,6 +302,39 @@ kill_session_processlist(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Whether a row of node's list, its columns as text, may be shown: its ID
+ * must carry that node.  What the caller may not see of another role's
+ * session is hidden as processlist hides it here, whatever the role that
+ * the node showed it to could see.
+ */
+static bool
+ks_node_row_ok(int node, char **row, bool read_all_stats)
+{
+	long long	id;
+	char	   *end;
+	Oid			role;
+
+	if (row[0] == NULL)
+		return false;
+	errno = 0;
+	id = strtoll(row[0], &end, 10);
+	if (end == row[0] || *end != '\0' || errno != 0 ||
+		!ks_id_valid(id) || ks_id_node(id) != node)
+		return false;
+	role = row[1] != NULL ? get_role_oid(row[1], true) : InvalidOid;
+	if (!read_all_stats &&
+		!(OidIsValid(role) && has_privs_of_role(GetUserId(), role)))
+	{
+		row[2] = NULL;			/* host */
+		row[4] = NULL;			/* command */
+		row[5] = NULL;			/* time */
+		row[6] = NULL;			/* state */
+		row[7] = "<insufficient privilege>";	/* info */
+	}
+	return true;
+}
+
+/*
  * kill_session_cluster_processlist() returns setof (node, id, user, host,
  * db, command, time, state, info, pid): this server's sessions and every
  * other node's in kill_session_nodes, each node's as its processlist shows
@@ -318,14 +351,20 @@ kill_session_cluster_processlist(PG_FUNCTION_ARGS)
 	int			ncalls;
 	char	   *sql;
 	int			c;
+	int			dropped;
+	bool		read_all_stats;
 
 	ks_check_loaded();
 	InitMaterializedSRF(fcinfo, 0);
+	read_all_stats = has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
 	sql = psprintf("SELECT id, \"user\", host, db, command, \"time\", state, info, pid FROM %s",
 				   ks_extension_object(fn, "processlist"));
 	calls = ks_directory_calls(fn, &ncalls);
 	for (c = 0; c < ncalls; c++)
+	{
 		calls[c].sql = sql;
+		calls[c].object = get_relname_relid("processlist", get_func_namespace(fn));
+	}
 	PG_TRY();
 	{
 		ks_nodes_send(calls, ncalls);
@@ -361,13 +400,28 @@ kill_session_cluster_processlist(PG_FUNCTION_ARGS)
 		}
 		attinmeta = TupleDescGetAttInMetadata(rsinfo->setDesc);
 		values[0] = psprintf("%d", calls[c].node);
+		dropped = 0;
 		for (r = 0; r < calls[c].nrows; r++)
 		{
 			memcpy(&values[1], &calls[c].values[r * KS_PROCESSLIST_COLS],
 				   sizeof(char *) * KS_PROCESSLIST_COLS);
+			if (!ks_node_row_ok(calls[c].node, &values[1], read_all_stats))
+			{
+				dropped++;
+				continue;
+			}
 			tuplestore_puttuple(rsinfo->setResult,
 								BuildTupleFromCStrings(attinmeta, values));
 		}
+		if (dropped > 0)
+			ereport(WARNING,
+					(errcode(ERRCODE_PROTOCOL_VIOLATION),
+					 errmsg_plural("node %d listed %d session whose ID does not carry that node",
+								   "node %d listed %d sessions whose IDs do not carry that node",
+								   dropped, calls[c].node, dropped),
+					 errdetail("Those rows are left out."),
+					 errcontext("node %d (foreign server \"%s\")",
+								calls[c].node, calls[c].server)));
 	}
 	return (Datum) 0;
 }

@@ -54,6 +54,15 @@ typedef struct KsKiller
 	uint32		sid;			/* 0 when the killer has no session ID */
 	int			pid;
 	NameData	role;
+
+	/*
+	 * The session of another node on whose behalf the killer acted, as that
+	 * node reported it (kill_session.origin); origin_pid 0 if none.
+	 */
+	int			origin_node;
+	int			origin_pid;
+	int64		origin_sid;
+	NameData	origin_role;
 } KsKiller;
 
 /* What ks_registry_mark_and_signal() found. */

@@ -535,6 +535,7 @@ typedef struct KsHintOut
 	char	   *buf;
 	size_t		size;
 	bool		overflow;
+	int			node;			/* the server's node number, 0 if none */
 } KsHintOut;
 
 /* Append printf-style text; a HINT that does not fit is not cut short. */
@@ -558,16 +559,25 @@ append(KsHintOut *out, const char *fmt, const char *a, const char *b,
 /*
  * The canonical session string of a string or integer token: "sid",
  * "sid, serial" or "sid, serial, @N", written from the parsed numbers.
- * false if kill_session() would reject it.
+ * false if kill_session() would reject it on a server of node node: not a
+ * session string, or on a node of a cluster an ID that carries no node,
+ * which could name a session of any node (*nodeless is then set to it).
  */
 static bool
-session_of(const KsToken *t, char *out, size_t size)
+session_of(const KsToken *t, int node, char *out, size_t size,
+		   long long *nodeless)
 {
 	KsSessionRef ref;
 
+	*nodeless = 0;
 	if (t->value_too_long ||
 		ks_parse_session_id(t->value, t->value_len, &ref) != KS_SESSION_OK)
 		return false;
+	if (node != 0 && ref.node == 0 && ks_id_node(ref.id) == 0)
+	{
+		*nodeless = (long long) ref.id;
+		return false;
+	}
 	if (ref.node != 0)
 		snprintf(out, size, "%lld, %lu, @%d", (long long) ref.id,
 				 (unsigned long) ref.serial, ref.node);
@@ -642,6 +652,30 @@ is_char(const KsScanner *s, const KsToken *t, char c)
 	"'session_id, serial#' or 'session_id, serial#, @node', with numbers " \
 	"from SHOW PROCESSLIST."
 
+/*
+ * What is wrong with a session string: not one, or on a node of a cluster
+ * an ID without its node.  For the latter, the form this node takes for a
+ * session of its own of that number, and no call.
+ */
+static void
+invalid_session(KsHintOut *out, const char *function, long long nodeless)
+{
+	char		why[200];
+
+	if (nodeless == 0)
+	{
+		append(out, "SELECT %s('session_id')%s", function, KS_INVALID_SESSION, "");
+		return;
+	}
+	snprintf(why, sizeof(why),
+			 "; the session ID %lld carries no node, so it could be any node's: "
+			 "give it as SHOW PROCESSLIST lists it (on this node, node %d, "
+			 "session %lld is %lld).",
+			 nodeless, out->node, nodeless,
+			 (long long) out->node * KS_NODE_FACTOR + nodeless);
+	append(out, "SELECT %s('session_id')%s", function, why, "");
+}
+
 /* Longest Oracle TIMEOUT, in seconds, that kill_session.wait_timeout holds. */
 #define KS_MAX_TIMEOUT_S	2147483UL
 
@@ -713,11 +747,12 @@ session_statement_hint(const char *function, const KsToken *session_token,
 	char		session[32];
 	char		timeout[24];
 	const char *option = "";
+	long long	nodeless;
 
-	if (!session_of(session_token, session, sizeof(session)))
+	if (!session_of(session_token, out->node, session, sizeof(session),
+					&nodeless))
 	{
-		append(out, "SELECT %s('session_id')%s", function,
-			   KS_INVALID_SESSION, "");
+		invalid_session(out, function, nodeless);
 		return KS_ORACLE_INVALID;
 	}
 	if (c->post_transaction)
@@ -752,6 +787,7 @@ find_oracle_statement(const char *query, size_t len, size_t errpos,
 	int			n = 0;
 	bool		has_error_token = false;
 	char		session[32];
+	long long	nodeless;
 	const char *function;
 	KsEndClauses clauses;
 
@@ -835,10 +871,10 @@ find_oracle_statement(const char *query, size_t len, size_t errpos,
 		(n == 2 || IS(1, "connection") || IS(1, "query")))
 	{
 		function = (n == 3 && IS(1, "query")) ? "cancel_sql" : "kill_session";
-		if (!session_of(&tok[n - 1], session, sizeof(session)))
+		if (!session_of(&tok[n - 1], out->node, session, sizeof(session),
+						&nodeless))
 		{
-			append(out, "SELECT %s('session_id')%s", function,
-				   KS_INVALID_SESSION, "");
+			invalid_session(out, function, nodeless);
 			return KS_ORACLE_INVALID;
 		}
 		append(out, "SELECT %s('%s');%s", function, session, "");
@@ -875,10 +911,10 @@ find_oracle_statement(const char *query, size_t len, size_t errpos,
 
 KsOracleResult
 ks_find_oracle_statement(const char *query, size_t len, size_t errpos,
-						 bool std_strings, bool placeholders, char *hint,
-						 size_t hintsize)
+						 bool std_strings, bool placeholders, int node,
+						 char *hint, size_t hintsize)
 {
-	KsHintOut	out = {hint, hintsize, false};
+	KsHintOut	out = {hint, hintsize, false, node};
 	KsOracleResult result;
 
 	if (hintsize == 0)
@@ -888,7 +924,7 @@ ks_find_oracle_statement(const char *query, size_t len, size_t errpos,
 								   placeholders, &out);
 	if (result != KS_ORACLE_NONE && out.overflow && !placeholders)
 		return ks_find_oracle_statement(query, len, errpos, std_strings, true,
-										hint, hintsize);
+										node, hint, hintsize);
 	if (result == KS_ORACLE_NONE || out.overflow)
 	{
 		hint[0] = '\0';

@@ -108,14 +108,16 @@ typedef enum KsOracleResult
  *
  * Session strings and IDs are written from the parsed numbers, names from
  * their values as the lexer reads them (or as <name> with placeholders);
- * a password is always written as '<password>'.  Nothing is copied from
+ * a password is always written as '<password>'.  node is the server's
+ * kill_session.node_id: on a node of a cluster (not 0), a session ID that
+ * carries no node is said to be wrong, as kill_session() would say.  Nothing is copied from
  * the query's text.  A HINT is written whole or not at all: one that
  * would not fit is written with placeholders, and if that does not fit
  * either, there is none.
  */
 extern KsOracleResult ks_find_oracle_statement(const char *query, size_t len,
 											   size_t errpos, bool std_strings,
-											   bool placeholders, char *hint,
-											   size_t hintsize);
+											   bool placeholders, int node,
+											   char *hint, size_t hintsize);
 
 #endif							/* KS_SQL_SCAN_H */

@@ -68,7 +68,13 @@ fail(const char *what, const char *hint)
 	abort();
 }
 
-/* The call's session string parses, to numbers printed without zeros. */
+/* The node number of the server the HINT is written for. */
+static int	server_node;
+
+/*
+ * The call's session string parses, to numbers printed without zeros; on
+ * a node of a cluster its ID carries a node.
+ */
 static void
 check_call(const char *call, const char *hint)
 {
@@ -86,6 +92,8 @@ check_call(const char *call, const char *hint)
 		(ref.has_serial && call[m[4].rm_so] == '0' && m[4].rm_eo - m[4].rm_so > 1) ||
 		(ref.node != 0 && call[m[6].rm_so] == '0'))
 		fail("call does not round-trip", hint);
+	if (server_node != 0 && ks_id_node(ks_ref_id(&ref)) == 0)
+		fail("call on a node with an ID that carries no node", hint);
 }
 
 /* The next token of a HINT's statement is of type, or the word. */
@@ -237,11 +245,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *query;
 	size_t		len;
 	bool		std_strings;
+	int			node;
 	int			i;
 
 	if (size < 1)
 		return 0;
 	std_strings = (data[0] & 1) == 0;
+	/* A single server, or node 1 or 9999 of a cluster. */
+	node = (data[0] & 6) == 0 ? 0 : (data[0] & 6) == 2 ? 1 : 9999;
+	server_node = node;
 	len = size - 1;
 	/* An exact-size copy, so that ASan sees any read past the end. */
 	query = malloc(len ? len : 1);
@@ -276,7 +288,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			size_t		j;
 
 			result = ks_find_oracle_statement(query, len, starts[i],
-											  std_strings, placeholders,
+											  std_strings, placeholders, node,
 											  hint, sizeof(hint));
 			if (result == KS_ORACLE_VALID)
 				check_hint(hint, placeholders);

@@ -5,7 +5,8 @@
 #   15          Debian 12's own packages (installed by tools/common.sh)
 #   15-cassert  bookworm's postgresql-15 source package, its upstream
 #               source built with --enable-cassert --enable-debug
-#               --enable-tap-tests, postgres_fdw and dblink
+#               --enable-tap-tests --with-ssl=openssl, postgres_fdw and
+#               dblink
 #   17          Debian 13's postgresql-17 packages, in a trixie chroot
 #   18-cassert  sid's postgresql-18 source package, built like 15-cassert
 #   18-valgrind the same with -DUSE_VALGRIND -Og, for the suites under
@@ -95,7 +96,7 @@ ks_build_cassert() {
 	local prefix=$KS_MATRIX_CACHE/$name
 	local srcdir=$KS_MATRIX_CACHE/src/$name
 	local dir=$KS_MATRIX_CACHE/apt/$suite
-	local recipe="upstream source of $srcpkg from $suite; --enable-cassert --enable-debug --enable-tap-tests; CFLAGS=$cflags; contrib: postgres_fdw dblink"
+	local recipe="upstream source of $srcpkg from $suite; --enable-cassert --enable-debug --enable-tap-tests --with-ssl=openssl; CFLAGS=$cflags; contrib: postgres_fdw dblink"
 
 	if [ -x "$prefix/bin/pg_config" ] && [ "$(cat "$prefix/.complete" 2>/dev/null)" = "$recipe" ] &&
 		ks_dirs_inside "$prefix/bin/pg_config" "$prefix"; then
@@ -125,7 +126,7 @@ ks_build_cassert() {
 	(
 		cd "$tree" &&
 		./configure --prefix="$prefix" --enable-cassert --enable-debug \
-			--enable-tap-tests --without-readline --without-icu \
+			--enable-tap-tests --with-ssl=openssl --without-readline --without-icu \
 			${cflags:+CFLAGS="$cflags"} \
 			>"$srcdir/configure.log" 2>&1 &&
 		make -s -j"$(nproc)" >"$srcdir/build.log" 2>&1 &&
@@ -219,7 +220,7 @@ ks_chroot() {
 
 # Debian 13's packages the suites need inside the chroot.
 KS_CHROOT_PACKAGES="postgresql-17 postgresql-server-dev-17 libkrb5-dev
-	libpq-dev libipc-run-perl make gcc perl pgbouncer haproxy python3-psycopg
+	libpq-dev libipc-run-perl make gcc perl openssl pgbouncer haproxy python3-psycopg
 	python3-psycopg2
 	libpostgresql-jdbc-java default-jdk-headless nodejs node-pg"
 
@@ -264,7 +265,7 @@ ks_prepare_chroot() {
 }
 
 # The host-side packages a source build needs.
-KS_MATRIX_PACKAGES="bison flex zlib1g-dev pkg-config libipc-run-perl
+KS_MATRIX_PACKAGES="bison flex zlib1g-dev libssl-dev pkg-config libipc-run-perl
 	debootstrap dpkg-dev valgrind"
 
 ks_matrix_prepare() {

@@ -1,0 +1,513 @@
+# Forwarding against a hostile neighbour, on the streaming cluster of
+# t/013: each attack that crossed a trust boundary, turned around.
+#
+# - only the extension's own object, in its own database, ever runs on a
+#   node (a trojan in another database never runs: 55000);
+# - options come from their place whatever the wrapper (a permissive
+#   wrapper's user mapping neither redirects nor connects);
+# - a node's server belongs to a superuser or the directory's owner;
+# - with sslmode verify-full and channel_binding require, a fake node
+#   never receives a password, and the real TLS nodes still answer;
+# - the caller needs the privilege on its own node, even with a PUBLIC
+#   mapping to a privileged role, and the cluster list hides what the
+#   caller may not see;
+# - both nodes log each forwarded action, and the ended session's DETAIL
+#   names the origin;
+# - the timeouts work at their maxima, a slow resolver is bounded and
+#   cancellable, a plain PostgreSQL is 55000, a node's FATAL is 08006, and
+#   on a node the HINT for an ID without its node says so.
+
+use strict;
+use warnings FATAL => 'all';
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time usleep);
+use IO::Socket::INET;
+use FindBin;
+use lib $FindBin::RealBin;
+use KsNode;
+use KsWire;
+
+my @nodes = ks_cluster();
+my ($n1, $n2, $n3) = @nodes;
+my $END = [ 'E:FATAL:57P01', 'EOF' ];
+
+# A session of role app on $node, and its ID.
+sub victim
+{
+	my ($node) = @_;
+	my $w = KsWire->connect($node, user => 'app');
+	return ($w, $w->session_id);
+}
+
+# psql's stdout and stderr for $sql on $node as $user, verbose.
+sub run_as
+{
+	my ($node, $user, $sql) = @_;
+	my ($ret, $out, $err) = $node->psql('postgres',
+		"\\set VERBOSITY verbose\n\\set SHOW_CONTEXT always\n$sql",
+		extra_params => [ '-U', $user ]);
+	return ($out, $err);
+}
+
+sub refused { return (run_as(@_))[1]; }
+
+# The processes below $node's backends: a resolver left behind shows here.
+sub grandchildren
+{
+	my ($node) = @_;
+	my $pm = slurp_file($node->data_dir . '/postmaster.pid') =~ /^(\d+)/ ? $1 : die;
+	my %parent;
+	for my $status (glob '/proc/[0-9]*/status')
+	{
+		open(my $fh, '<', $status) or next;
+		my $text = do { local $/; <$fh> };
+		close $fh;
+		my ($pid) = $status =~ m{/proc/(\d+)/};
+		$parent{$pid} = $1 if $text =~ /^PPid:\s+(\d+)/m;
+	}
+	my %child = map { $_ => 1 } grep { $parent{$_} == $pm } keys %parent;
+	return grep { $child{ $parent{$_} } } keys %parent;
+}
+
+$n1->safe_psql('postgres', q{
+	GRANT ALTER SYSTEM ON PARAMETER kill_session.kill TO dba, nopw;
+	CREATE ROLE outsider LOGIN;
+	CREATE ROLE delegate;
+	GRANT USAGE ON FOREIGN DATA WRAPPER postgres_fdw TO delegate;
+	GRANT USAGE ON FOREIGN SERVER node3 TO outsider;
+	CREATE DATABASE other;
+});
+$n1->safe_psql('other', q{
+	CREATE TABLE trojan_ran (what text);
+	GRANT INSERT ON trojan_ran TO PUBLIC;
+	GRANT CREATE ON SCHEMA public TO PUBLIC;
+});
+# An ordinary role's trojans in database "other", where the extension is
+# not: each would record that it ran and make her a superuser.
+$n1->safe_psql('other', q{
+	CREATE FUNCTION public.kill_session(text, boolean) RETURNS boolean
+	LANGUAGE plpgsql AS $$
+	BEGIN
+		INSERT INTO trojan_ran VALUES ('kill_session');
+		ALTER ROLE app SUPERUSER;
+		RETURN true;
+	END $$;
+	CREATE FUNCTION public.trojan_list() RETURNS TABLE (id bigint, "user" text,
+		host text, db text, command text, "time" integer, state text,
+		info text, pid integer)
+	LANGUAGE plpgsql AS $$
+	BEGIN
+		INSERT INTO trojan_ran VALUES ('processlist');
+		ALTER ROLE app CREATEROLE;
+		RETURN;
+	END $$;
+	CREATE VIEW public.processlist AS SELECT * FROM public.trojan_list();
+}, extra_params => [ '-U', 'app' ]);
+$n1->wait_for_catchup($_, 'replay', $n1->lsn('insert')) for $n2, $n3;
+
+# -- Only the extension's own objects, in its own database -----------------
+
+$n1->safe_psql('postgres', q{ALTER SERVER node1 OPTIONS (SET dbname 'other')});
+$n1->wait_for_catchup($n2, 'replay', $n1->lsn('insert'));
+my ($v, $id) = victim($n1);
+like(refused($n2, 'postgres', "SELECT kill_session('$id')"),
+	qr/ERROR:  55000: foreign server "node1" of node 1 connects to database "other", not "postgres"\nDETAIL:  A call runs only in the database of the extension that makes it\.\nHINT:  ALTER SERVER node1 OPTIONS \(SET dbname 'postgres'\);/,
+	'a server naming another database: 55000, naming both');
+my ($out, $err) = run_as($n2, 'postgres',
+	'SELECT count(*) FROM cluster_processlist WHERE node = 1');
+is($out, '0', 'the cluster list leaves that node out');
+like($err, qr/WARNING:  55000: foreign server "node1" of node 1 connects to database "other"/,
+	'with a WARNING');
+is($n1->safe_psql('other', 'SELECT count(*) FROM trojan_ran'), '0',
+	'neither trojan ran');
+is($n1->safe_psql('postgres',
+		"SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = 'app'"),
+	'f', 'and the ordinary role gained nothing');
+is($v->value('SELECT 1'), '1', 'the session lives on');
+$n1->safe_psql('postgres', q{ALTER SERVER node1 OPTIONS (SET dbname 'postgres')});
+$n1->wait_for_catchup($n2, 'replay', $n1->lsn('insert'));
+
+# The extension in another schema here than there: the node does not have
+# the object this server would call.
+($v, $id) = victim($n3);
+like(refused($n1, 'postgres', qq{
+	BEGIN;
+	CREATE SCHEMA moved;
+	ALTER EXTENSION kill_session SET SCHEMA moved;
+	SELECT moved.kill_session('$id');}),
+	qr/ERROR:  55000: node 3 does not have this extension's function moved\.kill_session\(pg_catalog\.text,boolean\)\nDETAIL:  The node has no such object\./,
+	'an object the node does not have as this extension\'s: 55000');
+is($v->value('SELECT 2'), '2', 'the session lives on');
+
+# -- Options in their place, whatever the wrapper ---------------------------
+
+my $n3_port = $n3->port;
+my $n3_host = $n3->host;
+$n1->safe_psql('postgres', qq{
+	CREATE FUNCTION permissive_validator(text[], oid) RETURNS void
+		LANGUAGE plpgsql AS 'BEGIN END';
+	CREATE FOREIGN DATA WRAPPER permissive VALIDATOR permissive_validator;
+	CREATE SERVER loose FOREIGN DATA WRAPPER permissive
+		OPTIONS (host '127.0.0.1', port '$n3_port', dbname 'postgres');
+	GRANT USAGE ON FOREIGN SERVER loose TO dba;
+	CREATE USER MAPPING FOR postgres SERVER loose;
+});
+# A role with the privilege writes her own mapping there, as the wrapper
+# lets her: to the server's operating system user, through its socket.
+$n1->safe_psql('postgres', qq{
+	CREATE USER MAPPING FOR dba SERVER loose
+		OPTIONS (user 'postgres', host '$n3_host', password_required 'false')},
+	extra_params => [ '-U', 'dba' ]);
+like(refused($n1, 'postgres', qq{
+	BEGIN;
+	UPDATE kill_session_nodes SET server_name = 'loose' WHERE node_id = 3;
+	SET ROLE dba;
+	SELECT kill_session('$id');}),
+	qr/ERROR:  HV00D: option "host" is not allowed in a user mapping of node 3's foreign server "loose"/,
+	'a permissive wrapper: her own mapping cannot redirect the call');
+$n1->safe_psql('postgres', q{
+	ALTER USER MAPPING FOR dba SERVER loose OPTIONS (DROP host)},
+	extra_params => [ '-U', 'dba' ]);
+like(refused($n1, 'postgres', qq{
+	BEGIN;
+	UPDATE kill_session_nodes SET server_name = 'loose' WHERE node_id = 3;
+	SET ROLE dba;
+	SELECT kill_session('$id');}),
+	qr/ERROR:  2F003: password is required\nDETAIL:  Non-superusers must provide a password in the user mapping\./,
+	'nor connect without a password: password_required counts only under postgres_fdw\'s validator');
+like(refused($n1, 'postgres', qq{
+	BEGIN;
+	ALTER SERVER loose OPTIONS (ADD user 'postgres');
+	UPDATE kill_session_nodes SET server_name = 'loose' WHERE node_id = 3;
+	SELECT kill_session('$id');}),
+	qr/ERROR:  HV00D: option "user" is not allowed in node 3's foreign server "loose"/,
+	'the user belongs in a user mapping, not the server');
+is($v->value('SELECT 3'), '3', 'the session lives on');
+
+# -- Who is called is who the directory's owner chose -------------------------
+
+like(refused($n1, 'postgres', qq{
+	BEGIN;
+	ALTER SERVER node3 OWNER TO delegate;
+	SELECT kill_session('$id');}),
+	qr/ERROR:  42501: foreign server "node3" of node 3 is owned by role "delegate"\nDETAIL:  A node's server must be owned by a superuser or by the owner of kill_session_nodes, role "postgres"\./,
+	'a server owned by a role that is not a superuser: 42501, naming it');
+is($v->value('SELECT 4'), '4', 'the session lives on');
+
+# -- TLS: a fake node never receives a password --------------------------------
+
+# A CA, and a certificate of 127.0.0.1 for the nodes, made for this run.
+my $tls = PostgreSQL::Test::Utils::tempdir;
+for my $cmd (
+	"openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=kill_session-test-ca -keyout $tls/ca.key -out $tls/ca.crt",
+	"openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout $tls/node.key -out $tls/node.csr",
+	"printf 'subjectAltName=IP:127.0.0.1\\n' > $tls/san.ext",
+	"openssl x509 -req -in $tls/node.csr -CA $tls/ca.crt -CAkey $tls/ca.key -CAcreateserial -days 2 -extfile $tls/san.ext -out $tls/node.crt")
+{
+	system("$cmd >/dev/null 2>&1") == 0 or die "failed: $cmd";
+}
+chmod 0600, "$tls/node.key";
+for my $node (@nodes)
+{
+	$node->append_conf('postgresql.conf', qq{
+ssl = on
+ssl_cert_file = '$tls/node.crt'
+ssl_key_file = '$tls/node.key'
+});
+	$node->reload;
+}
+# The fake: it answers a TLS request with "no", and asks for the password
+# in clear text; whatever it is sent is kept.
+my $fake = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+	Listen => 5, ReuseAddr => 1) or die "fake node: $!";
+my $fake_port = $fake->sockport;
+my $fake_got = "$tls/fake_received";
+my $fake_pid = fork();
+if ($fake_pid == 0)
+{
+	while (my $c = $fake->accept)
+	{
+		my $got = '';
+		for (1 .. 3)
+		{
+			my $n = sysread($c, my $buf, 8192);
+			last unless $n;
+			$got .= $buf;
+			if ($buf =~ /^\0\0\0\x08\x04\xd2\x16[\x2f\x30]/)
+			{
+				syswrite($c, 'N');	# SSL or GSS encryption: not here
+			}
+			else
+			{
+				syswrite($c, pack('a N N', 'R', 8, 3));	# clear-text password
+			}
+		}
+		open(my $fh, '>>', $fake_got) or die;
+		print $fh $got;
+		close $fh;
+		close $c;
+	}
+	exit 0;
+}
+close $fake;
+
+my $tls_options = "sslmode 'verify-full', sslrootcert '$tls/ca.crt', channel_binding 'require'";
+$n1->safe_psql('postgres', qq{
+	CREATE SERVER fake FOREIGN DATA WRAPPER postgres_fdw
+		OPTIONS (host '127.0.0.1', port '$fake_port', dbname 'postgres', $tls_options);
+	CREATE USER MAPPING FOR dba SERVER fake OPTIONS (user 'dba', password 'dba-secret');
+	GRANT USAGE ON FOREIGN SERVER fake TO dba;
+	CREATE SERVER tls3 FOREIGN DATA WRAPPER postgres_fdw
+		OPTIONS (host '127.0.0.1', port '$n3_port', dbname 'postgres', $tls_options);
+	CREATE USER MAPPING FOR dba SERVER tls3 OPTIONS (user 'dba', password 'dba-secret');
+	GRANT USAGE ON FOREIGN SERVER tls3 TO dba;
+});
+like(refused($n1, 'postgres', qq{
+	BEGIN;
+	UPDATE kill_session_nodes SET server_name = 'fake' WHERE node_id = 3;
+	SET ROLE dba;
+	SELECT kill_session('$id');}),
+	qr/ERROR:  08001: could not connect to node 3\nDETAIL:  .*SSL/,
+	'a fake node under verify-full: the call fails');
+my $received = -e $fake_got ? slurp_file($fake_got) : '';
+unlike($received, qr/dba-secret/, 'and the fake never received the password');
+is($n1->safe_psql('postgres', qq{
+	BEGIN;
+	UPDATE kill_session_nodes SET server_name = 'tls3' WHERE node_id = 3;
+	SET ROLE dba;
+	SELECT kill_session('$id');}),
+	't', 'the real node, over TLS verified against the CA, with channel binding: killed');
+is_deeply($v->trace(10), $END, 'which ends');
+kill 'TERM', $fake_pid;
+waitpid($fake_pid, 0);
+
+# -- The privilege on both nodes ---------------------------------------------
+
+($v, $id) = victim($n3);
+like(refused($n1, 'app', "SELECT kill_session('$id')"),
+	qr/ERROR:  42501: permission denied to kill session\nDETAIL:  Only superusers and roles with the ALTER SYSTEM privilege on parameter "kill_session.kill" may kill sessions\.\nLOCATION:  [^\n]*$/,
+	'a role without the privilege is refused on its own node, before any call');
+$n1->safe_psql('postgres', q{
+	CREATE USER MAPPING FOR PUBLIC SERVER node3
+		OPTIONS (user 'dba', password 'dba-secret');
+	GRANT pg_read_all_stats TO dba;
+});
+$n1->wait_for_catchup($_, 'replay', $n1->lsn('insert')) for $n2, $n3;
+for my $call ("SELECT kill_session('$id')", "SELECT disconnect_session('$id')",
+	"SELECT cancel_sql('$id')", "SELECT * FROM kill_sessions(ARRAY[$id])")
+{
+	like(refused($n2, 'outsider', $call),
+		qr/ERROR:  42501: permission denied to (kill|disconnect|cancel SQL of) session\nDETAIL:  [^\n]*\nLOCATION:  [^\n]*$/,
+		"a PUBLIC mapping to a privileged role does not lend its privilege: $call");
+}
+is($v->value('SELECT 5'), '5', 'the session lives on');
+($out, $err) = run_as($n2, 'outsider', qq{
+	SELECT host IS NULL, info FROM cluster_processlist WHERE id = $id});
+is($out, 't|<insufficient privilege>',
+	'the cluster list hides from her what processlist would, whatever the mapped role sees');
+$n1->safe_psql('postgres', q{
+	DROP USER MAPPING FOR PUBLIC SERVER node3;
+	REVOKE pg_read_all_stats FROM dba;
+	CREATE ROLE ops LOGIN;
+	GRANT ALTER SYSTEM ON PARAMETER kill_session.kill TO ops;
+	GRANT USAGE ON FOREIGN SERVER node3 TO ops;
+	CREATE USER MAPPING FOR ops SERVER node3 OPTIONS (user 'app', password 'app-secret');
+});
+$n1->wait_for_catchup($_, 'replay', $n1->lsn('insert')) for $n2, $n3;
+like(refused($n2, 'ops', "SELECT kill_session('$id')"),
+	qr/ERROR:  42501: permission denied to kill session\n.*CONTEXT:  node 3 \(foreign server "node3"\)/s,
+	'the node checks the mapped role too: 42501 from node 3');
+like(refused($n2, 'ops', "SELECT * FROM kill_sessions(ARRAY[$id])"),
+	qr/WARNING:  42501: permission denied to kill session\n.*CONTEXT:  node 3/s,
+	'kill_sessions passes the node\'s refusal on as a WARNING');
+like(refused($n2, 'nopw', "SELECT kill_session('$id')"),
+	qr/ERROR:  2F003: password is required/,
+	'a non-superuser\'s user mapping needs a password, as postgres_fdw requires');
+is($v->value('SELECT 6'), '6', 'the session lives on');
+
+# -- An audit trail across nodes ---------------------------------------------
+
+my $caller = KsWire->connect($n2, user => 'dba');
+my $caller_id = $caller->session_id;
+my $caller_pid = $caller->pid;
+my $origin = qr/on behalf of role "dba" \(session $caller_id, pid $caller_pid\) of node 2, as node 2 reported/;
+for my $case (
+	[ 'kill_session', "SELECT kill_session('%s')", 'kill session', 'killed' ],
+	[ 'disconnect_session', "SELECT disconnect_session('%s')", 'kill session', 'killed' ],
+	[ 'disconnect_session after the transaction',
+		"SELECT disconnect_session('%s', post_transaction => true)",
+		'disconnect session', 'marked to disconnect after its transaction' ],
+	[ 'cancel_sql', "SELECT cancel_sql('%s')", 'cancel SQL of session',
+		'had its statement cancelled' ],
+	[ 'kill_sessions', 'SELECT killed FROM kill_sessions(ARRAY[%s])',
+		'kill sessions', 'killed' ])
+{
+	my ($name, $sql, $action, $done) = @$case;
+	my ($w, $wid) = victim($n3);
+	$w->send_query('SELECT pg_sleep(60)') if $name eq 'cancel_sql';
+	$n3->poll_query_until('postgres',
+		"SELECT state = 'ACTIVE' FROM processlist WHERE id = $wid")
+	  or die
+	  if $name eq 'cancel_sql';
+	my $off2 = -s $n2->logfile;
+	my $off3 = -s $n3->logfile;
+	is($caller->value(sprintf($sql, $wid)), 't', "$name from node 2");
+	like(slurp_file($n2->logfile, $off2),
+		qr/LOG:  session $caller_id \(pid $caller_pid, role "dba"\) of node 2 forwards to node 3 \(foreign server "node3"\): $action $wid\n/,
+		"$name: the calling node logs who asked what of which node");
+	like(slurp_file($n3->logfile, $off3),
+		qr/LOG:  session $wid \(pid \d+, role "app", database "postgres"\) $done by session 3\d+ \(pid \d+, role "dba"\) $origin\n/,
+		"$name: the node logs it with the origin");
+	next if $name =~ /after the transaction/;
+	if ($name eq 'cancel_sql')
+	{
+		$w->trace(10);
+		like($w->last_error->{D},
+			qr/^The statement of session $wid was cancelled by role "dba" \(session 3\d+\) $origin\.$/,
+			'the cancelled statement\'s DETAIL names the origin');
+		$w->close;
+		next;
+	}
+	is_deeply($w->trace(10), $END, "$name: the session ends");
+	like($w->last_error->{D},
+		qr/^Session $wid was killed by role "dba" \(session 3\d+\) $origin\.$/,
+		"$name: its DETAIL names the origin");
+}
+$caller->close;
+
+# -- Every bound holds ----------------------------------------------------------
+
+($v, $id) = victim($n3);
+($out, $err) = run_as($n1, 'postgres', qq{
+	SET kill_session.wait_timeout = 2147483647;
+	SET kill_session.node_timeout = 2147483647;
+	SELECT count(DISTINCT node) FROM cluster_processlist;
+	SELECT kill_session('$id');});
+is($out, "3\nt", 'both timeouts at their maxima: the list and the kill work');
+unlike($err, qr/WARNING|ERROR/, 'with no warning');
+is_deeply($v->trace(10), $END, 'the session ends');
+
+# A resolver that takes 5 s for one name, on node 2.
+my $shim = PostgreSQL::Test::Utils::tempdir;
+open(my $src, '>', "$shim/slowdns.c") or die;
+print $src <<'EOF';
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <netdb.h>
+#include <string.h>
+#include <unistd.h>
+
+int
+getaddrinfo(const char *node, const char *service,
+			const struct addrinfo *hints, struct addrinfo **res)
+{
+	static int	(*real) (const char *, const char *,
+						 const struct addrinfo *, struct addrinfo **);
+
+	if (real == NULL)
+		real = dlsym(RTLD_NEXT, "getaddrinfo");
+	if (node != NULL && strcmp(node, "slow.kill-session.test") == 0)
+	{
+		sleep(5);
+		node = "127.0.0.1";
+	}
+	return real(node, service, hints, res);
+}
+EOF
+close $src;
+system('cc', '-shared', '-fPIC', '-o', "$shim/slowdns.so", "$shim/slowdns.c",
+	'-ldl') == 0
+  or die 'could not build the resolver shim';
+{
+	local $ENV{LD_PRELOAD} = "$shim/slowdns.so";
+	$n2->restart;
+}
+$n1->safe_psql('postgres', qq{
+	CREATE SERVER slow3 FOREIGN DATA WRAPPER postgres_fdw
+		OPTIONS (host 'slow.kill-session.test', port '$n3_port', dbname 'postgres');
+	CREATE USER MAPPING FOR postgres SERVER slow3;
+	UPDATE kill_session_nodes SET server_name = 'slow3' WHERE node_id = 3;
+});
+$n1->wait_for_catchup($n2, 'replay', $n1->lsn('insert'));
+($v, $id) = victim($n3);
+my $t0 = time();
+like(refused($n2, 'postgres',
+		"SET kill_session.node_timeout = '500ms'; SELECT kill_session('$id')"),
+	qr/ERROR:  08001: could not reach node 3\nDETAIL:  It did not connect and say who it is within kill_session.node_timeout \(500 ms\)/,
+	'a resolver slower than node_timeout: could not reach node 3');
+my $elapsed = time() - $t0;
+cmp_ok($elapsed, '<', 0.5 + 2 * ks_slow(), "within node_timeout (${elapsed}s)");
+$t0 = time();
+like(refused($n2, 'postgres',
+		"SET statement_timeout = '1s'; SELECT kill_session('$id')"),
+	qr/ERROR:  57014: canceling statement due to statement timeout/,
+	'a cancel ends the wait for the resolver');
+$elapsed = time() - $t0;
+cmp_ok($elapsed, '<', 1 + 2 * ks_slow(), "at once (${elapsed}s)");
+is(scalar(grandchildren($n2)), 0, 'no resolver is left behind');
+$t0 = time();
+is($n2->safe_psql('postgres',
+		"SET kill_session.node_timeout = '30s'; SELECT kill_session('$id')"),
+	't', 'a resolver that answers in time: the call goes on, to the name\'s address');
+cmp_ok(time() - $t0, '>=', 4.5, 'after the resolver\'s 5 s');
+is_deeply($v->trace(10), $END, 'the session ends');
+$n1->safe_psql('postgres',
+	q{UPDATE kill_session_nodes SET server_name = 'node3' WHERE node_id = 3});
+$n1->wait_for_catchup($n2, 'replay', $n1->lsn('insert'));
+
+# -- Right answers ----------------------------------------------------------------
+
+# A PostgreSQL without kill_session.
+my $plain = PostgreSQL::Test::Cluster->new('plain');
+$plain->init;
+$plain->append_conf('postgresql.conf', "listen_addresses = '127.0.0.1'\n");
+$plain->start;
+my $plain_port = $plain->port;
+($v, $id) = victim($n3);
+like(refused($n1, 'postgres', qq{
+	BEGIN;
+	CREATE SERVER plain FOREIGN DATA WRAPPER postgres_fdw
+		OPTIONS (host '127.0.0.1', port '$plain_port', dbname 'postgres');
+	CREATE USER MAPPING FOR CURRENT_USER SERVER plain;
+	UPDATE kill_session_nodes SET server_name = 'plain' WHERE node_id = 3;
+	SELECT kill_session('$id');}),
+	qr/ERROR:  55000: foreign server "plain" of node 3 does not run kill_session\n/,
+	'a server without kill_session: 55000, not 42704');
+$plain->stop;
+
+# The node's session ends in the middle of a call: its FATAL is 08006 here.
+# (The session is stopped, so the node's kill waits for it.)
+my $victim_pid = $v->pid;
+kill 'STOP', $victim_pid;
+my $caller1 = KsWire->connect($n1);
+$caller1->send_query("SELECT kill_session('$id')");
+$n3->poll_query_until('postgres', q{
+	SELECT count(*) = 1 FROM pg_stat_activity
+	WHERE application_name = 'kill_session' AND state = 'active'}) or die;
+$n3->safe_psql('postgres', q{
+	SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+	WHERE application_name = 'kill_session' AND state = 'active'});
+is_deeply($caller1->trace(30), [ 'T', 'E:ERROR:08006', 'Z' ],
+	'the node\'s FATAL: an ERROR 08006 here, not the node\'s 57P01');
+is($caller1->last_error->{M}, 'lost the connection to node 3',
+	'lost the connection to node 3');
+like($caller1->last_error->{D},
+	qr/^The node said: FATAL: 57P01: terminating connection due to administrator command/,
+	'with the node\'s own words in the DETAIL');
+is($caller1->value('SELECT 7'), '7', 'the caller\'s own connection goes on');
+$caller1->close;
+kill 'CONT', $victim_pid;
+is_deeply($v->trace(10), $END, 'the session, marked before, ends once it runs');
+
+# On a node, the HINT for an ID without its node says so.
+like(refused($n2, 'postgres', "ALTER SYSTEM KILL SESSION '3274972196'"),
+	qr/HINT:  On PostgreSQL run: SELECT kill_session\('session_id'\); the session ID 3274972196 carries no node, so it could be any node's: give it as SHOW PROCESSLIST lists it \(on this node, node 2, session 3274972196 is 23274972196\)\./,
+	'the nodeless HINT: what is wrong, and this node\'s form');
+like(refused($n2, 'postgres', "ALTER SYSTEM KILL SESSION '3274972196, 1, \@3'"),
+	qr/HINT:  On PostgreSQL run: SELECT kill_session\('3274972196, 1, \@3'\);/,
+	'with its node, the HINT gives the call');
+
+$v->close;
+done_testing();
