@@ -177,6 +177,17 @@ like(refused($n1, 'postgres', qq{
 	SELECT kill_session('$id');}),
 	qr/ERROR:  2F003: password is required\nDETAIL:  Non-superusers must provide a password in the user mapping\./,
 	'nor connect without a password: password_required counts only under postgres_fdw\'s validator');
+$n1->safe_psql('postgres', qq{
+	ALTER USER MAPPING FOR dba SERVER loose
+		OPTIONS (SET user 'dba', ADD password 'dba-secret', ADD sslkey '/etc/ssl/private/server.key')},
+	extra_params => [ '-U', 'dba' ]);
+like(refused($n1, 'postgres', qq{
+	BEGIN;
+	UPDATE kill_session_nodes SET server_name = 'loose' WHERE node_id = 3;
+	SET ROLE dba;
+	SELECT kill_session('$id');}),
+	qr/ERROR:  HV00D: option "sslkey" is not allowed in a user mapping of node 3's foreign server "loose"/,
+	'nor name a key file of this server: sslkey only in a superuser\'s mapping');
 like(refused($n1, 'postgres', qq{
 	BEGIN;
 	ALTER SERVER loose OPTIONS (ADD user 'postgres');

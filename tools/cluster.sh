@@ -7,16 +7,20 @@
 #   node 3  a hot standby      127.0.0.1:$KS_CLUSTER_PORT + 2
 #   HAProxy round robin        127.0.0.1:$KS_CLUSTER_PORT + 3
 #
-# Each node preloads kill_session with its kill_session.node_id; the primary
-# holds the foreign servers, the user mappings and the directory
-# kill_session_nodes, which the standbys receive by replication.  Then,
-# through HAProxy: a new connection lists the cluster, and another new
-# connection, on whatever node it lands, kills a session of node 1.
+# Each node preloads kill_session with its kill_session.node_id and speaks
+# TLS with a certificate made for the run; the primary holds the foreign
+# servers (sslmode verify-full against the run's CA, channel_binding
+# require, and require_auth scram-sha-256 from 16 on), the role dba's user
+# mappings and the directory kill_session_nodes, which the standbys receive
+# by replication.  Then, through HAProxy, as dba: a new connection lists
+# the cluster, and another new connection, on whatever node it lands,
+# kills a session of node 1.
 #
 #   bash tools/cluster.sh             (KEEP=1 leaves the cluster running)
 #
 # Needs kill_session installed for the server pg_config names (default:
-# Debian's 15), postgres_fdw (in Debian's server package) and haproxy.
+# Debian's 15), postgres_fdw (in Debian's server package), haproxy and
+# openssl.
 # Everything it writes is under a new directory in /tmp.  Run as root, it
 # runs the servers as the user postgres.
 set -eu
@@ -47,6 +51,19 @@ sql() {							# sql NODE_PORT [psql options] SQL
 	"$BIN/psql" -X -h 127.0.0.1 -p "$port" -d postgres -v ON_ERROR_STOP=1 "$@"
 }
 
+echo "== a CA, and a certificate of 127.0.0.1 for the nodes"
+mkdir "$DIR/tls"
+(
+	cd "$DIR/tls"
+	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=kill_session-cluster-ca \
+		-keyout ca.key -out ca.crt
+	openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout node.key -out node.csr
+	printf 'subjectAltName=IP:127.0.0.1\n' >san.ext
+	openssl x509 -req -in node.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+		-extfile san.ext -out node.crt
+	chmod 600 node.key
+) >"$DIR/openssl.log" 2>&1
+
 echo "== node 1, the primary, on port $PORT"
 "$BIN/initdb" -D "$DIR/node1" -A trust -U postgres >"$DIR/initdb.log"
 cat >>"$DIR/node1/postgresql.conf" <<EOF
@@ -55,10 +72,20 @@ unix_socket_directories = '$DIR'
 port = $PORT
 shared_preload_libraries = 'kill_session'
 kill_session.node_id = 1
+ssl = on
+ssl_cert_file = '$DIR/tls/node.crt'
+ssl_key_file = '$DIR/tls/node.key'
 EOF
+# dba comes over TCP with TLS and SCRAM; the rest as initdb set it up.
+{
+	echo "hostssl all dba 127.0.0.1/32 scram-sha-256"
+	echo "host all dba 127.0.0.1/32 reject"
+	cat "$DIR/node1/pg_hba.conf"
+} >"$DIR/hba" && mv "$DIR/hba" "$DIR/node1/pg_hba.conf"
 "$BIN/pg_ctl" -D "$DIR/node1" -l "$DIR/node1.log" -w start >/dev/null
 sql $PORT -q -c "CREATE EXTENSION kill_session" -c "CREATE EXTENSION postgres_fdw" \
-	-c "CREATE ROLE app LOGIN"
+	-c "CREATE ROLE app LOGIN" -c "CREATE ROLE dba LOGIN PASSWORD 'dba-secret'" \
+	-c "GRANT ALTER SYSTEM TO dba" -c "GRANT pg_read_all_stats TO dba"
 
 for n in 2 3; do
 	port=$((PORT + n - 1))
@@ -71,13 +98,19 @@ EOF
 	"$BIN/pg_ctl" -D "$DIR/node$n" -l "$DIR/node$n.log" -w start >/dev/null
 done
 
-echo "== on the primary: a foreign server and a user mapping per node, and the directory"
+echo "== on the primary: a foreign server over TLS and dba's user mapping per node, and the directory"
+require_auth=
+[ "$("$PG_CONFIG" --version | sed 's/^PostgreSQL \([0-9]*\).*/\1/')" -ge 16 ] &&
+	require_auth=", require_auth 'scram-sha-256'"
 for n in 1 2 3; do
 	port=$((PORT + n - 1))
 	sql $PORT -q <<EOF
 CREATE SERVER node$n FOREIGN DATA WRAPPER postgres_fdw
-    OPTIONS (host '127.0.0.1', port '$port', dbname 'postgres');
-CREATE USER MAPPING FOR postgres SERVER node$n;
+    OPTIONS (host '127.0.0.1', port '$port', dbname 'postgres',
+             sslmode 'verify-full', sslrootcert '$DIR/tls/ca.crt',
+             channel_binding 'require'$require_auth);
+CREATE USER MAPPING FOR dba SERVER node$n OPTIONS (user 'dba', password 'dba-secret');
+GRANT USAGE ON FOREIGN SERVER node$n TO dba;
 INSERT INTO kill_session_nodes VALUES ($n, 'node$n');
 EOF
 done
@@ -113,26 +146,32 @@ for n in 1 2 3; do
 			-c "SELECT pg_sleep(3600) /* app on node $n */" >/dev/null 2>&1 &
 	done
 done
-until [ "$(sql $((PORT + 2)) -Atc "SELECT count(*) FROM cluster_processlist WHERE \"user\" = 'app' AND state = 'ACTIVE'")" = 6 ]; do
+export PGPASSWORD=dba-secret PGSSLMODE=verify-full PGSSLROOTCERT=$DIR/tls/ca.crt
+until [ "$(sql $((PORT + 2)) -U dba -Atc "SELECT count(*) FROM cluster_processlist WHERE \"user\" = 'app' AND state = 'ACTIVE'")" = 6 ]; do
 	sleep 0.1
 done
 
-echo "== a new connection through HAProxy lists the cluster"
-sql $LB_PORT <<'EOF'
+echo "== a new connection of dba through HAProxy lists the cluster"
+sql $LB_PORT -U dba <<'EOF'
 SELECT current_setting('kill_session.node_id') AS "this connection is on node";
 SELECT node, id, "user", command, state, info
 FROM cluster_processlist WHERE "user" = 'app' ORDER BY node, id;
 EOF
-victim=$(sql $LB_PORT -Atc "SELECT min(id) FROM cluster_processlist WHERE node = 1 AND \"user\" = 'app'")
+victim=$(sql $LB_PORT -U dba -Atc "SELECT min(id) FROM cluster_processlist WHERE node = 1 AND \"user\" = 'app'")
 
-echo "== another new connection through HAProxy kills session $victim of node 1"
-sql $LB_PORT <<EOF
+echo "== another new connection of dba through HAProxy kills session $victim of node 1"
+sql $LB_PORT -U dba <<EOF
 SELECT current_setting('kill_session.node_id') AS "this connection is on node",
        kill_session('$victim');
 EOF
 
+echo "== what the two nodes logged"
+sleep 0.2
+grep -h -e "forwards to node" -e "killed by .* on behalf of" "$DIR"/node[123].log |
+	sed 's/^[^]]*] //'
+
 echo "== and a third one lists the cluster again: $victim is gone, nothing else is"
-sql $LB_PORT <<'EOF'
+sql $LB_PORT -U dba <<'EOF'
 SELECT current_setting('kill_session.node_id') AS "this connection is on node";
 SELECT node, id, "user", command, state
 FROM cluster_processlist WHERE "user" = 'app' ORDER BY node, id;
