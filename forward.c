@@ -1034,7 +1034,9 @@ ks_drive(KsNodeCall *calls, int n, bool until_sent)
 								  calls[i].resolver.fd : PQsocket(calls[i].conn),
 								  NULL, &ready[i]);
 		}
-		timeout = Max(TimestampDifferenceMilliseconds(now, next_deadline), 1);
+		/* A wait takes at most INT_MAX ms; a later deadline takes more. */
+		timeout = Min(Max(TimestampDifferenceMilliseconds(now, next_deadline), 1),
+					  INT_MAX);
 		nevents = WaitEventSetWait(set, timeout, occurred, lengthof(occurred),
 								   PG_WAIT_EXTENSION);
 		FreeWaitEventSet(set);
