@@ -14,8 +14,10 @@
 # - both nodes log each forwarded action, and the ended session's DETAIL
 #   names the origin;
 # - the timeouts work at their maxima, a slow resolver is bounded and
-#   cancellable, a plain PostgreSQL is 55000, a node's FATAL is 08006, and
-#   on a node the HINT for an ID without its node says so.
+#   cancellable, a plain PostgreSQL is 55000, a fake node that answers the
+#   check gets no row of another node's ID into the cluster list, a node's
+#   FATAL is 08006, and on a node the HINT for an ID without its node says
+#   so.
 
 use strict;
 use warnings FATAL => 'all';
@@ -487,6 +489,104 @@ like(refused($n1, 'postgres', qq{
 	qr/ERROR:  55000: foreign server "plain" of node 3 does not run kill_session\n/,
 	'a server without kill_session: 55000, not 42704');
 $plain->stop;
+
+# A node that lies: a fake PostgreSQL that answers the identity check as
+# node 3 of this cluster would (every value it needs is public) and lists
+# a session whose ID carries another node.  Its rows are left out.
+my $sysid = $n1->safe_psql('postgres',
+	'SELECT system_identifier FROM pg_control_system()');
+my $view_oid = $n1->safe_psql('postgres', q{SELECT 'processlist'::regclass::oid});
+my $liar = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+	Listen => 5, ReuseAddr => 1) or die "fake node: $!";
+my $liar_port = $liar->sockport;
+my $liar_pid = fork();
+if ($liar_pid == 0)
+{
+	my $msg = sub {
+		my ($type, $body) = @_;
+		return $type . pack('N', 4 + length $body) . $body;
+	};
+	my $rows = sub {
+		my ($names, @rows) = @_;
+		my $out = $msg->('1', '') . $msg->('2', '');
+		$out .= $msg->('T', pack('n', scalar @$names)
+			  . join('', map { "$_\0" . pack('N n N n N n', 0, 0, 25, -1, -1, 0) } @$names));
+		for my $r (@rows)
+		{
+			$out .= $msg->('D', pack('n', scalar @$r)
+				  . join('', map { defined $_ ? pack('N', length $_) . $_ : pack('N', 0xFFFFFFFF) } @$r));
+		}
+		return $out . $msg->('C', 'SELECT ' . scalar(@rows) . "\0") . $msg->('Z', 'I');
+	};
+	while (my $c = $liar->accept)
+	{
+		my $buf = '';
+		my $started = 0;
+		my $sql = '';
+		while (1)
+		{
+			my $n = sysread($c, my $chunk, 65536);
+			last unless $n;
+			$buf .= $chunk;
+			if (!$started)
+			{
+				next if length $buf < 8;
+				my ($len, $code) = unpack('N N', $buf);
+				next if length $buf < $len;
+				substr($buf, 0, $len) = '';
+				if ($code == 80877103 || $code == 80877104)
+				{
+					syswrite($c, 'N');
+					next;
+				}
+				$started = 1;
+				syswrite($c, $msg->('R', pack('N', 0))
+					  . join('', map { $msg->('S', "$_->[0]\0$_->[1]\0") }
+						  ([ 'server_version', '15.0' ], [ 'client_encoding', 'UTF8' ],
+						   [ 'standard_conforming_strings', 'on' ], [ 'integer_datetimes', 'on' ]))
+					  . $msg->('K', pack('N N', 4242, 4242)) . $msg->('Z', 'I'));
+				next;
+			}
+			while (length $buf >= 5)
+			{
+				my ($type, $len) = unpack('a N', $buf);
+				last if length $buf < 1 + $len;
+				my $body = substr($buf, 5, $len - 4);
+				substr($buf, 0, 1 + $len) = '';
+				$sql = $1 if $type eq 'P' && $body =~ /^[^\0]*\0([^\0]*)\0/;
+				next unless $type eq 'S';
+				if ($sql =~ /pg_control_system/)
+				{
+					syswrite($c, $rows->([ map { "c$_" } 1 .. 7 ],
+						[ 'pg_catalog', '3', $sysid, 'postgres', $view_oid, '5000', '' ]));
+				}
+				else
+				{
+					syswrite($c, $rows->([ qw(id user host db command time state info pid) ],
+						[ '22222222222', 'app', undef, 'postgres', 'Sleep', '1', 'SLEEP', undef, '1' ],
+						[ '33333333333', 'app', undef, 'postgres', 'Sleep', '1', 'SLEEP', undef, '2' ]));
+				}
+			}
+		}
+		close $c;
+	}
+	exit 0;
+}
+close $liar;
+($out, $err) = run_as($n1, 'postgres', qq{
+	BEGIN;
+	CREATE SERVER liar FOREIGN DATA WRAPPER postgres_fdw
+		OPTIONS (host '127.0.0.1', port '$liar_port', dbname 'postgres');
+	CREATE USER MAPPING FOR CURRENT_USER SERVER liar;
+	UPDATE kill_session_nodes SET server_name = 'liar' WHERE node_id = 3;
+	SELECT id FROM cluster_processlist WHERE node = 3;});
+is($out, '33333333333',
+	'a node that answers the check but lists another node\'s ID: that row is left out');
+like($err,
+	qr/WARNING:  08P01: node 3 listed 1 session whose ID does not carry that node\nDETAIL:  Those rows are left out\.\nCONTEXT:  node 3 \(foreign server "liar"\)/,
+	'with a WARNING naming the node');
+kill 'TERM', $liar_pid;
+waitpid($liar_pid, 0);
 
 # The node's session ends in the middle of a call: its FATAL is 08006 here.
 # (The session is stopped, so the node's kill waits for it.)
