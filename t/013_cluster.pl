@@ -20,29 +20,13 @@ my @nodes = ks_cluster();
 my ($n1, $n2, $n3) = @nodes;
 my $END = [ 'E:FATAL:57P01', 'EOF' ];
 
-# A session of role app on $node, and its ID.
-sub victim
-{
-	my ($node) = @_;
-	my $w = KsWire->connect($node, user => 'app');
-	return ($w, $w->session_id);
-}
-
-# What psql shows on stderr for $sql on $node as $user, verbose.
-sub refused
-{
-	my ($node, $user, $sql) = @_;
-	my ($ret, $out, $err) = $node->psql('postgres',
-		"\\set VERBOSITY verbose\n\\set SHOW_CONTEXT always\n$sql",
-		extra_params => [ '-U', $user ]);
-	return $err;
-}
+sub refused { return (ks_run_as(@_))[1]; }
 
 # -- Node identity -------------------------------------------------------------
 
 for my $i (0 .. 2)
 {
-	my ($w, $id) = victim($nodes[$i]);
+	my ($w, $id) = ks_victim($nodes[$i]);
 	is(int($id / 10_000_000_000), $i + 1,
 		'node ' . ($i + 1) . " hands out IDs that carry it: $id");
 	$w->close;
@@ -53,22 +37,22 @@ like(refused($n2, 'postgres', 'SELECT kill_session(\'4294967295\')'),
 
 # -- Forwarded calls, from every node to every other ------------------------
 
-my ($v, $id) = victim($n2);
+my ($v, $id) = ks_victim($n2);
 is($n1->safe_psql('postgres', "SELECT kill_session('$id')"), 't',
 	'the primary kills a session of standby 2');
 is_deeply($v->trace(10), $END, 'which ends');
 
-($v, $id) = victim($n1);
+($v, $id) = ks_victim($n1);
 is($n2->safe_psql('postgres', "SELECT kill_session('$id, 7', immediate => true)"),
 	't', 'standby 2 kills a session of the primary');
 is_deeply($v->trace(10), $END, 'which ends');
 
-($v, $id) = victim($n3);
+($v, $id) = ks_victim($n3);
 is($n2->safe_psql('postgres', "SELECT kill_session('$id')"), 't',
 	'standby 2 kills a session of standby 3');
 is_deeply($v->trace(10), $END, 'which ends');
 
-($v, $id) = victim($n1);
+($v, $id) = ks_victim($n1);
 my $local = $id % 10_000_000_000;
 is($n3->safe_psql('postgres', "SELECT kill_session('$local, 1, \@1')"), 't',
 	"Oracle RAC's form from standby 3: '$local, 1, \@1'");
@@ -78,7 +62,7 @@ like(refused($n3, 'postgres', "SELECT kill_session('$id, 1, \@2')"),
 	'an @N that is not the ID\'s node is refused');
 
 # disconnect_session(post_transaction): the session ends after its commit.
-($v, $id) = victim($n3);
+($v, $id) = ks_victim($n3);
 $v->query('BEGIN');
 $v->query('SELECT 1');
 is($n1->safe_psql('postgres',
@@ -88,13 +72,13 @@ is($v->value('SELECT 2'), '2', 'its transaction goes on');
 $v->send_query('COMMIT');
 is_deeply($v->trace(10, through_z => 1), [ 'C:COMMIT', 'Z', @$END ],
 	'and the session ends right after its COMMIT');
-($v, $id) = victim($n1);
+($v, $id) = ks_victim($n1);
 is($n3->safe_psql('postgres', "SELECT disconnect_session('$id')"), 't',
 	'standby 3 disconnects a session of the primary at once');
 is_deeply($v->trace(10), $END, 'which ends');
 
 # cancel_sql: the statement stops, the session stays.
-($v, $id) = victim($n2);
+($v, $id) = ks_victim($n2);
 $v->send_query('SELECT pg_sleep(60)');
 $n2->poll_query_until('postgres',
 	"SELECT state = 'ACTIVE' FROM processlist WHERE id = $id") or die;
@@ -113,7 +97,7 @@ $v->close;
 my (@v, @ids);
 for my $node (@nodes)
 {
-	my ($w, $i) = victim($node);
+	my ($w, $i) = ks_victim($node);
 	push @v, $w;
 	push @ids, $i;
 }
@@ -130,12 +114,12 @@ is_deeply($_->trace(10), $END, 'a listed session ends') for @v;
 
 # (The privilege on both nodes, and every trust boundary: t/015_trust.pl.)
 
-($v, $id) = victim($n3);
+($v, $id) = ks_victim($n3);
 
 # -- IDs never collide ------------------------------------------------------
 
 my @all = ($v);
-push @all, (victim($_))[0] for @nodes, @nodes;
+push @all, (ks_victim($_))[0] for @nodes, @nodes;
 for my $node (@nodes)
 {
 	is($node->safe_psql('postgres', q{

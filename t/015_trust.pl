@@ -35,25 +35,21 @@ my @nodes = ks_cluster();
 my ($n1, $n2, $n3) = @nodes;
 my $END = [ 'E:FATAL:57P01', 'EOF' ];
 
-# A session of role app on $node, and its ID.
-sub victim
-{
-	my ($node) = @_;
-	my $w = KsWire->connect($node, user => 'app');
-	return ($w, $w->session_id);
-}
+sub refused { return (ks_run_as(@_))[1]; }
 
-# psql's stdout and stderr for $sql on $node as $user, verbose.
-sub run_as
+# What a kill of session $id by $role on node 1 says when, in that
+# transaction only, the directory names server $server for node 3 ($setup
+# runs first).
+sub through
 {
-	my ($node, $user, $sql) = @_;
-	my ($ret, $out, $err) = $node->psql('postgres',
-		"\\set VERBOSITY verbose\n\\set SHOW_CONTEXT always\n$sql",
-		extra_params => [ '-U', $user ]);
-	return ($out, $err);
+	my ($server, $role, $id, $setup) = @_;
+	return refused($n1, 'postgres', qq{
+	BEGIN;
+	${\ ($setup // '')}
+	UPDATE kill_session_nodes SET server_name = '$server' WHERE node_id = 3;
+	${\ ($role ? "SET ROLE $role;" : '')}
+	SELECT kill_session('$id');});
 }
-
-sub refused { return (run_as(@_))[1]; }
 
 # The processes below $node's backends: a resolver left behind shows here.
 sub grandchildren
@@ -113,11 +109,11 @@ $n1->wait_for_catchup($_, 'replay', $n1->lsn('insert')) for $n2, $n3;
 
 $n1->safe_psql('postgres', q{ALTER SERVER node1 OPTIONS (SET dbname 'other')});
 $n1->wait_for_catchup($n2, 'replay', $n1->lsn('insert'));
-my ($v, $id) = victim($n1);
+my ($v, $id) = ks_victim($n1);
 like(refused($n2, 'postgres', "SELECT kill_session('$id')"),
 	qr/ERROR:  55000: foreign server "node1" of node 1 connects to database "other", not "postgres"\nDETAIL:  A call runs only in the database of the extension that makes it\.\nHINT:  ALTER SERVER node1 OPTIONS \(SET dbname 'postgres'\);/,
 	'a server naming another database: 55000, naming both');
-my ($out, $err) = run_as($n2, 'postgres',
+my ($out, $err) = ks_run_as($n2, 'postgres',
 	'SELECT count(*) FROM cluster_processlist WHERE node = 1');
 is($out, '0', 'the cluster list leaves that node out');
 like($err, qr/WARNING:  55000: foreign server "node1" of node 1 connects to database "other"/,
@@ -133,7 +129,7 @@ $n1->wait_for_catchup($n2, 'replay', $n1->lsn('insert'));
 
 # The extension in another schema here than there: the node does not have
 # the object this server would call.
-($v, $id) = victim($n3);
+($v, $id) = ks_victim($n3);
 like(refused($n1, 'postgres', qq{
 	BEGIN;
 	CREATE SCHEMA moved;
@@ -162,39 +158,23 @@ $n1->safe_psql('postgres', qq{
 	CREATE USER MAPPING FOR dba SERVER loose
 		OPTIONS (user 'postgres', host '$n3_host', password_required 'false')},
 	extra_params => [ '-U', 'dba' ]);
-like(refused($n1, 'postgres', qq{
-	BEGIN;
-	UPDATE kill_session_nodes SET server_name = 'loose' WHERE node_id = 3;
-	SET ROLE dba;
-	SELECT kill_session('$id');}),
+like(through('loose', 'dba', $id),
 	qr/ERROR:  HV00D: option "host" is not allowed in a user mapping of node 3's foreign server "loose"/,
 	'a permissive wrapper: her own mapping cannot redirect the call');
 $n1->safe_psql('postgres', q{
 	ALTER USER MAPPING FOR dba SERVER loose OPTIONS (DROP host)},
 	extra_params => [ '-U', 'dba' ]);
-like(refused($n1, 'postgres', qq{
-	BEGIN;
-	UPDATE kill_session_nodes SET server_name = 'loose' WHERE node_id = 3;
-	SET ROLE dba;
-	SELECT kill_session('$id');}),
+like(through('loose', 'dba', $id),
 	qr/ERROR:  2F003: password is required\nDETAIL:  Non-superusers must provide a password in the user mapping\./,
 	'nor connect without a password: password_required counts only under postgres_fdw\'s validator');
 $n1->safe_psql('postgres', qq{
 	ALTER USER MAPPING FOR dba SERVER loose
 		OPTIONS (SET user 'dba', ADD password 'dba-secret', ADD sslkey '/etc/ssl/private/server.key')},
 	extra_params => [ '-U', 'dba' ]);
-like(refused($n1, 'postgres', qq{
-	BEGIN;
-	UPDATE kill_session_nodes SET server_name = 'loose' WHERE node_id = 3;
-	SET ROLE dba;
-	SELECT kill_session('$id');}),
+like(through('loose', 'dba', $id),
 	qr/ERROR:  HV00D: option "sslkey" is not allowed in a user mapping of node 3's foreign server "loose"/,
 	'nor name a key file of this server: sslkey only in a superuser\'s mapping');
-like(refused($n1, 'postgres', qq{
-	BEGIN;
-	ALTER SERVER loose OPTIONS (ADD user 'postgres');
-	UPDATE kill_session_nodes SET server_name = 'loose' WHERE node_id = 3;
-	SELECT kill_session('$id');}),
+like(through('loose', undef, $id, q{ALTER SERVER loose OPTIONS (ADD user 'postgres');}),
 	qr/ERROR:  HV00D: option "user" is not allowed in node 3's foreign server "loose"/,
 	'the user belongs in a user mapping, not the server');
 is($v->value('SELECT 3'), '3', 'the session lives on');
@@ -277,11 +257,7 @@ $n1->safe_psql('postgres', qq{
 	CREATE USER MAPPING FOR dba SERVER tls3 OPTIONS (user 'dba', password 'dba-secret');
 	GRANT USAGE ON FOREIGN SERVER tls3 TO dba;
 });
-like(refused($n1, 'postgres', qq{
-	BEGIN;
-	UPDATE kill_session_nodes SET server_name = 'fake' WHERE node_id = 3;
-	SET ROLE dba;
-	SELECT kill_session('$id');}),
+like(through('fake', 'dba', $id),
 	qr/ERROR:  08001: could not connect to node 3\nDETAIL:  .*SSL/,
 	'a fake node under verify-full: the call fails');
 my $received = -e $fake_got ? slurp_file($fake_got) : '';
@@ -298,7 +274,7 @@ waitpid($fake_pid, 0);
 
 # -- The privilege on both nodes ---------------------------------------------
 
-($v, $id) = victim($n3);
+($v, $id) = ks_victim($n3);
 like(refused($n1, 'app', "SELECT kill_session('$id')"),
 	qr/ERROR:  42501: permission denied to kill session\nDETAIL:  Only superusers and roles with the ALTER SYSTEM privilege on parameter "kill_session.kill" may kill sessions\.\nLOCATION:  [^\n]*$/,
 	'a role without the privilege is refused on its own node, before any call');
@@ -316,7 +292,7 @@ for my $call ("SELECT kill_session('$id')", "SELECT disconnect_session('$id')",
 		"a PUBLIC mapping to a privileged role does not lend its privilege: $call");
 }
 is($v->value('SELECT 5'), '5', 'the session lives on');
-($out, $err) = run_as($n2, 'outsider', qq{
+($out, $err) = ks_run_as($n2, 'outsider', qq{
 	SELECT host IS NULL, info FROM cluster_processlist WHERE id = $id});
 is($out, 't|<insufficient privilege>',
 	'the cluster list hides from her what processlist would, whatever the mapped role sees');
@@ -358,7 +334,7 @@ for my $case (
 		'kill sessions', 'killed' ])
 {
 	my ($name, $sql, $action, $done) = @$case;
-	my ($w, $wid) = victim($n3);
+	my ($w, $wid) = ks_victim($n3);
 	$w->send_query('SELECT pg_sleep(60)') if $name eq 'cancel_sql';
 	$n3->poll_query_until('postgres',
 		"SELECT state = 'ACTIVE' FROM processlist WHERE id = $wid")
@@ -392,8 +368,8 @@ $caller->close;
 
 # -- Every bound holds ----------------------------------------------------------
 
-($v, $id) = victim($n3);
-($out, $err) = run_as($n1, 'postgres', qq{
+($v, $id) = ks_victim($n3);
+($out, $err) = ks_run_as($n1, 'postgres', qq{
 	SET kill_session.wait_timeout = 2147483647;
 	SET kill_session.node_timeout = 2147483647;
 	SELECT count(DISTINCT node) FROM cluster_processlist;
@@ -444,7 +420,7 @@ $n1->safe_psql('postgres', qq{
 	UPDATE kill_session_nodes SET server_name = 'slow3' WHERE node_id = 3;
 });
 $n1->wait_for_catchup($n2, 'replay', $n1->lsn('insert'));
-($v, $id) = victim($n3);
+($v, $id) = ks_victim($n3);
 my $t0 = time();
 like(refused($n2, 'postgres',
 		"SET kill_session.node_timeout = '500ms'; SELECT kill_session('$id')"),
@@ -478,14 +454,11 @@ $plain->init;
 $plain->append_conf('postgresql.conf', "listen_addresses = '127.0.0.1'\n");
 $plain->start;
 my $plain_port = $plain->port;
-($v, $id) = victim($n3);
-like(refused($n1, 'postgres', qq{
-	BEGIN;
-	CREATE SERVER plain FOREIGN DATA WRAPPER postgres_fdw
-		OPTIONS (host '127.0.0.1', port '$plain_port', dbname 'postgres');
-	CREATE USER MAPPING FOR CURRENT_USER SERVER plain;
-	UPDATE kill_session_nodes SET server_name = 'plain' WHERE node_id = 3;
-	SELECT kill_session('$id');}),
+($v, $id) = ks_victim($n3);
+like(through('plain', undef, $id, qq{
+		CREATE SERVER plain FOREIGN DATA WRAPPER postgres_fdw
+			OPTIONS (host '127.0.0.1', port '$plain_port', dbname 'postgres');
+		CREATE USER MAPPING FOR CURRENT_USER SERVER plain;}),
 	qr/ERROR:  55000: foreign server "plain" of node 3 does not run kill_session\n/,
 	'a server without kill_session: 55000, not 42704');
 $plain->stop;
@@ -573,7 +546,7 @@ if ($liar_pid == 0)
 	exit 0;
 }
 close $liar;
-($out, $err) = run_as($n1, 'postgres', qq{
+($out, $err) = ks_run_as($n1, 'postgres', qq{
 	BEGIN;
 	CREATE SERVER liar FOREIGN DATA WRAPPER postgres_fdw
 		OPTIONS (host '127.0.0.1', port '$liar_port', dbname 'postgres');

@@ -9,8 +9,10 @@ use IO::Socket::INET;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Time::HiRes qw(usleep);
+use KsWire;
 
-our @EXPORT = qw(ks_node ks_cluster ks_registry_query ks_pgbouncer ks_slow);
+our @EXPORT = qw(ks_node ks_cluster ks_registry_query ks_pgbouncer ks_slow
+  ks_victim ks_run_as);
 
 # How many times longer than usual things take: ten under Valgrind
 # (tools/suites.sh sets KS_VALGRIND), where every server process runs tens
@@ -88,6 +90,25 @@ kill_session.node_id = 1
 	$primary->wait_for_catchup($_, 'replay', $primary->lsn('insert'))
 	  for @nodes[ 1, 2 ];
 	return @nodes;
+}
+
+# A session of role app on $node over the wire (KsWire), and its ID.
+sub ks_victim
+{
+	my ($node) = @_;
+	my $w = KsWire->connect($node, user => 'app');
+	return ($w, $w->session_id);
+}
+
+# psql's stdout and stderr for $sql in database postgres of $node as
+# $user, verbose and with every CONTEXT.
+sub ks_run_as
+{
+	my ($node, $user, $sql) = @_;
+	my ($ret, $out, $err) = $node->psql('postgres',
+		"\\set VERBOSITY verbose\n\\set SHOW_CONTEXT always\n$sql",
+		extra_params => [ '-U', $user ]);
+	return ($out, $err);
 }
 
 # True ('t') when the registry lists exactly the client backends that
