@@ -372,8 +372,8 @@ typedef enum KsOptionPlace
 								 * left alone */
 	KS_OPTION_SERVER,			/* only from the server */
 	KS_OPTION_MAPPING,			/* only from the user mapping */
-	KS_OPTION_SERVER_OR_SUPERUSER	/* from the server, or from a
-									 * superuser's user mapping */
+	KS_OPTION_SERVER_OR_SUPERUSER	/* from the server, or from a superuser's
+									 * user mapping */
 } KsOptionPlace;
 
 /*

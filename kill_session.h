@@ -12,6 +12,8 @@
  *					told
  * forward.c		the sessions of other nodes: the directory of nodes
  *					and the calls run on them (the only user of libpq)
+ * resolve.c/h		host names resolved by a child process, bounded and
+ *					cancellable (leaf)
  * kill.c			kill_session() and kill_sessions(): the kill of
  *					sessions and the wait
  * disconnect.c		disconnect_session(): the end of a session after its
@@ -86,13 +88,13 @@ typedef struct KsNodeCall
 	int			node;			/* the node to call */
 	char	   *server;			/* its foreign server */
 	Oid			fn;				/* the extension's function that calls */
-	Oid			object;			/* the extension's function or view that
-								 * sql runs there */
+	Oid			object;			/* the extension's function or view that sql
+								 * runs there */
 	const char *sql;			/* what to run there, with $1.. */
 	int			nparams;
 	const char *const *params;	/* $1.. as text, NULL for NULL */
-	const char *action;			/* what it does to sessions there, for the
-								 * LOG line; NULL for a read */
+	const char *action;			/* what it does to sessions there, for the LOG
+								 * line; NULL for a read */
 
 	/* the answer: rows of text (NULL for NULL), or why there is none */
 	bool		failed;
