@@ -218,8 +218,8 @@ is(table_rows('t'), '', 'fastpath kill: the statement queued behind it never ran
 
 SKIP:
 {
-	skip 'python3-psycopg is not installed', 1
-	  if system('/usr/bin/python3', '-c', 'import psycopg') != 0;
+	my $missing = ks_driver_missing('psycopg 3');
+	skip $missing, 1 if $missing;
 	my ($stdout, $stderr);
 	IPC::Run::run([ '/usr/bin/python3', 't/psycopg_self_kill.py',
 			$node->connstr('postgres') . ' user=dba' ],

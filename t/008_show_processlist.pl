@@ -127,8 +127,8 @@ $c->close;
 # runs (prepare=True: at once).
 SKIP:
 {
-	skip 'python3-psycopg is not installed', 1
-	  if system('/usr/bin/python3', '-c', 'import psycopg') != 0;
+	my $missing = ks_driver_missing('psycopg 3');
+	skip $missing, 1 if $missing;
 	my ($stdout, $stderr);
 	my $ok = IPC::Run::run(
 		[ '/usr/bin/python3', 't/psycopg_show_processlist.py', $node->connstr('postgres') ],

@@ -303,37 +303,96 @@ SKIP:
 my $tdir = 't/drivers';
 local $ENV{NODE_PATH} = $ENV{KS_NODE_PATH} if $ENV{KS_NODE_PATH};
 my %drivers = (
-	'psycopg 3' => [ 'python3', "$tdir/disconnect_python.py", 'psycopg' ],
-	'psycopg2' => [ 'python3', "$tdir/disconnect_python.py", 'psycopg2' ],
+	'psycopg 3' => [ '/usr/bin/python3', "$tdir/disconnect_python.py", 'psycopg' ],
+	'psycopg2' => [ '/usr/bin/python3', "$tdir/disconnect_python.py", 'psycopg2' ],
 	'pgJDBC' => [ 'java', '-cp', '/usr/share/java/postgresql.jar', "$tdir/DisconnectJdbc.java" ],
 	'node-postgres' => [ 'node', "$tdir/disconnect_pg.js" ]);
+
+# A driver's script @$cmd against this server, with @args after the host
+# and port: its stdout lines, stderr, and whether it exited 0.
+sub run_driver
+{
+	my ($cmd, @args) = @_;
+	my ($stdout, $stderr) = ('', '');
+	my $ok = IPC::Run::run([ @$cmd, '127.0.0.1', $node->port, @args ],
+		'>', \$stdout, '2>', \$stderr, IPC::Run::timeout(120));
+	note("@$cmd @args:\n$stdout$stderr");
+	return ([ split /\n/, $stdout ], $stderr, $ok);
+}
+
 for my $driver (sort keys %drivers)
 {
+  SKIP:
+	{
+		my $missing = ks_driver_missing($driver);
+		skip $missing, 6 if $missing;
+		reset_t();
+		my ($lines) = run_driver($drivers{$driver});
+		is($lines->[0], 'commit: ok', "$driver: commit() succeeds");
+		is($lines->[1], 'row: 1', "$driver: its row is committed");
+		# 57P01 where the driver exposes the FATAL; pgJDBC 42.7 reports the
+		# connection it finds closed after a commit as 08006.
+		like($lines->[2] // '', qr/^next: \S+ (57P01|08006|-)$/, "$driver: the next statement fails");
+		is($lines->[3], 'autocommit: ok', "$driver: an autocommit statement running as the mark comes succeeds");
+		is($lines->[4], 'row: 1', "$driver: its row is committed");
+		like($lines->[5] // '', qr/^next: \S+ (57P01|08006|-)$/, "$driver: the next statement fails");
+	}
+}
+
+# node-postgres emits the FATAL, which arrives with the COMMIT's
+# ReadyForQuery, as an 'error' event on the client the application holds:
+# with the listeners node-postgres asks for, the commit returns; without
+# them, the process dies before the code after the COMMIT runs.
+SKIP:
+{
+	my $missing = ks_driver_missing('node-postgres');
+	skip $missing, 6 if $missing;
 	reset_t();
-	my ($stdout, $stderr);
-	IPC::Run::run([ @{ $drivers{$driver} }, '127.0.0.1', $node->port ],
-		'>', \$stdout, '2>', \$stderr);
-	note("$driver:\n$stdout$stderr");
-	my @lines = split /\n/, $stdout;
-	is($lines[0], 'commit: ok', "$driver: commit() succeeds");
-	is($lines[1], 'row: 1', "$driver: its row is committed");
-	# 57P01 where the driver exposes the FATAL; pgJDBC 42.7 reports the
-	# connection it finds closed after a commit as 08006.
-	like($lines[2] // '', qr/^next: \S+ (57P01|08006|-)$/, "$driver: the next statement fails");
-	is($lines[3], 'autocommit: ok', "$driver: an autocommit statement running as the mark comes succeeds");
-	is($lines[4], 'row: 1', "$driver: its row is committed");
-	like($lines[5] // '', qr/^next: \S+ (57P01|08006|-)$/, "$driver: the next statement fails");
+	my ($lines, $stderr, $ok) =
+	  run_driver([ 'node', "$tdir/disconnect_pg_pool.js" ], 'listener');
+	ok($ok, 'node-postgres pool, with error listeners: the process lives on');
+	is_deeply($lines, [ 'client error event: 57P01', 'after commit', 'row: 1' ],
+		'the client gets the error event, the commit returns, its row is there');
+	reset_t();
+	($lines, $stderr, $ok) = run_driver([ 'node', "$tdir/disconnect_pg_pool.js" ], 'none');
+	ok(!$ok, 'node-postgres pool, without error listeners: the process dies');
+	like($stderr, qr/Unhandled 'error' event/, 'of the unhandled error event');
+	is_deeply($lines, [], 'before the code after the COMMIT runs');
+	is(rows_in_t(), '1', 'though the commit is done');
+}
+
+# postgres.js: the next query fails, one sent right after it may never
+# settle; a new instance works.
+SKIP:
+{
+	my $missing = ks_driver_missing('postgres.js');
+	skip $missing, 4 if $missing;
+	reset_t();
+	my ($lines) = run_driver([ 'node', "$tdir/disconnect_postgresjs.js" ]);
+	is($lines->[0], 'commit: ok', 'postgres.js: the transaction of sql.begin() commits');
+	is($lines->[1], 'row: 1', 'postgres.js: its row is there');
+	like($lines->[2] // '', qr/^next: (ECONNRESET|CONNECTION_CLOSED|57P01)$/,
+		'postgres.js: the next query fails with a connection error');
+	note("postgres.js, a query right after on the same instance: $lines->[3]")
+	  if defined $lines->[3];
+	is($lines->[4], 'new instance: ok', 'postgres.js: a new instance\'s query succeeds');
 }
 
 # -- pgbouncer, transaction pooling, pool size 1 ----------------------------------
 
+# A, in a transaction on the one server connection, is disconnected after
+# it; B waits for that connection meanwhile.  A's commit succeeds, B's
+# statement runs; pgbouncer then passes the FATAL on to A ("server conn
+# crashed?") and closes A's connection, as a direct connection would
+# close: A's next statement fails.  An idle server connection that is
+# disconnected is replaced without error.
 SKIP:
 {
-	skip 'pgbouncer is not installed', 4 unless -x '/usr/sbin/pgbouncer';
+	skip 'pgbouncer is not installed', 7 unless -x '/usr/sbin/pgbouncer';
 	my $bouncer = ks_pgbouncer($node, 'transaction', 'app', 'dba');
 	reset_t();
 	my $runs = $ENV{KS_POOL_RUNS} // 100;
-	my ($a_ok, $b_ok, $gone) = (0, 0, 0);
+	my ($a_ok, $b_ok, $gone, $a_next_fails, $idle_ok) = (0, 0, 0, 0, 0);
 	for my $i (1 .. $runs)
 	{
 		my $ca = KsWire->connect($node, user => 'app', tcp => 1, port => $bouncer->{port});
@@ -351,13 +410,31 @@ SKIP:
 		$b_ok++ if join(' ', @{ $cb->trace(10) }) eq 'T D:B ran C:SELECT 1 Z';
 		$gone++ if $node->poll_query_until('postgres',
 			"SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE pid = $server_pid)");
+		my $rn = $ca->query('SELECT 1', 10);
+		$a_next_fails++ if ($rn->{error} || $rn->{eof}) && !@{ $rn->{rows} };
 		$ca->close;
+
+		# B's server connection, idle in the pool between B's statements.
+		my $idle_id = $cb->session_id;
+		my $idle_pid = $cb->value('SELECT pg_backend_pid()');
+		disconnect($idle_id);
+		$node->poll_query_until('postgres',
+			"SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE pid = $idle_pid)");
+		my $rb = $cb->query('SELECT pg_backend_pid()', 10);
+		$idle_ok++ if !$rb->{error} && !$rb->{eof} && @{ $rb->{rows} }
+		  && $rb->{rows}[0][0] != $idle_pid;
 		$cb->close;
 	}
 	is($a_ok, $runs, "A's commit succeeds and is kept, $runs of $runs times");
 	is($b_ok, $runs, "B's statement ran normally, $runs of $runs times");
 	is($gone, $runs, "A's server session ended, $runs of $runs times");
+	is($a_next_fails, $runs,
+		"pgbouncer closes A's connection: A's next statement fails, $runs of $runs times");
+	is($idle_ok, $runs,
+		"an idle server connection disconnected is replaced: B's next statement runs on a new one, $runs of $runs times");
 	is(rows_in_t(), $runs, 'every committed row is there, nothing else');
+	my $log = slurp_file($node->basedir . '/pgbouncer_transaction/pgbouncer.log');
+	like($log, qr/server conn crashed\?/, 'pgbouncer logs the FATAL as "server conn crashed?"');
 	$bouncer->{stop}->();
 }
 

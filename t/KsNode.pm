@@ -6,13 +6,15 @@ use strict;
 use warnings;
 use Exporter 'import';
 use IO::Socket::INET;
+use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
+use Test::More;
 use Time::HiRes qw(usleep);
 use KsWire;
 
 our @EXPORT = qw(ks_node ks_cluster ks_registry_query ks_pgbouncer ks_slow
-  ks_victim ks_run_as);
+  ks_victim ks_run_as ks_driver_missing);
 
 # How many times longer than usual things take: ten under Valgrind
 # (tools/suites.sh sets KS_VALGRIND), where every server process runs tens
@@ -90,6 +92,34 @@ kill_session.node_id = 1
 	$primary->wait_for_catchup($_, 'replay', $primary->lsn('insert'))
 	  for @nodes[ 1, 2 ];
 	return @nodes;
+}
+
+# The client drivers the tests run, and how each is found: a command that
+# succeeds only where the driver can be loaded.  Node.js finds its
+# packages through NODE_PATH (KS_NODE_PATH, where tools/test.sh installs
+# them from npm) or its own global paths.
+my %ks_drivers = (
+	'psycopg 3' => [ '/usr/bin/python3', '-c', 'import psycopg' ],
+	'psycopg2' => [ '/usr/bin/python3', '-c', 'import psycopg2' ],
+	'pgJDBC' => [ 'sh', '-c', 'command -v java >/dev/null && test -r /usr/share/java/postgresql.jar' ],
+	'node-postgres' => [ 'node', '-e', 'require("pg")' ],
+	'postgres.js' => [ 'node', '-e', 'require("postgres")' ]);
+
+# Why $driver cannot run here, or undef if it can.  A test skips what needs
+# a missing driver, as PostgreSQL's own tests skip what PG_TEST_EXTRA does
+# not enable; with KS_REQUIRE_DRIVERS set (tools/test.sh sets it), a
+# missing driver is a failed test instead, so such a run has run them all.
+sub ks_driver_missing
+{
+	my ($driver) = @_;
+	local $ENV{NODE_PATH} = $ENV{KS_NODE_PATH} if $ENV{KS_NODE_PATH};
+	my $check = $ks_drivers{$driver} or die "unknown driver $driver";
+	my ($out, $err);
+	return undef if eval { IPC::Run::run($check, '>', \$out, '2>', \$err) };
+	my $why = "$driver is not installed here (see README, Development)";
+	fail("$driver is required (KS_REQUIRE_DRIVERS) but $why")
+	  if $ENV{KS_REQUIRE_DRIVERS};
+	return $why;
 }
 
 # A session of role app on $node over the wire (KsWire), and its ID.

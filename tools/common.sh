@@ -32,14 +32,15 @@ ks_install_deps() {
 	apt-get install -y -q --no-install-recommends $missing
 }
 
-# node-postgres for the driver tests: Debian's node-pg does not install
-# beside this machine's Node.js, so the npm package, into the matrix cache.
+# node-postgres and postgres.js for the driver tests: Debian's node-pg does
+# not install beside this machine's Node.js, and Debian has no postgres.js,
+# so the npm packages, into the matrix cache.
 ks_node_pg() {
 	local dir=${KS_MATRIX_CACHE:-/var/tmp/kill_session-matrix}/npm
-	if [ ! -f "$dir/node_modules/pg/package.json" ]; then
-		command -v npm >/dev/null || { echo "npm is missing: the node-postgres test cannot run" >&2; return 1; }
+	if [ ! -f "$dir/node_modules/pg/package.json" ] || [ ! -f "$dir/node_modules/postgres/package.json" ]; then
+		command -v npm >/dev/null || { echo "npm is missing: the Node.js driver tests cannot run" >&2; return 1; }
 		mkdir -p "$dir"
-		(cd "$dir" && npm install --no-audit --no-fund --cache "$dir/.npm" pg@8 >"$dir/install.log" 2>&1) ||
+		(cd "$dir" && npm install --no-audit --no-fund --cache "$dir/.npm" pg@8 postgres@3 >"$dir/install.log" 2>&1) ||
 			{ tail -5 "$dir/install.log"; return 1; }
 	fi
 	export KS_NODE_PATH=$dir/node_modules
@@ -63,7 +64,8 @@ KS_SERVER_USER=${KS_SERVER_USER:-postgres}
 ks_as_server_user() {
 	if [ "$(id -u)" = 0 ]; then
 		runuser -u "$KS_SERVER_USER" -- env PATH="$PATH" PG_CONFIG="$PG_CONFIG" \
-			KS_NODE_PATH="${KS_NODE_PATH:-}" KS_VALGRIND="${KS_VALGRIND:-}" "$@"
+			KS_NODE_PATH="${KS_NODE_PATH:-}" KS_VALGRIND="${KS_VALGRIND:-}" \
+			KS_REQUIRE_DRIVERS="${KS_REQUIRE_DRIVERS:-}" "$@"
 	else
 		"$@"
 	fi

@@ -9,8 +9,13 @@
 #               dblink
 #   17          Debian 13's postgresql-17 packages, in a trixie chroot
 #   18-cassert  sid's postgresql-18 source package, built like 15-cassert
-#   18-valgrind the same with -DUSE_VALGRIND -Og, for the suites under
-#               Valgrind (tools/valgrind.sh)
+#               with -DUSE_VALGRIND -Og, in $KS_MATRIX_CACHE/18
+#   18-valgrind the same build, every server process under Valgrind
+#
+# One build of 18 serves both runs, as the buildfarm's Valgrind animal runs
+# with assertions: Valgrind's client requests cost nothing outside it, and
+# its bin/postgres runs the server under Valgrind only when KS_VALGRIND is
+# set (ks_valgrind_wrap).
 #
 #   bash tools/matrix.sh prepare [NAME...]   build or reuse (as root)
 #   bash tools/matrix.sh pg_config NAME      print the server's pg_config
@@ -161,12 +166,13 @@ ks_install_cassert() {
 	echo "$name: installed $("$prefix/bin/pg_config" --version) into $prefix"
 }
 
-# Put every server process of the build in prefix under Valgrind, as
+# Let every server process of the build in prefix run under Valgrind, as
 # PostgreSQL's buildfarm runs its suites (animal skink): bin/postgres
-# becomes a script that runs the real binary under valgrind with
-# PostgreSQL's own suppressions, one log per process in
-# $KS_VALGRIND_LOG_DIR.  initdb's bootstrap and single-user runs, and the
-# version and configuration queries, run the binary directly.
+# becomes a script that, when KS_VALGRIND is set, runs the real binary
+# under valgrind with PostgreSQL's own suppressions, one log per process
+# in $KS_VALGRIND_LOG_DIR.  Without it, and for initdb's bootstrap and
+# single-user runs and the version and configuration queries, it runs the
+# binary directly.
 ks_valgrind_wrap() {
 	local prefix=$1 srcdir=$2 tarball
 	if [ ! -f "$prefix/valgrind.supp" ]; then
@@ -184,6 +190,7 @@ case "${1:-}" in
 	--boot | --single | --check | -V | --version | -C | --describe-config)
 		exec "$bin/postgres.real" "$@" ;;
 esac
+[ -n "${KS_VALGRIND:-}" ] || exec "$bin/postgres.real" "$@"
 exec valgrind --quiet --trace-children=yes --leak-check=no --track-origins=yes \
 	--read-var-info=yes --read-inline-info=yes --num-callers=40 \
 	--error-markers=VALGRINDERROR-BEGIN,VALGRINDERROR-END \
@@ -281,14 +288,19 @@ ks_matrix_prepare() {
 			$missing >/dev/null || return 1
 	fi
 	mkdir -p "$KS_MATRIX_CACHE"
+	# The separate 18 builds of earlier versions of this script.
+	rm -rf "$KS_MATRIX_CACHE/18-cassert" "$KS_MATRIX_CACHE/18-valgrind" \
+		"$KS_MATRIX_CACHE/src/18-cassert" "$KS_MATRIX_CACHE/src/18-valgrind"
+	local built18=
 	for name in "$@"; do
 		case $name in
 			15) ;;
 			15-cassert) ks_build_cassert 15-cassert bookworm postgresql-15 || status=1 ;;
-			18-cassert) ks_build_cassert 18-cassert sid postgresql-18 || status=1 ;;
-			18-valgrind)
-				{ ks_build_cassert 18-valgrind sid postgresql-18 "-DUSE_VALGRIND -Og" &&
-					ks_valgrind_wrap "$KS_MATRIX_CACHE/18-valgrind" "$KS_MATRIX_CACHE/src/18-valgrind"; } ||
+			18-cassert | 18-valgrind)
+				[ -n "$built18" ] && continue
+				built18=1
+				{ ks_build_cassert 18 sid postgresql-18 "-DUSE_VALGRIND -Og" &&
+					ks_valgrind_wrap "$KS_MATRIX_CACHE/18" "$KS_MATRIX_CACHE/src/18"; } ||
 					status=1 ;;
 			17) ks_prepare_chroot || status=1 ;;
 			*) echo "unknown server $name"; status=1 ;;
@@ -302,6 +314,7 @@ ks_matrix_pg_config() {
 	case $1 in
 		15) echo /usr/lib/postgresql/15/bin/pg_config ;;
 		17) echo /usr/lib/postgresql/17/bin/pg_config ;;
+		18-cassert | 18-valgrind) echo "$KS_MATRIX_CACHE/18/bin/pg_config" ;;
 		*) echo "$KS_MATRIX_CACHE/$1/bin/pg_config" ;;
 	esac
 }

@@ -22,7 +22,7 @@ work=$KS_MATRIX_CACHE/pgindent
 if [ -z "${PGSRC:-}" ]; then
 	PGSRC=$work/src
 	if [ ! -x "$PGSRC/src/tools/pgindent/pgindent" ]; then
-		tarball=$(ls "$KS_MATRIX_CACHE"/src/18-cassert/postgresql-18_*.orig.tar.* 2>/dev/null | head -1)
+		tarball=$(ls "$KS_MATRIX_CACHE"/src/18/postgresql-18_*.orig.tar.* 2>/dev/null | head -1)
 		[ -n "$tarball" ] || { echo "no PostgreSQL source: run tools/matrix.sh prepare 18-cassert, or set PGSRC" >&2; exit 1; }
 		rm -rf "$PGSRC"
 		mkdir -p "$PGSRC"

@@ -1,25 +1,47 @@
 #!/usr/bin/env bash
-# Run every kill_session test suite on every tested PostgreSQL server:
-# pg_regress, isolation and TAP (stress and faults included), each against
-# its own throw-away server with the library preloaded, then a bounded
-# fuzzing run.
+# Run kill_session's test suites: pg_regress, isolation and TAP (stress,
+# faults, the cluster and the load balancer included), each against its own
+# throw-away server with the library preloaded, then a bounded fuzzing run.
 #
-#   sudo bash tools/test.sh
+#   sudo bash tools/test.sh          this machine's PostgreSQL 15: minutes
+#   sudo bash tools/test.sh --all    the whole matrix, as CI runs it
 #
-# As root it installs what is missing, prepares the servers of the test
-# matrix (tools/matrix.sh: Debian 12's PostgreSQL 15, 15 and 18 built with
-# assertions from Debian's source packages, Debian 13's PostgreSQL 17 in a
-# chroot, and 18 built for Valgrind, whose suites run with every server
-# process under valgrind: a subset, or all with KS_VALGRIND=full), builds
-# the extension for each with -Werror, builds and installs
-# the Debian package for 15, and runs the suites as the unprivileged user
-# "postgres" in a copy of the tree.  It ends with one summary line per
-# server.  KS_MATRIX_SERVERS="15 18-cassert" picks servers.  As another
-# user it tests Debian's 15 only, with the packages and a writable install.
+# As root it installs what is missing, builds and installs the Debian
+# package for Debian 12's PostgreSQL 15 and runs every suite against it as
+# the unprivileged user "postgres" in a copy of the tree, then the demo, a
+# one-minute fuzz and a check that the machine's own PostgreSQL is
+# untouched.  With --all it first prepares the servers of the test matrix
+# (tools/matrix.sh: 15 built with assertions from Debian's source package,
+# Debian 13's PostgreSQL 17 in a chroot, and 18 built with assertions and
+# for Valgrind, whose suites also run with every server process under
+# valgrind: a subset, or all with KS_VALGRIND=full), builds the extension
+# for each with -Werror, runs the suites on each, and fuzzes two minutes.
+# It ends with one summary line per server and the time each phase took.
+# KS_MATRIX_SERVERS="15 18-cassert" picks servers.  As another user it
+# tests Debian's 15 only, with the packages and a writable install.
+#
+# Every driver test that finds its driver missing fails here rather than
+# skipping (KS_REQUIRE_DRIVERS=1), so a green run has run them all.
 set -u
 cd "$(dirname "$0")/.."
 . tools/common.sh
 . tools/matrix.sh
+
+all=
+case "${1:-}" in
+	--all) all=1 ;;
+	"") ;;
+	*) echo "usage: $0 [--all]" >&2; exit 2 ;;
+esac
+export KS_REQUIRE_DRIVERS=1
+
+# How long each phase took, for the summary.
+phases=()
+phase_start=$SECONDS
+phase_done() {
+	phases+=("$1: $((SECONDS - phase_start)) s")
+	phase_start=$SECONDS
+}
 
 # The fuzzer needs clang with its sanitizer and libFuzzer runtimes; the
 # Debian package needs Debian's build tools and pg_buildext.
@@ -30,13 +52,16 @@ start=$SECONDS
 tree_status_before=$(git status --porcelain 2>/dev/null)
 ks_install_deps || exit 1
 
-if [ "$(id -u)" = 0 ]; then
+if [ "$(id -u)" = 0 ] && [ -n "$all" ]; then
 	servers=$KS_MATRIX_SERVERS
 	ks_matrix_prepare $servers || { echo "matrix: could not prepare every server"; exit 1; }
-	ks_node_pg || exit 1
 else
 	servers=15
 fi
+if [ "$(id -u)" = 0 ]; then
+	ks_node_pg || exit 1
+fi
+phase_done "install and prepare"
 
 status=0
 lines=()
@@ -87,10 +112,14 @@ ks_test_server() {
 		work=$KS_TRIXIE/tmp/kill_session_test
 		rm -rf "$work"
 		ks_copy_tree "$work/src"
+		# Debian 13 has node-pg, but no postgres.js: npm's, beside the tree.
+		mkdir -p "$work/node_modules"
+		cp -a "$KS_NODE_PATH/postgres" "$work/node_modules/"
 		ks_chroot sh -c "cd /tmp/kill_session_test/src &&
 			make -s PG_CONFIG=$pgc COPT=-Werror && make -s PG_CONFIG=$pgc install >/dev/null &&
 			chown -R postgres /tmp/kill_session_test" 2>&1 || { lines+=("$name: FAILED to build"); return 1; }
 		ks_chroot runuser -u postgres -- env PG_CONFIG="$pgc" \
+			KS_NODE_PATH=/tmp/kill_session_test/node_modules KS_REQUIRE_DRIVERS=1 \
 			bash /tmp/kill_session_test/src/tools/suites.sh "$name" 2>&1 | tee "$log"
 		rc=${PIPESTATUS[0]}
 	else
@@ -126,10 +155,12 @@ ks_test_server() {
 for name in $servers; do
 	if [ "$name" = 15 ] && [ "$(id -u)" = 0 ] && [ -z "${KS_NO_PACKAGE:-}" ]; then
 		ks_package || status=1
+		phase_done "15 package"
 	elif [ "$name" = 15 ] && [ "$(id -u)" != 0 ]; then
 		ks_build_install || exit 1
 	fi
 	ks_test_server "$name" || status=1
+	phase_done "$name suites"
 done
 
 # The reference example as tools/demo.sh plays it, next to a process of
@@ -168,6 +199,7 @@ ks_demo() {
 }
 if [ "$(id -u)" = 0 ] && [[ " $servers " == *" 15 "* ]]; then
 	ks_demo || status=1
+	phase_done demo
 fi
 
 echo
@@ -175,13 +207,16 @@ echo "== fuzz"
 fuzzdir=$(mktemp -d /tmp/kill_session_fuzz.XXXXXX)
 ks_copy_tree "$fuzzdir"
 [ "$(id -u)" = 0 ] && chown -R "$KS_SERVER_USER" "$fuzzdir"
-if (cd "$fuzzdir" && ks_as_server_user bash fuzz/run.sh) 2>&1 | tee "$fuzzdir.log"; [ "${PIPESTATUS[0]}" = 0 ]; then
+# Each of the two fuzzers: 30 s, or a minute with --all.
+fuzz_seconds=${KS_FUZZ_SECONDS:-$([ -n "$all" ] && echo 60 || echo 30)}
+if (cd "$fuzzdir" && ks_as_server_user bash fuzz/run.sh "$fuzz_seconds") 2>&1 | tee "$fuzzdir.log"; [ "${PIPESTATUS[0]}" = 0 ]; then
 	lines+=("$(grep '^fuzz:' "$fuzzdir.log" | tail -1)")
 	rm -rf "$fuzzdir"
 else
 	lines+=("fuzz: FAILED (tree kept in $fuzzdir)")
 	status=1
 fi
+phase_done fuzz
 
 # The machine's own PostgreSQL is untouched: every installed postgresql-*
 # package but this extension's verifies, and no file under PostgreSQL's
@@ -213,7 +248,10 @@ if [ "$(id -u)" = 0 ]; then
 	ks_check_untouched || status=1
 fi
 
+phase_done "machine check"
+
 echo
 echo "== summary ($((SECONDS - start)) s)"
 printf '%s\n' "${lines[@]}"
+echo "time: $(printf '%s, ' "${phases[@]}" | sed 's/, $//')"
 exit $status
