@@ -228,6 +228,28 @@ ks_call_fail(KsNodeCall *call, int sqlerrcode, char *message, char *detail,
 	call->state = KS_CALL_DONE;
 }
 
+/*
+ * The connection to the call's node is lost (why: detail).  Before the
+ * call's SQL was sent nothing ran there: 08006.  After, an action may have
+ * been done there, or not: 08007, the outcome is unknown, never a false.
+ * A read (no action) is 08006 either way.
+ */
+static void
+ks_call_lost(KsNodeCall *call, char *detail)
+{
+	if (call->state == KS_CALL_RUNNING && call->action != NULL)
+		ks_call_fail(call, ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN,
+					 psprintf("the outcome on node %d is unknown", call->node),
+					 psprintf("The connection to node %d was lost after the call was sent: %s",
+							  call->node, detail),
+					 psprintf("cluster_processlist shows whether the session is still there; node %d's log says what was done.",
+							  call->node));
+	else
+		ks_call_fail(call, ERRCODE_CONNECTION_FAILURE,
+					 psprintf("lost the connection to node %d", call->node),
+					 detail, NULL);
+}
+
 static char *
 ks_result_field(const PGresult *res, int field)
 {
@@ -266,12 +288,10 @@ ks_call_fail_result(KsNodeCall *call, const PGresult *res)
 		 (strcmp(severity, "FATAL") == 0 || strcmp(severity, "PANIC") == 0)) ||
 		(state != NULL && strncmp(state, "57P0", 4) == 0))
 	{
-		ks_call_fail(call, ERRCODE_CONNECTION_FAILURE,
-					 psprintf("lost the connection to node %d", call->node),
-					 psprintf("The node said: %s: %s%s%s",
-							  severity ? severity : "ERROR",
-							  state ? state : "", state ? ": " : "", message),
-					 NULL);
+		ks_call_lost(call, psprintf("the node said: %s: %s%s%s",
+									severity ? severity : "ERROR",
+									state ? state : "", state ? ": " : "",
+									message));
 		return;
 	}
 	ks_call_fail(call, ks_result_sqlstate(res), message,
@@ -836,9 +856,7 @@ ks_call_read(KsNodeCall *call)
 {
 	if (!PQconsumeInput(call->conn))
 	{
-		ks_call_fail(call, ERRCODE_CONNECTION_FAILURE,
-					 psprintf("lost the connection to node %d", call->node),
-					 pchomp(PQerrorMessage(call->conn)), NULL);
+		ks_call_lost(call, pchomp(PQerrorMessage(call->conn)));
 		return;
 	}
 	while (call->state != KS_CALL_DONE && !PQisBusy(call->conn))
@@ -938,9 +956,7 @@ ks_call_step(KsNodeCall *call, uint32 *events)
 
 		if (r < 0)
 		{
-			ks_call_fail(call, ERRCODE_CONNECTION_FAILURE,
-						 psprintf("lost the connection to node %d", call->node),
-						 pchomp(PQerrorMessage(call->conn)), NULL);
+			ks_call_lost(call, pchomp(PQerrorMessage(call->conn)));
 			return;
 		}
 		call->flushing = (r == 1);
@@ -993,19 +1009,32 @@ ks_drive(KsNodeCall *calls, int n, bool until_sent)
 
 			if (call->state == KS_CALL_DONE)
 				continue;
-			if (now >= call->deadline)
+			if (now >= call->deadline && call->state == KS_CALL_RUNNING &&
+				call->action != NULL)
 			{
-				bool		connecting = call->state != KS_CALL_RUNNING;
-
+				ks_call_fail(call, ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN,
+							 psprintf("the outcome on node %d is unknown", call->node),
+							 psprintf("Node %d did not answer the call within kill_session.node_timeout plus kill_session.wait_timeout (" INT64_FORMAT " ms).",
+									  call->node, ks_answer_timeout()),
+							 psprintf("cluster_processlist shows whether the session is still there; node %d's log says what was done.",
+									  call->node));
+				continue;
+			}
+			if (now >= call->deadline && call->state == KS_CALL_RUNNING)
+			{
 				ks_call_fail(call, ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
-							 connecting ?
-							 psprintf("could not reach node %d", call->node) :
 							 psprintf("node %d did not answer in time", call->node),
-							 connecting ?
-							 psprintf("It did not connect and say who it is within kill_session.node_timeout (%d ms).",
-									  ks_node_timeout) :
 							 psprintf("It did not answer within kill_session.node_timeout plus kill_session.wait_timeout (" INT64_FORMAT " ms).",
 									  ks_answer_timeout()),
+							 NULL);
+				continue;
+			}
+			if (now >= call->deadline)
+			{
+				ks_call_fail(call, ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
+							 psprintf("could not reach node %d", call->node),
+							 psprintf("It did not connect and say who it is within kill_session.node_timeout (%d ms).",
+									  ks_node_timeout),
 							 NULL);
 				continue;
 			}

@@ -427,13 +427,19 @@ ks_kill_calls(FunctionCallInfo fcinfo, const Datum *ids, const int *first,
 	return calls;
 }
 
-/* What a node answered for id: killed or not (false if it did not say). */
+/*
+ * What a node answered for id: killed or not; false if it refused or did
+ * not say, *unknown if the call was sent and its answer lost (08007), when
+ * the node may have killed it or not.
+ */
 static bool
-ks_killed_there(const KsNodeCall *call, int64 id)
+ks_killed_there(const KsNodeCall *call, int64 id, bool *unknown)
 {
 	char	   *want = psprintf(INT64_FORMAT, id);
 	int			r;
 
+	*unknown = call->failed &&
+		call->sqlerrcode == ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN;
 	if (call->failed || call->ncols != 2)
 		return false;
 	for (r = 0; r < call->nrows; r++)
@@ -462,7 +468,8 @@ ks_killed_there(const KsNodeCall *call, int64 id)
  * The IDs of other nodes go to their nodes, one call per node, all sent
  * before the kills here begin, so that every node works at once.  Each node
  * checks its own IDs before it kills any; a node that fails or refuses
- * gives a WARNING with its error, and its rows are false.
+ * gives a WARNING with its error, and its rows are false; a node whose
+ * answer was lost after the call was sent (08007), NULL: unknown.
  */
 Datum
 kill_sessions(PG_FUNCTION_ARGS)
@@ -615,7 +622,8 @@ kill_sessions(PG_FUNCTION_ARGS)
 		bool		killed;
 
 		if (node_of[k] >= 0)
-			killed = ks_killed_there(&calls[node_of[k]], DatumGetInt64(elems[k]));
+			killed = ks_killed_there(&calls[node_of[k]], DatumGetInt64(elems[k]),
+									 &nulls[1]);
 		else
 		{
 			killed = found[k] && (gone[k] || ks_wait_timeout == 0);

@@ -15,8 +15,9 @@
 #   names the origin;
 # - the timeouts work at their maxima, a slow resolver is bounded and
 #   cancellable, a plain PostgreSQL is 55000, a fake node that answers the
-#   check gets no row of another node's ID into the cluster list, a node's
-#   FATAL is 08006, and on a node the HINT for an ID without its node says
+#   check gets no row of another node's ID into the cluster list, a call
+#   whose answer is lost once it was sent is 08007 (unknown, and NULL in
+#   kill_sessions), and on a node the HINT for an ID without its node says
 #   so.
 
 use strict;
@@ -561,29 +562,76 @@ like($err,
 kill 'TERM', $liar_pid;
 waitpid($liar_pid, 0);
 
-# The node's session ends in the middle of a call: its FATAL is 08006 here.
-# (The session is stopped, so the node's kill waits for it.)
+# The node's session ends in the middle of a call, after the call was sent:
+# the node may have acted or not, so the outcome is unknown (08007), never
+# the node's 57P01, which drivers and poolers would take for the end of
+# their own connection.  (The session is stopped, so the node's kill waits
+# for it.)
+my $forwarding = q{
+	SELECT pid FROM pg_stat_activity
+	WHERE application_name = 'kill_session' AND state = 'active'};
+sub forwarding_pid
+{
+	$n3->poll_query_until('postgres', "SELECT count(*) = 1 FROM ($forwarding) f")
+	  or die;
+	return $n3->safe_psql('postgres', $forwarding);
+}
+my $unknown = qr/^cluster_processlist shows whether the session is still there; node 3's log says what was done\.$/;
 my $victim_pid = $v->pid;
 kill 'STOP', $victim_pid;
 my $caller1 = KsWire->connect($n1);
 $caller1->send_query("SELECT kill_session('$id')");
-$n3->poll_query_until('postgres', q{
-	SELECT count(*) = 1 FROM pg_stat_activity
-	WHERE application_name = 'kill_session' AND state = 'active'}) or die;
-$n3->safe_psql('postgres', q{
-	SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-	WHERE application_name = 'kill_session' AND state = 'active'});
-is_deeply($caller1->trace(30), [ 'T', 'E:ERROR:08006', 'Z' ],
-	'the node\'s FATAL: an ERROR 08006 here, not the node\'s 57P01');
-is($caller1->last_error->{M}, 'lost the connection to node 3',
-	'lost the connection to node 3');
+$n3->safe_psql('postgres', "SELECT pg_terminate_backend(${\ forwarding_pid()})");
+is_deeply($caller1->trace(30), [ 'T', 'E:ERROR:08007', 'Z' ],
+	'the node\'s FATAL after the call was sent: 08007 here, not the node\'s 57P01');
+is($caller1->last_error->{M}, 'the outcome on node 3 is unknown',
+	'the outcome on node 3 is unknown');
 like($caller1->last_error->{D},
-	qr/^The node said: FATAL: 57P01: terminating connection due to administrator command/,
+	qr/^The connection to node 3 was lost after the call was sent: the node said: FATAL: 57P01: terminating connection due to administrator command/,
 	'with the node\'s own words in the DETAIL');
+like($caller1->last_error->{H}, $unknown, 'and where to look');
 is($caller1->value('SELECT 7'), '7', 'the caller\'s own connection goes on');
-$caller1->close;
 kill 'CONT', $victim_pid;
-is_deeply($v->trace(10), $END, 'the session, marked before, ends once it runs');
+is_deeply($v->trace(10), $END,
+	'the session, marked before, ends once it runs: the kill had happened');
+
+# kill_sessions: that node's rows are NULL, unknown, with the WARNING.
+($v, $id) = ks_victim($n3);
+$victim_pid = $v->pid;
+kill 'STOP', $victim_pid;
+$caller1->send_query("SELECT id, killed FROM kill_sessions(ARRAY[$id])");
+$n3->safe_psql('postgres', "SELECT pg_terminate_backend(${\ forwarding_pid()})");
+my $r = $caller1->read_result(30);
+is_deeply($r->{rows}, [ [ $id, undef ] ], 'kill_sessions: the row is NULL, not false');
+is(join(' ', map { "$_->{V}:$_->{C}:$_->{M}" } @{ $r->{notices} }),
+	'WARNING:08007:the outcome on node 3 is unknown',
+	'with a WARNING 08007');
+kill 'CONT', $victim_pid;
+is_deeply($v->trace(10), $END, 'and that session had been marked: it ends');
+
+# A node that stops answering once it has the call: 08007 at node_timeout
+# plus wait_timeout.  Then it goes on, and the kill happens: unknown was
+# the right answer, false would have been wrong.
+($v, $id) = ks_victim($n3);
+$caller1->query(q{SET kill_session.node_timeout = '1s'});
+$caller1->query(q{SET kill_session.wait_timeout = '1s'});
+$victim_pid = $v->pid;
+kill 'STOP', $victim_pid;
+$caller1->send_query("SELECT kill_session('$id')");
+my $stuck = forwarding_pid();
+kill 'STOP', $stuck;
+$t0 = time();
+is_deeply($caller1->trace(30), [ 'T', 'E:ERROR:08007', 'Z' ],
+	'a node silent after the call was sent: 08007');
+$elapsed = time() - $t0;
+like($caller1->last_error->{D},
+	qr/^Node 3 did not answer the call within kill_session.node_timeout plus kill_session.wait_timeout \(2000 ms\)\.$/,
+	'once node_timeout plus wait_timeout had passed');
+cmp_ok($elapsed, '<', 2 + 2 * ks_slow(), "in time (${elapsed}s)");
+kill 'CONT', $stuck;
+kill 'CONT', $victim_pid;
+is_deeply($v->trace(10), $END, 'the node went on and killed the session');
+$caller1->close;
 
 # On a node, the HINT for an ID without its node says so.
 like(refused($n2, 'postgres', "ALTER SYSTEM KILL SESSION '3274972196'"),
