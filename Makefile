@@ -5,6 +5,7 @@ OBJS = \
 	$(WIN32RES) \
 	action.o \
 	cancel.o \
+	connection.o \
 	disconnect.o \
 	forward.o \
 	kill.o \
@@ -19,7 +20,8 @@ OBJS = \
 	sql_scan.o
 
 EXTENSION = kill_session
-DATA = kill_session--1.0.sql kill_session--1.0--1.1.sql kill_session--1.1--1.2.sql
+DATA = kill_session--1.0.sql kill_session--1.0--1.1.sql kill_session--1.1--1.2.sql \
+	kill_session--1.2--1.3.sql
 PGFILEDESC = "kill_session - Oracle-mode ALTER SYSTEM KILL SESSION"
 
 REGRESS = setup processlist kill oracle

@@ -86,6 +86,7 @@ static int	ks_node_timeout = 3000;
 typedef enum KsCallState
 {
 	KS_CALL_NEW,
+	KS_CALL_KEPT,				/* has a kept connection, not yet checked */
 	KS_CALL_RESOLVING,			/* its host names being resolved */
 	KS_CALL_CONNECTING,
 	KS_CALL_CHECKING,			/* asked who the node is */
@@ -214,12 +215,8 @@ ks_call_fail(KsNodeCall *call, int sqlerrcode, char *message, char *detail,
 			 char *hint)
 {
 	ks_resolve_stop(&call->resolver);
-	if (call->conn != NULL)
-	{
-		PQfinish(call->conn);
-		ReleaseExternalFD();
-		call->conn = NULL;
-	}
+	ks_connection_close(call->conn);
+	call->conn = NULL;
 	call->failed = true;
 	call->sqlerrcode = sqlerrcode;
 	call->message = message;
@@ -542,6 +539,8 @@ ks_call_add_option(KsNodeCall *call, const char *keyword, const char *value)
 	call->options[i + 1] = NULL;
 }
 
+static void ks_call_open(KsNodeCall *call);
+
 /*
  * Start the call to its node's foreign server: check the server and the
  * calling role's user mapping, log what is asked of the node, and start
@@ -556,7 +555,6 @@ ks_call_start(KsNodeCall *call)
 	Oid			userid = GetUserId();
 	Oid			owner;
 	bool		has_password;
-	const char *host;
 
 	call->state = KS_CALL_DONE;
 	call->deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
@@ -651,7 +649,29 @@ ks_call_start(KsNodeCall *call)
 						GetUserNameFromId(userid, false), ks_node_id(),
 						call->node, server->servername, call->action)));
 
-	host = ks_call_option(call, "host");
+	/* A connection kept from an earlier call of this role, if alive. */
+	call->serverid = server->serverid;
+	call->userid = userid;
+	call->umid = user->umid;
+	call->conn = ks_connection_take(call->serverid, userid, user->umid);
+	if (call->conn != NULL)
+	{
+		PQsetNoticeReceiver(call->conn, ks_notice_receiver, call);
+		call->kept = true;
+		call->state = KS_CALL_KEPT;
+		return;
+	}
+	ks_call_open(call);
+}
+
+/*
+ * Open a new connection for the call: resolve its host names first if it
+ * has any, or connect at once.
+ */
+static void
+ks_call_open(KsNodeCall *call)
+{
+	const char *host = ks_call_option(call, "host");
 	if (host != NULL && ks_call_option(call, "hostaddr") == NULL &&
 		ks_resolve_needed(host))
 	{
@@ -755,6 +775,23 @@ ks_call_connected(KsNodeCall *call)
 	params[1] = is_relation ? "true" : "false";
 	params[2] = psprintf("%d", ks_kill_wait_timeout());
 	params[3] = ks_my_origin();
+	if (call->kept &&
+		!PQsendQueryParams(call->conn, KS_CHECK_SQL, 4, NULL, params, NULL, NULL, 0))
+	{
+		/* Broken before anything was sent: a new connection, once. */
+		ks_connection_close(call->conn);
+		call->conn = NULL;
+		call->kept = false;
+		ks_call_open(call);
+		return;
+	}
+	if (call->kept)
+	{
+		call->kept = false;
+		call->state = KS_CALL_CHECKING;
+		call->flushing = true;
+		return;
+	}
 	ks_call_send(call, KS_CHECK_SQL, 4, params, KS_CALL_CHECKING);
 }
 
@@ -899,6 +936,8 @@ static void
 ks_call_step(KsNodeCall *call, uint32 *events)
 {
 	*events = 0;
+	if (call->state == KS_CALL_KEPT)
+		ks_call_connected(call);
 	if (call->state == KS_CALL_RESOLVING)
 	{
 		const char *host = ks_call_option(call, "host");
@@ -1112,15 +1151,14 @@ ks_nodes_close(KsNodeCall *calls, int n)
 {
 	int			i;
 
+	/* A connection is kept only after an answer in full. */
 	for (i = 0; i < n; i++)
 	{
 		ks_resolve_stop(&calls[i].resolver);
-		if (calls[i].conn != NULL)
-		{
-			PQfinish(calls[i].conn);
-			ReleaseExternalFD();
-			calls[i].conn = NULL;
-		}
+		ks_connection_give_back(calls[i].serverid, calls[i].userid,
+								calls[i].umid, calls[i].conn,
+								calls[i].state == KS_CALL_DONE && !calls[i].failed);
+		calls[i].conn = NULL;
 	}
 }
 

@@ -76,6 +76,7 @@ _PG_init(void)
 	ks_define_kill_settings();
 	ks_define_action_settings();
 	ks_define_forward_settings();
+	ks_define_connection_settings();
 	ks_define_privilege_parameter();
 
 	MarkGUCPrefixReserved("kill_session");

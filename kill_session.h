@@ -11,7 +11,9 @@
  *					aim, the mark, the log line, the DETAIL the session is
  *					told
  * forward.c		the sessions of other nodes: the directory of nodes
- *					and the calls run on them (the only user of libpq)
+ *					and the calls run on them
+ * connection.c		the connections to other nodes kept between calls
+ *					(with forward.c, the only users of libpq)
  * resolve.c/h		host names resolved by a child process, bounded and
  *					cancellable (leaf)
  * kill.c			kill_session() and kill_sessions(): the kill of
@@ -59,6 +61,7 @@
 struct ParseState;
 struct PlannedStmt;
 struct Query;
+struct pg_result;
 
 /* action.c: what every action on a session shares */
 #define KS_KILL_WHAT	"kill session"
@@ -117,6 +120,10 @@ typedef struct KsNodeCall
 	const char **keywords;		/* the connection's options */
 	const char **options;
 	KsResolver	resolver;		/* host names being resolved */
+	Oid			serverid;		/* the server, role and user mapping whose */
+	Oid			userid;			/* connection it is, kept or opened */
+	Oid			umid;
+	bool		kept;			/* a kept connection, not yet used again */
 } KsNodeCall;
 
 extern void ks_define_forward_settings(void);
@@ -129,6 +136,14 @@ extern void ks_nodes_close(KsNodeCall *calls, int n);
 extern void ks_node_report(const KsNodeCall *call, int elevel);
 extern Datum ks_forward_call(FunctionCallInfo fcinfo, int argno, int64 id,
 							 const char *server, const char *what);
+
+/* connection.c: the connections to other nodes kept between calls */
+extern void ks_define_connection_settings(void);
+extern struct pg_conn *ks_connection_take(Oid serverid, Oid userid, Oid umid);
+extern void ks_connection_give_back(Oid serverid, Oid userid, Oid umid,
+									struct pg_conn *conn, bool clean);
+extern void ks_connection_close(struct pg_conn *conn);
+extern void ks_ignore_notice(void *arg, const struct pg_result *res);
 
 /* kill.c: the one kill behind every front door, and the wait */
 extern bool ks_kill_session(uint32 sid);
