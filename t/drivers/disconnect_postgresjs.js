@@ -3,9 +3,10 @@
 //   node disconnect_postgresjs.js HOST PORT
 // The transaction of sql.begin() commits and its row is there.  The next
 // query on the same instance fails with a connection error (ECONNRESET,
-// CONNECTION_CLOSED or 57P01), and one sent right after that may never
-// settle; so on such an error the application ends the instance and makes
-// a new one, whose query succeeds.
+// CONNECTION_CLOSED or 57P01), unless postgres.js saw the connection close
+// first and reconnected; and one sent right after a failed one may never
+// settle.  So on such an error the application ends the instance and
+// makes a new one, whose query succeeds.
 'use strict';
 const postgres = require('postgres');
 
