@@ -74,7 +74,7 @@ check_logs() {
 KS_VALGRIND_SUBSET="t/001_registry.pl t/002_kill.pl t/003_killed_detail.pl
 	t/006_privilege.pl t/007_self_kill.pl t/008_show_processlist.pl
 	t/009_session_statements.pl t/010_reasons.pl t/011_disconnect.pl
-	t/013_cluster.pl t/014_load_balancer.pl t/015_trust.pl"
+	t/013_cluster.pl t/014_load_balancer.pl t/015_trust.pl t/016_connections.pl"
 valgrind_errors=0
 check_valgrind() {
 	local suite=$1 n f
