@@ -717,9 +717,54 @@ ks_call_connect(KsNodeCall *call)
 					 pchomp(PQerrorMessage(call->conn)), NULL);
 		return;
 	}
+	/* Until connected, errors carry their SQLSTATE (ks_call_connect_failed). */
+	PQsetErrorVerbosity(call->conn, PQERRORS_VERBOSE);
 	PQsetNoticeReceiver(call->conn, ks_notice_receiver, call);
 	call->state = KS_CALL_CONNECTING;
 	call->poll = PGRES_POLLING_WRITING;
+}
+
+/*
+ * Connecting failed.  If the node refused with an error of its own (too
+ * many connections, a database being shut down...), that is the SQLSTATE
+ * here too, found in libpq's message as PQERRORS_VERBOSE writes it,
+ * "SEVERITY:  SQLSTATE: text"; otherwise 08001.  The DETAIL is libpq's
+ * message without its LOCATION lines.
+ */
+static void
+ks_call_connect_failed(KsNodeCall *call)
+{
+	const char *message = PQerrorMessage(call->conn);
+	const char *p;
+	int			sqlstate = ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION;
+	StringInfoData detail;
+
+	for (p = strstr(message, ":  "); p != NULL; p = strstr(p + 1, ":  "))
+	{
+		const char *s = p + 3;
+		int			i;
+
+		for (i = 0; i < 5 && ((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'A' && s[i] <= 'Z')); i++)
+			;
+		if (i == 5 && s[5] == ':')
+		{
+			sqlstate = MAKE_SQLSTATE(s[0], s[1], s[2], s[3], s[4]);
+			break;
+		}
+	}
+	initStringInfo(&detail);
+	for (p = message; *p != '\0';)
+	{
+		const char *eol = strchr(p, '\n');
+		int			len = eol ? (int) (eol - p) : (int) strlen(p);
+
+		if (strncmp(p, "LOCATION:", 9) != 0)
+			appendStringInfo(&detail, "%s%.*s", detail.len > 0 ? "\n" : "", len, p);
+		p += len + (eol ? 1 : 0);
+	}
+	ks_call_fail(call, sqlstate,
+				 psprintf("could not connect to node %d", call->node),
+				 detail.data, NULL);
 }
 
 /* Send a query with text parameters; a send that fails fails the call. */
@@ -756,6 +801,7 @@ ks_call_connected(KsNodeCall *call)
 	const char *params[4];
 	bool		is_relation;
 
+	PQsetErrorVerbosity(call->conn, PQERRORS_DEFAULT);
 	if (call->password_required && !PQconnectionUsedPassword(call->conn))
 	{
 		ks_call_fail(call, ERRCODE_S_R_E_PROHIBITED_SQL_STATEMENT_ATTEMPTED,
@@ -973,9 +1019,7 @@ ks_call_step(KsNodeCall *call, uint32 *events)
 		call->poll = PQconnectPoll(call->conn);
 		if (call->poll == PGRES_POLLING_FAILED)
 		{
-			ks_call_fail(call, ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
-						 psprintf("could not connect to node %d", call->node),
-						 pchomp(PQerrorMessage(call->conn)), NULL);
+			ks_call_connect_failed(call);
 			return;
 		}
 		if (call->poll == PGRES_POLLING_OK)

@@ -44,7 +44,7 @@ sub kill_one
 }
 
 my $caller = KsWire->connect($n1);
-my ($v, $id);
+my ($v, $id, $r);
 ok(kill_one($caller), 'a first call to node 3 kills');
 my $first = forwarding_pids();
 like($first, qr/^\d+$/, 'its connection is kept: one forwarding backend on node 3');
@@ -96,7 +96,7 @@ ok(kill_one($caller), 'and the next call opens another');
 # a kept connection never serves another node than the directory names.
 ok(kill_one($caller), 'a call kills, and keeps its connection');
 ($v, $id) = ks_victim($n3);
-my $r = $caller->query(qq{
+$r = $caller->query(qq{
 	BEGIN;
 	UPDATE kill_session_nodes SET server_name = 'node2' WHERE node_id = 3;
 	SELECT kill_session('$id');});
@@ -131,6 +131,25 @@ $n3->restart;
 ok(kill_one($caller), 'node 3 restarted: the next call kills, on a new connection');
 is($caller->value('SELECT count(*) FROM kill_session_connections() WHERE valid'), '1',
 	'which is kept');
+
+# A node that refuses the connection with an error of its own: its
+# SQLSTATE comes back, naming the node.  (Here the mapped role is at its
+# connection limit there.)
+$n1->safe_psql('postgres', 'CREATE ROLE lim LOGIN CONNECTION LIMIT 1');
+$n1->wait_for_catchup($n3, 'replay', $n1->lsn('insert'));
+my $lim = KsWire->connect($n3, user => 'lim');
+($v, $id) = ks_victim($n3);
+$r = $caller->query(qq{
+	BEGIN;
+	ALTER USER MAPPING FOR postgres SERVER node3 OPTIONS (SET user 'lim');
+	SELECT kill_session('$id');});
+is("$r->{error}{C} $r->{error}{M}", '53300 could not connect to node 3',
+	'a node at the role\'s connection limit: 53300, naming the node');
+like($r->{error}{D}, qr/too many connections for role "lim"/, 'with its words');
+unlike($r->{error}{D}, qr/LOCATION/, 'and no more');
+$caller->query('ROLLBACK');
+$lim->close;
+is($v->value('SELECT 1'), '1', 'the session lives on');
 
 # A call that fails on the node (its error) does not keep a connection in
 # an unknown state; the next call works.
