@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run the kill_session benchmarks and print the table.
 #
-#   sudo bash bench/run.sh            (KS_BENCH_QUICK=1 for a short run)
+#   sudo bash bench/run.sh            (KS_BENCH_QUICK=1 for a short run,
+#                                     KS_BENCH_ONLY=cluster for part 6 only)
 #
 # As root it installs what is missing, builds and installs the extension,
 # then runs the benchmarks as the unprivileged user "postgres".
@@ -14,7 +15,7 @@ work=$(mktemp -d /tmp/kill_session_bench.XXXXXX)
 cp -a bench t "$work/"
 [ "$(id -u)" = 0 ] && chown -R "$KS_SERVER_USER" "$work"
 cd "$work"
-ks_as_server_user env KS_BENCH_QUICK="${KS_BENCH_QUICK:-}" TMPDIR="$work" \
+ks_as_server_user env KS_BENCH_QUICK="${KS_BENCH_QUICK:-}" KS_BENCH_ONLY="${KS_BENCH_ONLY:-}" TMPDIR="$work" \
 	prlimit --nofile=8192 perl bench/bench.pl
 cd /
 rm -rf "$work"
