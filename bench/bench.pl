@@ -12,6 +12,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/../t";
 use KsWire;
+use KsTls;
 use File::Temp qw(tempdir);
 use POSIX qw(floor);
 use Time::HiRes qw(time usleep);
@@ -360,15 +361,7 @@ sub standby_of
 
 my $tls = "$root/tls";
 mkdir $tls;
-for my $cmd (
-	"openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=kill_session-bench-ca -keyout $tls/ca.key -out $tls/ca.crt",
-	"openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout $tls/node.key -out $tls/node.csr",
-	"printf 'subjectAltName=IP:127.0.0.1\\n' > $tls/san.ext",
-	"openssl x509 -req -in $tls/node.csr -CA $tls/ca.crt -CAkey $tls/ca.key -CAcreateserial -days 2 -extfile $tls/san.ext -out $tls/node.crt")
-{
-	system("$cmd >/dev/null 2>&1") == 0 or die "failed: $cmd";
-}
-chmod 0600, "$tls/node.key";
+ks_make_certs($tls);
 
 my @cluster = (Server->new('node1',
 	"shared_preload_libraries = 'kill_session'\nkill_session.node_id = 1\n"

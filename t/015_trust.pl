@@ -31,6 +31,7 @@ use FindBin;
 use lib $FindBin::RealBin;
 use KsNode;
 use KsWire;
+use KsTls;
 
 my @nodes = ks_cluster();
 my ($n1, $n2, $n3) = @nodes;
@@ -194,15 +195,7 @@ is($v->value('SELECT 4'), '4', 'the session lives on');
 
 # A CA, and a certificate of 127.0.0.1 for the nodes, made for this run.
 my $tls = PostgreSQL::Test::Utils::tempdir;
-for my $cmd (
-	"openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=kill_session-test-ca -keyout $tls/ca.key -out $tls/ca.crt",
-	"openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout $tls/node.key -out $tls/node.csr",
-	"printf 'subjectAltName=IP:127.0.0.1\\n' > $tls/san.ext",
-	"openssl x509 -req -in $tls/node.csr -CA $tls/ca.crt -CAkey $tls/ca.key -CAcreateserial -days 2 -extfile $tls/san.ext -out $tls/node.crt")
-{
-	system("$cmd >/dev/null 2>&1") == 0 or die "failed: $cmd";
-}
-chmod 0600, "$tls/node.key";
+ks_make_certs($tls);
 for my $node (@nodes)
 {
 	$node->append_conf('postgresql.conf', qq{
