@@ -27,6 +27,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
 use IO::Socket::INET;
+use POSIX ();
 use FindBin;
 use lib $FindBin::RealBin;
 use KsNode;
@@ -211,6 +212,9 @@ my $fake = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
 	Listen => 5, ReuseAddr => 1) or die "fake node: $!";
 my $fake_port = $fake->sockport;
 my $fake_got = "$tls/fake_received";
+# A fake is a child of this script: it must not run the script's END
+# blocks or signal handlers (which stop every node), so it ends with
+# POSIX::_exit and is killed with SIGKILL.
 my $fake_pid = fork();
 if ($fake_pid == 0)
 {
@@ -236,7 +240,7 @@ if ($fake_pid == 0)
 		close $fh;
 		close $c;
 	}
-	exit 0;
+	POSIX::_exit(0);
 }
 close $fake;
 
@@ -263,7 +267,7 @@ is($n1->safe_psql('postgres', qq{
 	SELECT kill_session('$id');}),
 	't', 'the real node, over TLS verified against the CA, with channel binding: killed');
 is_deeply($v->trace(10), $END, 'which ends');
-kill 'TERM', $fake_pid;
+kill 'KILL', $fake_pid;
 waitpid($fake_pid, 0);
 
 # -- The privilege on both nodes ---------------------------------------------
@@ -537,7 +541,7 @@ if ($liar_pid == 0)
 		}
 		close $c;
 	}
-	exit 0;
+	POSIX::_exit(0);
 }
 close $liar;
 ($out, $err) = ks_run_as($n1, 'postgres', qq{
@@ -552,7 +556,7 @@ is($out, '33333333333',
 like($err,
 	qr/WARNING:  08P01: node 3 listed 1 session whose ID does not carry that node\nDETAIL:  Those rows are left out\.\nCONTEXT:  node 3 \(foreign server "liar"\)/,
 	'with a WARNING naming the node');
-kill 'TERM', $liar_pid;
+kill 'KILL', $liar_pid;
 waitpid($liar_pid, 0);
 
 # The node's session ends in the middle of a call, after the call was sent:
