@@ -7,7 +7,7 @@ export PG_CONFIG
 
 # The Debian packages the build, the tests and the benchmarks need.
 KS_PACKAGES="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR
-	postgresql-contrib libkrb5-dev libpq-dev libipc-run-perl make gcc openssl
+	postgresql-contrib libkrb5-dev libpq-dev libipc-run-perl make gcc openssl iproute2
 	pgbouncer haproxy python3-psycopg python3-psycopg2 libpostgresql-jdbc-java
 	default-jdk-headless"
 

@@ -21,7 +21,8 @@
 # tests Debian's 15 only, with the packages and a writable install.
 #
 # Every driver test that finds its driver missing fails here rather than
-# skipping (KS_REQUIRE_DRIVERS=1), so a green run has run them all.
+# skipping (KS_REQUIRE_DRIVERS=1), so a green run has run them all.  As
+# root, the network fault test (t/017) runs on 15 too, as root.
 set -u
 cd "$(dirname "$0")/.."
 . tools/common.sh
@@ -152,6 +153,27 @@ ks_test_server() {
 	return "$rc"
 }
 
+# The network fault test needs root for its namespaces: it runs as root,
+# its servers as the server user (t/017_network_faults.pl).
+ks_faults() {
+	local name=$1 work log
+	work=$(mktemp -d /tmp/kill_session_faults.XXXXXX)
+	ks_copy_tree "$work"
+	log=$work.log
+	echo
+	echo "== $name: network faults (as root, each node in its own namespace)"
+	if (cd "$work" && PG_CONFIG=$(ks_matrix_pg_config "$name") KS_FAULT_USER=$KS_SERVER_USER \
+		prove -v t/017_network_faults.pl) >"$log" 2>&1; then
+		grep -E "^# (outcomes|slowest)|^(ok|not ok)|^Files=" "$log"
+		lines+=("$name network faults: passed ($(grep -E -o 'Files=[0-9]+, Tests=[0-9]+' "$log" | tail -1); $(grep -E -o '[0-9]+ faulted calls' "$log" | head -1))")
+		rm -rf "$work" "$log"
+	else
+		grep -v "^# call" "$log" | tail -40
+		lines+=("$name network faults: FAILED (log in $log)")
+		return 1
+	fi
+}
+
 for name in $servers; do
 	if [ "$name" = 15 ] && [ "$(id -u)" = 0 ] && [ -z "${KS_NO_PACKAGE:-}" ]; then
 		ks_package || status=1
@@ -161,6 +183,10 @@ for name in $servers; do
 	fi
 	ks_test_server "$name" || status=1
 	phase_done "$name suites"
+	if [ "$name" = 15 ] && [ "$(id -u)" = 0 ]; then
+		ks_faults "$name" || status=1
+		phase_done "$name network faults"
+	fi
 done
 
 # The reference example as tools/demo.sh plays it, next to a process of
