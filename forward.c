@@ -672,6 +672,7 @@ static void
 ks_call_open(KsNodeCall *call)
 {
 	const char *host = ks_call_option(call, "host");
+
 	if (host != NULL && ks_call_option(call, "hostaddr") == NULL &&
 		ks_resolve_needed(host))
 	{
