@@ -610,8 +610,9 @@ is_deeply($v->trace(10), $END, 'and that session had been marked: it ends');
 # plus wait_timeout.  Then it goes on, and the kill happens: unknown was
 # the right answer, false would have been wrong.
 ($v, $id) = ks_victim($n3);
-$caller1->query(q{SET kill_session.node_timeout = '1s'});
-$caller1->query(q{SET kill_session.wait_timeout = '1s'});
+my $step = 1000 * ks_slow();
+$caller1->query(qq{SET kill_session.node_timeout = '${step}ms'});
+$caller1->query(qq{SET kill_session.wait_timeout = '${step}ms'});
 $victim_pid = $v->pid;
 kill 'STOP', $victim_pid;
 $caller1->send_query("SELECT kill_session('$id')");
@@ -622,9 +623,9 @@ is_deeply($caller1->trace(30), [ 'T', 'E:ERROR:08007', 'Z' ],
 	'a node silent after the call was sent: 08007');
 $elapsed = time() - $t0;
 like($caller1->last_error->{D},
-	qr/^Node 3 did not answer the call within kill_session.node_timeout plus kill_session.wait_timeout \(2000 ms\)\.$/,
+	qr/^Node 3 did not answer the call within kill_session.node_timeout plus kill_session.wait_timeout \(${\ (2 * $step)} ms\)\.$/,
 	'once node_timeout plus wait_timeout had passed');
-cmp_ok($elapsed, '<', 2 + 2 * ks_slow(), "in time (${elapsed}s)");
+cmp_ok($elapsed, '<', 2 * $step / 1000 + 2 * ks_slow(), "in time (${elapsed}s)");
 kill 'CONT', $stuck;
 kill 'CONT', $victim_pid;
 is_deeply($v->trace(10), $END, 'the node went on and killed the session');
