@@ -295,6 +295,7 @@ for my $k (1 .. $calls)
 	$count{"$when $answer, victim $saw"}++;
 	my $what = "call $k: $action of node " . ($to + 1) . " from node " . ($from + 1)
 	  . ", cut $when: $answer" . ($warning ? " (WARNING $warning)" : '') . ", victim $saw, ${took}s";
+	note($what);
 	# (The wait for an unsent call to show on the node is the test's own.)
 	push @bad, "$what: too slow" if $took > $bound && $when ne 'unsent';
 	if ($answer eq 'returned t')

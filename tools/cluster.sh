@@ -17,6 +17,13 @@
 # kills a session of node 1.
 #
 #   bash tools/cluster.sh             (KEEP=1 leaves the cluster running)
+#   bash tools/cluster.sh --faults    (as root: the network fault loop)
+#
+# --faults runs t/017_network_faults.pl for a user to watch: each node in a
+# network namespace of its own, links cut at random while calls go between
+# the nodes, every call's outcome printed as it comes (KS_FAULT_CALLS
+# calls, 30 by default), then the checks.  It needs root for the
+# namespaces and removes them when it ends.
 #
 # Needs kill_session installed for the server pg_config names (default:
 # Debian's 15), postgres_fdw (in Debian's server package), haproxy and
@@ -24,6 +31,13 @@
 # Everything it writes is under a new directory in /tmp.  Run as root, it
 # runs the servers as the user postgres.
 set -eu
+
+if [ "${1:-}" = --faults ]; then
+	[ "$(id -u)" = 0 ] || { echo "--faults needs root, for the network namespaces" >&2; exit 1; }
+	cd "$(dirname "$0")/.."
+	exec env PG_CONFIG="${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}" \
+		KS_FAULT_CALLS="${KS_FAULT_CALLS:-30}" prove -v t/017_network_faults.pl
+fi
 
 if [ "$(id -u)" = 0 ]; then
 	exec runuser -u postgres -- env PATH="$PATH" PG_CONFIG="${PG_CONFIG:-}" \
