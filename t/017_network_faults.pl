@@ -294,7 +294,8 @@ for my $k (1 .. $calls)
 	my $saw = victim_saw($v, $action, $when eq 'after_sent' || $answer eq 'returned t' ? 3 : 0.5);
 	$count{"$when $answer, victim $saw"}++;
 	my $what = "call $k: $action of node " . ($to + 1) . " from node " . ($from + 1)
-	  . ", cut $when: $answer" . ($warning ? " (WARNING $warning)" : '') . ", victim $saw, ${took}s";
+	  . ", cut $when: $answer" . ($warning ? " (WARNING $warning)" : '') . ", victim $saw, "
+	  . sprintf('%.2fs', $took);
 	note($what);
 	# (The wait for an unsent call to show on the node is the test's own.)
 	push @bad, "$what: too slow" if $took > $bound && $when ne 'unsent';
