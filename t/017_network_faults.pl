@@ -27,6 +27,20 @@ use FindBin;
 use lib $FindBin::RealBin;
 use KsWire;
 
+# The namespaces this test makes, removed however it ends.
+my @ns = map { "ks_fault$_" } 1 .. 3;
+my $hub = 'ks_fault_hub';
+my @made;
+my $network = 0;
+END
+{
+	if ($network)
+	{
+		$_->stop for @made;
+		system("ip netns del $_ 2>/dev/null") for @ns, $hub;
+	}
+}
+
 plan skip_all => 'network namespaces need root (tools/test.sh runs this file as root)'
   if $> != 0;
 plan skip_all => 'network namespaces cannot be made here: ' . `ip netns add ks_probe 2>&1`
@@ -45,20 +59,12 @@ system('chown', $user, $root) == 0 or die;
 
 # -- The network: a hub namespace with a bridge, a namespace per node --------
 
-my @ns = map { "ks_fault$_" } 1 .. 3;
-my $hub = 'ks_fault_hub';
-my @made;
-END
-{
-	for my $node (@made) { $node->stop; }
-	system("ip netns del $_ 2>/dev/null") for @ns, $hub;
-}
-
 sub run
 {
 	my ($cmd) = @_;
 	system($cmd) == 0 or die "failed: $cmd";
 }
+$network = 1;
 run("ip netns add $hub");
 run("ip -n $hub link add ksbr type bridge");
 run("ip -n $hub link set ksbr up");
