@@ -56,6 +56,8 @@ my $wait_timeout_ms = 900;
 my $root = tempdir('kill_session_faults.XXXXXX', TMPDIR => 1, CLEANUP => 1);
 chmod 0755, $root;
 system('chown', $user, $root) == 0 or die;
+# The servers' user runs its commands from here, a directory it may enter.
+chdir $root or die;
 
 # -- The network: a hub namespace with a bridge, a namespace per node --------
 
