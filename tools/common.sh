@@ -65,7 +65,8 @@ ks_as_server_user() {
 	if [ "$(id -u)" = 0 ]; then
 		runuser -u "$KS_SERVER_USER" -- env PATH="$PATH" PG_CONFIG="$PG_CONFIG" \
 			KS_NODE_PATH="${KS_NODE_PATH:-}" KS_VALGRIND="${KS_VALGRIND:-}" \
-			KS_REQUIRE_DRIVERS="${KS_REQUIRE_DRIVERS:-}" "$@"
+			KS_REQUIRE_DRIVERS="${KS_REQUIRE_DRIVERS:-}" \
+			PG_TEST_PORT_DIR="${PG_TEST_PORT_DIR:-}" "$@"
 	else
 		"$@"
 	fi

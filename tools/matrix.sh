@@ -214,7 +214,7 @@ ks_chroot_mount() {
 ks_chroot_umount() {
 	local root=$KS_TRIXIE
 	local m
-	for m in dev/shm dev proc; do
+	for m in tmp/kill_session_ports dev/shm dev proc; do
 		mountpoint -q "$root/$m" && umount -l "$root/$m"
 	done
 	return 0

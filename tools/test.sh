@@ -15,7 +15,8 @@
 # Debian 13's PostgreSQL 17 in a chroot, and 18 built with assertions and
 # for Valgrind, whose suites also run with every server process under
 # valgrind: a subset, or all with KS_VALGRIND=full), builds the extension
-# for each with -Werror, runs the suites on each, and fuzzes two minutes.
+# for each with -Werror, runs the suites on each (the Valgrind run in the
+# background, beside the others), and fuzzes two minutes.
 # It ends with one summary line per server and the time each phase took.
 # KS_MATRIX_SERVERS="15 18-cassert" picks servers.  As another user it
 # tests Debian's 15 only, with the packages and a writable install.
@@ -107,7 +108,7 @@ ks_package() {
 # Build with -Werror and install for one server, then run the suites as the
 # server user.  17 runs inside its Debian 13 chroot.
 ks_test_server() {
-	local name=$1 pgc work log rc
+	local name=$1 install=${2:-install} pgc work log rc
 	pgc=$(ks_matrix_pg_config "$name")
 	log=$(mktemp /tmp/kill_session_suites.XXXXXX)
 	if [ "$name" = 17 ]; then
@@ -120,7 +121,7 @@ ks_test_server() {
 		ks_chroot sh -c "cd /tmp/kill_session_test/src &&
 			make -s PG_CONFIG=$pgc COPT=-Werror && make -s PG_CONFIG=$pgc install >/dev/null &&
 			chown -R postgres /tmp/kill_session_test" 2>&1 || { lines+=("$name: FAILED to build"); return 1; }
-		ks_chroot runuser -u postgres -- env PG_CONFIG="$pgc" \
+		ks_chroot runuser -u postgres -- env PG_CONFIG="$pgc" PG_TEST_PORT_DIR="$PG_TEST_PORT_DIR" \
 			KS_NODE_PATH=/tmp/kill_session_test/node_modules KS_REQUIRE_DRIVERS=1 \
 			bash /tmp/kill_session_test/src/tools/suites.sh "$name" 2>&1 | tee "$log"
 		rc=${PIPESTATUS[0]}
@@ -131,6 +132,10 @@ ks_test_server() {
 			# Debian 12's 15 is tested as the package installs it; the
 			# tree is still built here with -Werror.
 			(cd "$work/src" && make -s PG_CONFIG="$pgc" COPT=-Werror && make -s clean) ||
+				{ lines+=("$name: FAILED to build"); return 1; }
+		elif [ "$install" = noinstall ]; then
+			# Another run of this same tree installed it into this server.
+			(cd "$work/src" && make -s PG_CONFIG="$pgc" COPT=-Werror) ||
 				{ lines+=("$name: FAILED to build"); return 1; }
 		else
 			(cd "$work/src" && make -s PG_CONFIG="$pgc" COPT=-Werror &&
@@ -177,6 +182,44 @@ ks_faults() {
 	fi
 }
 
+# Concurrent runs share one directory of reserved TCP ports, the chroot's
+# too, so that no two test servers pick the same port.
+export PG_TEST_PORT_DIR=/tmp/kill_session_ports
+mkdir -p "$PG_TEST_PORT_DIR"
+chmod 1777 "$PG_TEST_PORT_DIR"
+if [ "$(id -u)" = 0 ] && [[ " $servers " == *" 17 "* ]]; then
+	mkdir -p "$KS_TRIXIE$PG_TEST_PORT_DIR"
+	mountpoint -q "$KS_TRIXIE$PG_TEST_PORT_DIR" ||
+		mount --bind "$PG_TEST_PORT_DIR" "$KS_TRIXIE$PG_TEST_PORT_DIR"
+fi
+
+# The Valgrind server's suites are bound by the CPU, the others mostly wait
+# for sessions to end: with --all the Valgrind run goes in the background,
+# beside the other servers one after another, and its output is printed
+# when it ends.  It installs into the 18 build that 18-cassert then uses
+# as it is.
+valgrind_pid=
+if [[ " $servers " == *" 18-valgrind "* ]]; then
+	servers=$(echo " $servers " | sed 's/ 18-valgrind / /')
+	valgrind_log=$(mktemp /tmp/kill_session_valgrind.XXXXXX)
+	valgrind_lines=$valgrind_log.lines
+	(
+		lines=()
+		vstart=$SECONDS
+		ks_test_server 18-valgrind
+		vrc=$?
+		printf '%s\n' "${lines[@]}" >"$valgrind_lines"
+		echo "18-valgrind suites (in the background): $((SECONDS - vstart)) s" >>"$valgrind_lines"
+		exit $vrc
+	) >"$valgrind_log" 2>&1 &
+	valgrind_pid=$!
+	echo "== 18-valgrind: suites started in the background (log: $valgrind_log)"
+	# Let it build and install before anything else uses that server.
+	while kill -0 "$valgrind_pid" 2>/dev/null && ! grep -q "^== 18-valgrind" "$valgrind_log"; do
+		sleep 1
+	done
+fi
+
 for name in $servers; do
 	if [ "$name" = 15 ] && [ "$(id -u)" = 0 ] && [ -z "${KS_NO_PACKAGE:-}" ]; then
 		ks_package || status=1
@@ -184,7 +227,9 @@ for name in $servers; do
 	elif [ "$name" = 15 ] && [ "$(id -u)" != 0 ]; then
 		ks_build_install || exit 1
 	fi
-	ks_test_server "$name" || status=1
+	install=install
+	[ "$name" = 18-cassert ] && [ -n "$valgrind_pid" ] && install=noinstall
+	ks_test_server "$name" "$install" || status=1
 	phase_done "$name suites"
 	if [ "$name" = 15 ] && [ "$(id -u)" = 0 ]; then
 		ks_faults "$name" || status=1
@@ -246,6 +291,23 @@ else
 	status=1
 fi
 phase_done fuzz
+
+if [ -n "$valgrind_pid" ]; then
+	echo
+	echo "== 18-valgrind: waiting for the background run"
+	wait "$valgrind_pid" || status=1
+	cat "$valgrind_log"
+	if [ -s "$valgrind_lines" ]; then
+		mapfile -t vlines <"$valgrind_lines"
+		lines+=("${vlines[@]:0:${#vlines[@]}-1}")
+		phases+=("${vlines[-1]}")
+	else
+		lines+=("18-valgrind: FAILED (the background run left no summary)")
+		status=1
+	fi
+	phase_done "waiting for 18-valgrind"
+	rm -f "$valgrind_log" "$valgrind_lines"
+fi
 
 # The machine's own PostgreSQL is untouched: every installed postgresql-*
 # package but this extension's verifies, and no file under PostgreSQL's
