@@ -17,17 +17,18 @@ OBJS = \
 	resolve.o \
 	selfkill.o \
 	session_id.o \
-	sql_scan.o
+	sql_scan.o \
+	vsession.o
 
 EXTENSION = kill_session
 DATA = kill_session--1.0.sql kill_session--1.0--1.1.sql kill_session--1.1--1.2.sql \
-	kill_session--1.2--1.3.sql
+	kill_session--1.2--1.3.sql kill_session--1.3--1.4.sql
 PGFILEDESC = "kill_session - Oracle-mode ALTER SYSTEM KILL SESSION"
 
-REGRESS = setup processlist kill oracle
+REGRESS = setup processlist kill oracle vsession
 REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=$(srcdir)/kill_session.conf
 ISOLATION = kill_locks kill_idle_in_transaction disconnect_commit \
-	disconnect_rollback
+	disconnect_rollback vsession_blockers vsession_deadlock
 ISOLATION_OPTS = --temp-instance=./tmp_check_iso --temp-config=$(srcdir)/kill_session.conf
 TAP_TESTS = 1
 EXTRA_CLEAN = fuzz/build bench/out

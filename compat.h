@@ -95,4 +95,77 @@
 	pg_foreign_server_aclcheck((serverid), (roleid), ACL_USAGE)
 #endif
 
+/*
+ * A lock's PROCLOCKs (its holders and waiters) and its wait queue, in
+ * order, each ending in NULL: shared memory queues up to 15, ilists from
+ * 16.  The caller holds the lock's partition lock.
+ */
+#if PG_VERSION_NUM >= 160000
+static inline PROCLOCK *
+ks_first_proclock(LOCK *lock)
+{
+	return dlist_is_empty(&lock->procLocks) ? NULL :
+		dlist_container(PROCLOCK, lockLink, dlist_head_node(&lock->procLocks));
+}
+
+static inline PROCLOCK *
+ks_next_proclock(LOCK *lock, PROCLOCK *proclock)
+{
+	return !dlist_has_next(&lock->procLocks, &proclock->lockLink) ? NULL :
+		dlist_container(PROCLOCK, lockLink,
+						dlist_next_node(&lock->procLocks, &proclock->lockLink));
+}
+
+static inline PGPROC *
+ks_first_waiter(LOCK *lock)
+{
+	return dclist_is_empty(&lock->waitProcs) ? NULL :
+		dlist_container(PGPROC, links, dclist_head_node(&lock->waitProcs));
+}
+
+static inline PGPROC *
+ks_next_waiter(LOCK *lock, PGPROC *proc)
+{
+	return !dclist_has_next(&lock->waitProcs, &proc->links) ? NULL :
+		dlist_container(PGPROC, links,
+						dclist_next_node(&lock->waitProcs, &proc->links));
+}
+#else
+static inline PROCLOCK *
+ks_first_proclock(LOCK *lock)
+{
+	return (PROCLOCK *) SHMQueueNext(&lock->procLocks, &lock->procLocks,
+									 offsetof(PROCLOCK, lockLink));
+}
+
+static inline PROCLOCK *
+ks_next_proclock(LOCK *lock, PROCLOCK *proclock)
+{
+	return (PROCLOCK *) SHMQueueNext(&lock->procLocks, &proclock->lockLink,
+									 offsetof(PROCLOCK, lockLink));
+}
+
+static inline PGPROC *
+ks_first_waiter(LOCK *lock)
+{
+	return (PGPROC *) SHMQueueNext(&lock->waitProcs.links,
+								   &lock->waitProcs.links,
+								   offsetof(PGPROC, links));
+}
+
+static inline PGPROC *
+ks_next_waiter(LOCK *lock, PGPROC *proc)
+{
+	return (PGPROC *) SHMQueueNext(&lock->waitProcs.links, &proc->links,
+								   offsetof(PGPROC, links));
+}
+#endif
+
+/* Turning query IDs on, as pg_stat_statements does, from _PG_init. */
+#if PG_VERSION_NUM >= 160000
+#include "nodes/queryjumble.h"
+#else
+#include "utils/queryjumble.h"
+#endif
+
 #endif							/* KS_COMPAT_H */

@@ -81,6 +81,12 @@ _PG_init(void)
 
 	MarkGUCPrefixReserved("kill_session");
 
+	/*
+	 * v$session's SQL_ID is the query ID that pg_stat_statements shows:
+	 * computed under compute_query_id = auto, as that module asks.
+	 */
+	EnableQueryId();
+
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = ks_shmem_request;
 	prev_shmem_startup_hook = shmem_startup_hook;

@@ -1,0 +1,44 @@
+/* kill_session--1.3--1.4.sql */
+
+-- complain if script is sourced in psql, rather than via ALTER EXTENSION
+\echo Use "ALTER EXTENSION kill_session UPDATE TO '1.4'" to load this file. \quit
+
+-- This server's sessions as Oracle's V$SESSION shows them, with the lock
+-- graph read once: who blocks whom, in session IDs.
+CREATE FUNCTION kill_session_vsession(
+    OUT sid bigint,
+    OUT "serial#" integer,
+    OUT username text,
+    OUT status text,
+    OUT machine text,
+    OUT port integer,
+    OUT program text,
+    OUT sql_id bigint,
+    OUT sql_exec_start timestamptz,
+    OUT prev_sql_id bigint,
+    OUT logon_time timestamptz,
+    OUT last_call_et integer,
+    OUT blocking_session_status text,
+    OUT blocking_session bigint,
+    OUT blocking_sessions bigint[],
+    OUT final_blocking_session_status text,
+    OUT final_blocking_session bigint,
+    OUT event text,
+    OUT wait_class text,
+    OUT state text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'kill_session_vsession'
+LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
+
+CREATE VIEW v$session AS
+    SELECT sid, "serial#", username, status, machine, port, program,
+           sql_id, sql_exec_start, prev_sql_id, logon_time, last_call_et,
+           blocking_session_status, blocking_session, blocking_sessions,
+           final_blocking_session_status, final_blocking_session,
+           event, wait_class, state
+    FROM kill_session_vsession();
+
+COMMENT ON VIEW v$session IS
+'Client sessions as Oracle''s V$SESSION shows them: session IDs, the statement''s query ID, and who blocks whom';
+
+GRANT SELECT ON v$session TO PUBLIC;
