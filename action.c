@@ -186,7 +186,9 @@ ks_node_of_session(Oid fn, int64 id)
  * The session argument at argno of an action's SQL function: 'sid',
  * 'sid, serial#' or 'sid, serial#, @N'; NULL and anything else is ORA-00026.
  * The serial# is accepted and ignored.  what is the action, as
- * ks_check_privilege() takes it.
+ * ks_check_privilege() takes it.  With has_sql_id, the string may end in
+ * a SQL_ID, as Oracle's CANCEL SQL does: *has_sql_id says whether it did,
+ * *sql_id is that query ID, and a malformed one is 22023.
  *
  * For a session of this server, sets *sid to its local ID and returns
  * false.  For one of another node, checks the caller's privilege here,
@@ -195,15 +197,38 @@ ks_node_of_session(Oid fn, int64 id)
  */
 bool
 ks_session_arg(FunctionCallInfo fcinfo, int argno, const char *what,
-			   uint32 *sid, Datum *result)
+			   uint32 *sid, bool *has_sql_id, int64 *sql_id, Datum *result)
 {
 	text	   *arg = PG_ARGISNULL(argno) ? NULL : PG_GETARG_TEXT_PP(argno);
 	KsSessionRef ref;
 	int64		id;
+	size_t		len;
+	int64_t		query_id = 0;
+	char	   *session;
 
 	if (arg == NULL)
 		ks_report_invalid();
-	switch (ks_parse_session_id(VARDATA_ANY(arg), VARSIZE_ANY_EXHDR(arg), &ref))
+	len = VARSIZE_ANY_EXHDR(arg);
+	if (has_sql_id != NULL)
+	{
+		switch (ks_split_sql_id(VARDATA_ANY(arg), len, &len, &query_id))
+		{
+			case KS_SQL_ID_NONE:
+				*has_sql_id = false;
+				break;
+			case KS_SQL_ID_OK:
+				*has_sql_id = true;
+				*sql_id = query_id;
+				break;
+			case KS_SQL_ID_INVALID:
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("invalid SQL_ID in \"%s\"", text_to_cstring(arg)),
+						 errdetail("A SQL_ID is a query ID as v$session shows it, a 64-bit integer."),
+						 errhint("Give the statement as 'session_id, serial#, sql_id' or 'session_id, serial#, @node, sql_id'.")));
+		}
+	}
+	switch (ks_parse_session_id(VARDATA_ANY(arg), len, &ref))
 	{
 		case KS_SESSION_OK:
 			break;
@@ -223,7 +248,12 @@ ks_session_arg(FunctionCallInfo fcinfo, int argno, const char *what,
 	{
 		/* The privilege is checked here too, as for a session of this node. */
 		ks_check_privilege(what);
-		*result = ks_forward_call(fcinfo, argno, id,
+		/* There, the ID carries its node; a SQL_ID goes with it. */
+		if (has_sql_id != NULL && *has_sql_id)
+			session = psprintf(INT64_FORMAT ", 0, " INT64_FORMAT, id, *sql_id);
+		else
+			session = psprintf(INT64_FORMAT, id);
+		*result = ks_forward_call(fcinfo, argno, id, session,
 								  ks_node_of_session(fcinfo->flinfo->fn_oid, id),
 								  what);
 		return true;

@@ -149,7 +149,7 @@ disconnect_session(PG_FUNCTION_ARGS)
 	ks_check_loaded();
 	if (ks_session_arg(fcinfo, 0,
 					   post_transaction ? KS_DISCONNECT_WHAT : KS_KILL_WHAT,
-					   &sid, &result))
+					   &sid, NULL, NULL, &result))
 		return result;
 	if (post_transaction && immediate)
 		ereport(ERROR,

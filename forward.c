@@ -1223,13 +1223,14 @@ ks_node_report(const KsNodeCall *call, int elevel)
 /*
  * Run this SQL function's call on the node that holds session id, whose
  * foreign server is server: the same function, the same arguments but the
- * session string at argno, which becomes the ID.  what is what it does
+ * session string at argno, which becomes session (the ID, and a SQL_ID if
+ * one was given).  what is what it does
  * ("kill session"), for the LOG line.  Returns its result; its error is
  * raised here.
  */
 Datum
 ks_forward_call(FunctionCallInfo fcinfo, int argno, int64 id,
-				const char *server, const char *what)
+				const char *session, const char *server, const char *what)
 {
 	Oid			fn = fcinfo->flinfo->fn_oid;
 	Oid			rettype;
@@ -1252,7 +1253,7 @@ ks_forward_call(FunctionCallInfo fcinfo, int argno, int64 id,
 		appendStringInfo(&sql, "%s$%d::%s", i > 0 ? ", " : "", i + 1,
 						 format_type_be_qualified(argtypes[i]));
 		if (i == argno)
-			params[i] = psprintf(INT64_FORMAT, id);
+			params[i] = session;
 		else if (i >= PG_NARGS() || PG_ARGISNULL(i))
 			params[i] = NULL;
 		else

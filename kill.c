@@ -239,7 +239,7 @@ kill_session(PG_FUNCTION_ARGS)
 	Datum		result;
 
 	ks_check_loaded();
-	if (ks_session_arg(fcinfo, 0, KS_KILL_WHAT, &sid, &result))
+	if (ks_session_arg(fcinfo, 0, KS_KILL_WHAT, &sid, NULL, NULL, &result))
 		return result;
 	PG_RETURN_BOOL(ks_kill_session(sid));
 }

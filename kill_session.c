@@ -131,6 +131,7 @@ ks_ClientAuthentication(Port *port, int status)
 	{
 		ks_register_session(port);
 		RegisterXactCallback(ks_disconnect_xact_callback, NULL);
+		ks_install_cancel_handler();
 	}
 }
 

@@ -20,7 +20,10 @@
  *					sessions and the wait
  * disconnect.c		disconnect_session(): the end of a session after its
  *					transaction
- * cancel.c			cancel_sql(): the cancel of a session's statement
+ * cancel.c			cancel_sql(): the cancel of a session's statement, or
+ *					of the statement named by its SQL_ID
+ * vsession.c		v$session: the sessions as Oracle shows them, and the
+ *					lock graph in session IDs
  * selfkill.c		ending a session from inside it: the caller's own right
  *					after the statement that killed it, a disconnected one
  *					right after its transaction's end reached its client
@@ -66,7 +69,8 @@ struct pg_result;
 /* action.c: what every action on a session shares */
 #define KS_KILL_WHAT	"kill session"
 extern bool ks_session_arg(FunctionCallInfo fcinfo, int argno,
-						   const char *what, uint32 *sid, Datum *result);
+						   const char *what, uint32 *sid, bool *has_sql_id,
+						   int64 *sql_id, Datum *result);
 pg_noreturn extern void ks_report_invalid(void);
 extern int	ks_id_home(int64 id);
 extern char *ks_node_of_session(Oid fn, int64 id);
@@ -135,7 +139,8 @@ extern void ks_nodes_receive(KsNodeCall *calls, int n);
 extern void ks_nodes_close(KsNodeCall *calls, int n);
 extern void ks_node_report(const KsNodeCall *call, int elevel);
 extern Datum ks_forward_call(FunctionCallInfo fcinfo, int argno, int64 id,
-							 const char *server, const char *what);
+							 const char *session, const char *server,
+							 const char *what);
 
 /* connection.c: the connections to other nodes kept between calls */
 extern void ks_define_connection_settings(void);
@@ -165,6 +170,9 @@ extern void ks_end_after_transaction(void);
 extern void ks_end_now(KsEndReason reason);
 extern KsEndReason ks_end_reason(void);
 
+/* cancel.c: the target's side of a cancel by SQL_ID */
+extern void ks_install_cancel_handler(void);
+
 /* disconnect.c: the target's side of a disconnect */
 extern void ks_disconnect_xact_callback(XactEvent event, void *arg);
 extern void ks_disconnect_leaving_block(void);
@@ -175,6 +183,7 @@ typedef struct KsActivity
 	BackendState state;
 	TimestampTz stmt_start;		/* when its current statement started */
 	TimestampTz xact_start;		/* when its transaction started, or 0 */
+	int64		query_id;		/* its statement's query ID, or 0 */
 } KsActivity;
 
 extern bool ks_backend_activity(pid_t pid, KsActivity *activity);

@@ -225,6 +225,7 @@ ks_backend_activity(pid_t pid, KsActivity *activity)
 			activity->state = local->backendStatus.st_state;
 			activity->stmt_start = local->backendStatus.st_activity_start_timestamp;
 			activity->xact_start = local->backendStatus.st_xact_start_timestamp;
+			activity->query_id = (int64) local->backendStatus.st_query_id;
 			return true;
 		}
 	}

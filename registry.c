@@ -82,6 +82,16 @@ typedef struct KsSlot
 	 */
 	bool		marked[KS_NUM_ACTIONS];
 	KsKiller	by[KS_NUM_ACTIONS];
+
+	/*
+	 * A cancel of a statement by its SQL_ID: the query ID asked for,
+	 * written under the lock before the signal; the state, which the
+	 * backend's SIGINT handler answers without the lock (KsSqlCancel); and
+	 * the start of the statement it took, written before the answer.
+	 */
+	int64		cancel_query_id;
+	TimestampTz cancel_stmt_start;
+	pg_atomic_uint32 cancel_state;
 } KsSlot;
 
 typedef struct KsShared
@@ -398,6 +408,110 @@ ks_registry_mark_and_signal(uint32 sid, pid_t pid, KsAction action,
 	return result;
 }
 
+KsAskResult
+ks_registry_ask_cancel(uint32 sid, pid_t pid, const KsKiller *by,
+					   int64 query_id)
+{
+	KsSlot	   *slot;
+	KsAskResult result = KS_ASK_SENT;
+	int			idx;
+
+	LWLockAcquire(ks_shared->lock, LW_EXCLUSIVE);
+	idx = ks_find_slot_locked(sid);
+	if (idx < 0 || ks_shared->slots[idx].pid != pid)
+	{
+		LWLockRelease(ks_shared->lock);
+		return KS_ASK_GONE;
+	}
+	slot = &ks_shared->slots[idx];
+	/* One ask at a time: another caller's is still unanswered. */
+	if (pg_atomic_read_u32(&slot->cancel_state) == KS_SQL_CANCEL_ASKED)
+	{
+		LWLockRelease(ks_shared->lock);
+		return KS_ASK_BUSY;
+	}
+	slot->marked[KS_CANCEL] = true;
+	slot->by[KS_CANCEL] = *by;
+	slot->cancel_query_id = query_id;
+	slot->cancel_stmt_start = 0;
+	pg_atomic_write_u32(&slot->cancel_state, KS_SQL_CANCEL_ASKED);
+	pg_memory_barrier();
+	if (kill(-pid, SIGINT) != 0 && kill(pid, SIGINT) != 0)
+	{
+		result = (errno == ESRCH) ? KS_ASK_GONE : KS_ASK_SIGNAL_FAILED;
+		slot->marked[KS_CANCEL] = false;
+		pg_atomic_write_u32(&slot->cancel_state, KS_SQL_CANCEL_NONE);
+	}
+	LWLockRelease(ks_shared->lock);
+	return result;
+}
+
+KsSqlCancel
+ks_registry_cancel_answer(uint32 sid, pid_t pid, TimestampTz *stmt_start)
+{
+	KsSqlCancel state = KS_SQL_CANCEL_NONE;
+	int			idx;
+
+	LWLockAcquire(ks_shared->lock, LW_SHARED);
+	idx = ks_find_slot_locked(sid);
+	if (idx >= 0 && ks_shared->slots[idx].pid == pid)
+	{
+		state = pg_atomic_read_u32(&ks_shared->slots[idx].cancel_state);
+		/* The start was written before the answer. */
+		pg_read_barrier();
+		*stmt_start = ks_shared->slots[idx].cancel_stmt_start;
+	}
+	LWLockRelease(ks_shared->lock);
+	return state;
+}
+
+void
+ks_registry_end_cancel(uint32 sid, pid_t pid)
+{
+	int			idx;
+
+	LWLockAcquire(ks_shared->lock, LW_EXCLUSIVE);
+	idx = ks_find_slot_locked(sid);
+	if (idx >= 0 && ks_shared->slots[idx].pid == pid)
+	{
+		KsSlot	   *slot = &ks_shared->slots[idx];
+		uint32		asked = KS_SQL_CANCEL_ASKED;
+
+		slot->marked[KS_CANCEL] = false;
+		/* Unanswered: the handler still decides when the signal comes. */
+		if (!pg_atomic_compare_exchange_u32(&slot->cancel_state, &asked,
+											KS_SQL_CANCEL_ABANDONED))
+			pg_atomic_write_u32(&slot->cancel_state, KS_SQL_CANCEL_NONE);
+	}
+	LWLockRelease(ks_shared->lock);
+}
+
+KsSqlCancel
+ks_my_cancel_ask(int64 *query_id)
+{
+	KsSlot	   *slot;
+	KsSqlCancel state;
+
+	if (ks_shared == NULL || ks_my_sid == 0 || MyProc == NULL)
+		return KS_SQL_CANCEL_NONE;
+	slot = &ks_shared->slots[KS_MY_PROCNO];
+	state = pg_atomic_read_u32(&slot->cancel_state);
+	/* The ask was written before the state, and before the signal. */
+	pg_read_barrier();
+	*query_id = slot->cancel_query_id;
+	return state;
+}
+
+void
+ks_my_cancel_answer(KsSqlCancel answer, TimestampTz stmt_start)
+{
+	KsSlot	   *slot = &ks_shared->slots[KS_MY_PROCNO];
+
+	slot->cancel_stmt_start = stmt_start;
+	pg_write_barrier();
+	pg_atomic_write_u32(&slot->cancel_state, answer);
+}
+
 bool
 ks_registry_proc_state(uint32 sid, pid_t pid, KsProcState *state)
 {
@@ -503,6 +617,7 @@ ks_register_session(Port *port)
 
 	LWLockAcquire(ks_shared->lock, LW_EXCLUSIVE);
 	memset(slot, 0, sizeof(KsSlot));
+	pg_atomic_init_u32(&slot->cancel_state, KS_SQL_CANCEL_NONE);
 	slot->sid = ks_next_sid_locked();
 	slot->connect_time = GetCurrentTimestamp();
 	namestrcpy(&slot->user_name, port->user_name ? port->user_name : "");

@@ -74,6 +74,30 @@ typedef enum KsMarkResult
 } KsMarkResult;
 
 /*
+ * A cancel of one statement by its SQL_ID, as the session's SIGINT handler
+ * answers it: only the session knows, at the moment the signal arrives,
+ * whether it still runs that statement.
+ */
+typedef enum KsSqlCancel
+{
+	KS_SQL_CANCEL_NONE,			/* none asked: SIGINT cancels as always */
+	KS_SQL_CANCEL_ASKED,		/* asked, not answered yet */
+	KS_SQL_CANCEL_TAKEN,		/* it ran that statement: cancelled */
+	KS_SQL_CANCEL_REFUSED,		/* it ran another, or none: left alone */
+	KS_SQL_CANCEL_ABANDONED		/* asked, and the caller stopped waiting:
+								 * decided all the same, unanswered */
+} KsSqlCancel;
+
+/* What ks_registry_ask_cancel() did. */
+typedef enum KsAskResult
+{
+	KS_ASK_SENT,				/* asked and signalled */
+	KS_ASK_BUSY,				/* another caller's ask is unanswered */
+	KS_ASK_GONE,				/* the session is not there any more */
+	KS_ASK_SIGNAL_FAILED		/* kill() failed: see errno */
+} KsAskResult;
+
+/*
  * The signal to ks_registry_mark_and_signal() that wakes a session to look
  * at its mark without ending anything: a sinval catchup interrupt, which a
  * backend waiting for its client serves at once with an empty transaction
@@ -130,6 +154,23 @@ extern KsMarkResult ks_registry_mark_and_signal(uint32 sid, pid_t pid,
 												int signo, int *pidfd,
 												KsProcState *before);
 extern void ks_registry_unmark(uint32 sid, pid_t pid, KsAction action);
+
+/*
+ * Ask the session sid, still held by pid, to cancel its statement if it
+ * runs one with query_id: mark it for KS_CANCEL by by, write the ask and
+ * send SIGINT, under the registry lock.  Its answer, and the start of the
+ * statement it took, come back through ks_registry_cancel_answer().
+ */
+extern KsAskResult ks_registry_ask_cancel(uint32 sid, pid_t pid,
+										  const KsKiller *by, int64 query_id);
+extern KsSqlCancel ks_registry_cancel_answer(uint32 sid, pid_t pid,
+											 TimestampTz *stmt_start);
+/* The caller is done with its ask: unmarked, and unanswered ones left. */
+extern void ks_registry_end_cancel(uint32 sid, pid_t pid);
+
+/* This backend's side, from its SIGINT handler: no lock taken. */
+extern KsSqlCancel ks_my_cancel_ask(int64 *query_id);
+extern void ks_my_cancel_answer(KsSqlCancel answer, TimestampTz stmt_start);
 
 /* What the session sid, still held by pid, is doing; false if gone. */
 extern bool ks_registry_proc_state(uint32 sid, pid_t pid, KsProcState *state);

@@ -62,6 +62,29 @@ typedef enum KsSessionParse
 extern KsSessionParse ks_parse_session_id(const char *str, size_t len,
 										  KsSessionRef *ref);
 
+/*
+ * Oracle's CANCEL SQL string, 'sid, serial#[, @N][, sql_id]': the SQL_ID
+ * part, if there is one, split from the session string before it.
+ */
+typedef enum KsSqlIdParse
+{
+	KS_SQL_ID_NONE,				/* no SQL_ID part: all of it is the session */
+	KS_SQL_ID_OK,				/* a SQL_ID part, a query ID */
+	KS_SQL_ID_INVALID			/* a SQL_ID part that is not a query ID */
+} KsSqlIdParse;
+
+/*
+ * Split the len bytes at str.  A SQL_ID part is the last of three parts
+ * whose third does not start with '@', or the last of four or more; it
+ * must be a query ID as PostgreSQL shows it, a signed 64-bit decimal
+ * integer, with blanks around it and leading zeros allowed.  On
+ * KS_SQL_ID_OK, *session_len is the length of the session string before
+ * it (without its comma) and *sql_id the query ID; on KS_SQL_ID_NONE,
+ * *session_len is len.
+ */
+extern KsSqlIdParse ks_split_sql_id(const char *str, size_t len,
+									size_t *session_len, int64_t *sql_id);
+
 /* The node an ID carries (0 for none) and its local part. */
 static inline int
 ks_id_node(int64_t id)

@@ -777,6 +777,47 @@ session_statement_hint(const char *function, const KsToken *session_token,
 	return KS_ORACLE_VALID;
 }
 
+/*
+ * The HINT for ALTER SYSTEM CANCEL SQL 'sid, serial#[, @N][, sql_id]':
+ * Oracle 18c's SQL_ID part goes into the call as it is, a query ID; one
+ * that is no query ID gets a placeholder and a note.
+ */
+static KsOracleResult
+cancel_sql_hint(const KsToken *t, KsHintOut *out)
+{
+	static const KsEndClauses none;
+	KsToken		session_token;
+	size_t		session_len;
+	int64_t		sql_id;
+	char		session[32];
+	char		sql[24];
+	long long	nodeless;
+	KsSqlIdParse p;
+
+	p = t->value_too_long ? KS_SQL_ID_NONE :
+		ks_split_sql_id(t->value, t->value_len, &session_len, &sql_id);
+	if (p == KS_SQL_ID_NONE)
+		return session_statement_hint("cancel_sql", t, &none, out);
+	session_token = *t;
+	session_token.value_len = session_len;
+	if (!session_of(&session_token, out->node, session, sizeof(session),
+					&nodeless))
+	{
+		invalid_session(out, "cancel_sql", nodeless);
+		return KS_ORACLE_INVALID;
+	}
+	if (p == KS_SQL_ID_INVALID)
+	{
+		append(out, "SELECT cancel_sql('%s, sql_id')%s%s", session,
+			   "; the SQL_ID given is not valid: it must be a query ID as "
+			   "v$session shows it (a 64-bit integer).", "");
+		return KS_ORACLE_INVALID;
+	}
+	snprintf(sql, sizeof(sql), "%lld", (long long) sql_id);
+	append(out, "SELECT cancel_sql('%s, %s');%s", session, sql, "");
+	return KS_ORACLE_VALID;
+}
+
 static KsOracleResult
 find_oracle_statement(const char *query, size_t len, size_t errpos,
 					  bool std_strings, bool placeholders, KsHintOut *out)
@@ -886,7 +927,7 @@ find_oracle_statement(const char *query, size_t len, size_t errpos,
 	 *		[TIMEOUT n]
 	 * ALTER SYSTEM DISCONNECT SESSION 'session' [POST_TRANSACTION]
 	 *		[IMMEDIATE | FORCE | NOREPLAY] [TIMEOUT n]
-	 * ALTER SYSTEM CANCEL SQL 'session'
+	 * ALTER SYSTEM CANCEL SQL 'session[, sql_id]'
 	 * the error at the word after SYSTEM
 	 *----------
 	 */
@@ -900,10 +941,7 @@ find_oracle_statement(const char *query, size_t len, size_t errpos,
 			 end_clauses(&s, tok, 5, n, true, &clauses))
 		function = "disconnect_session";
 	else if (IS(2, "cancel") && IS(3, "sql") && n == 5)
-	{
-		function = "cancel_sql";
-		memset(&clauses, 0, sizeof(clauses));
-	}
+		return cancel_sql_hint(&tok[4], out);
 	else
 		return KS_ORACLE_NONE;
 	return session_statement_hint(function, &tok[4], &clauses, out);

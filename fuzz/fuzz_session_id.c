@@ -3,9 +3,9 @@
  * fuzz_session_id.c
  *		libFuzzer harness for the session string parser.
  *
- * Feeds arbitrary bytes to ks_parse_session_id() under AddressSanitizer
- * and UndefinedBehaviorSanitizer, and checks every answer against a
- * reference written differently: a POSIX regular expression for the shape
+ * Feeds arbitrary bytes to ks_parse_session_id() and ks_split_sql_id()
+ * under AddressSanitizer and UndefinedBehaviorSanitizer, and checks every
+ * answer against a reference written differently: a POSIX regular expression for the shape
  * and digit-string comparisons for the ranges (an ID's last ten digits are
  * its local part, the digits before them its node).  Any disagreement
  * aborts.
@@ -17,6 +17,7 @@
  *
  *-------------------------------------------------------------------------
  */
+#include <errno.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,52 @@
 #include "session_id.h"
 
 static regex_t shape;
+static regex_t sql_id_shape;
+
+/*
+ * The reference split of CANCEL SQL's string: the SQL_ID part is after the
+ * last comma, when there are three parts and the third is no @N, or four
+ * or more; strtoll() reads its value.
+ */
+static int
+reference_sql_id(const char *s, size_t len, size_t *session_len,
+				 long long *value)
+{
+	char	   *copy;
+	const char *last = NULL;
+	size_t		commas = 0;
+	size_t		i;
+	int			result;
+
+	for (i = 0; i < len; i++)
+		if (s[i] == ',')
+		{
+			commas++;
+			last = s + i;
+		}
+	*session_len = len;
+	if (commas < 2)
+		return KS_SQL_ID_NONE;
+	for (i = 1; last + i < s + len && (last[i] == ' ' || last[i] == '\t'); i++)
+		;
+	if (commas == 2 && last + i < s + len && last[i] == '@')
+		return KS_SQL_ID_NONE;
+	*session_len = (size_t) (last - s);
+	copy = malloc(s + len - last);
+	memcpy(copy, last + 1, s + len - last - 1);
+	copy[s + len - last - 1] = '\0';
+	result = KS_SQL_ID_INVALID;
+	if (memchr(last + 1, '\0', s + len - last - 1) == NULL &&
+		regexec(&sql_id_shape, copy, 0, NULL, 0) == 0)
+	{
+		errno = 0;
+		*value = strtoll(copy, NULL, 10);
+		if (errno == 0)
+			result = KS_SQL_ID_OK;
+	}
+	free(copy);
+	return result;
+}
 
 /* Skip leading zeros, keeping one digit. */
 static void
@@ -132,7 +179,9 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void) argv;
 	if (regcomp(&shape,
 				"^[ \t]*([0-9]+)[ \t]*(,[ \t]*([0-9]+)[ \t]*(,[ \t]*@([0-9]+)[ \t]*)?)?$",
-				REG_EXTENDED) != 0)
+				REG_EXTENDED) != 0 ||
+		regcomp(&sql_id_shape, "^[ \t]*[+-]?[0-9]+[ \t]*$",
+				REG_EXTENDED | REG_NOSUB) != 0)
 		abort();
 	return 0;
 }
@@ -160,6 +209,27 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				want.serial, want.has_serial, want.node);
 		abort();
 	}
+	/* CANCEL SQL's SQL_ID part splits as the reference splits it. */
+	{
+		size_t		got_len;
+		size_t		want_len;
+		int64_t		got_id = 0;
+		long long	want_id = 0;
+		int			got_sql = ks_split_sql_id((const char *) data, size,
+											  &got_len, &got_id);
+		int			want_sql = reference_sql_id((const char *) data, size,
+												&want_len, &want_id);
+
+		if (got_sql != want_sql || got_len != want_len ||
+			(got_sql == KS_SQL_ID_OK && got_id != want_id))
+		{
+			fprintf(stderr, "SQL_ID split: %d len=%zu id=%lld; reference: %d len=%zu id=%lld\n",
+					got_sql, got_len, (long long) got_id, want_sql, want_len,
+					want_id);
+			abort();
+		}
+	}
+
 	/* An ID with a node: its parts name it back. */
 	if (got_result == KS_SESSION_OK &&
 		(!ks_id_valid(ks_ref_id(&got)) ||

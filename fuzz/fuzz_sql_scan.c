@@ -52,7 +52,7 @@ int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	if (regcomp(&call_shape,
-				"^SELECT (kill_session|disconnect_session|cancel_sql)\\('([0-9]+)(, ([0-9]+))?(, @([0-9]+))?'"
+				"^SELECT (kill_session|disconnect_session|cancel_sql)\\('([0-9]+)(, ([0-9]+))?(, @([0-9]+))?(, (-?[0-9]+))?'"
 				"(, (immediate|post_transaction) => true)?\\);$",
 				REG_EXTENDED) != 0 ||
 		regcomp(&set_shape, "^SET kill_session.wait_timeout = '[0-9]+s'; ",
@@ -78,16 +78,27 @@ static int	server_node;
 static void
 check_call(const char *call, const char *hint)
 {
-	regmatch_t	m[9];
+	regmatch_t	m[11];
 	const char *open;
 	const char *close;
 	KsSessionRef ref;
+	size_t		session_len;
+	int64_t		sql_id;
+	KsSqlIdParse sql;
 
-	if (regexec(&call_shape, call, 9, m, 0) != 0)
+	if (regexec(&call_shape, call, 11, m, 0) != 0)
 		fail("not a canonical call", hint);
 	open = strchr(call, '\'');
 	close = strchr(open + 1, '\'');
-	if (ks_parse_session_id(open + 1, close - open - 1, &ref) != KS_SESSION_OK ||
+	/* A SQL_ID only in cancel_sql's, a query ID printed without zeros. */
+	sql = ks_split_sql_id(open + 1, close - open - 1, &session_len, &sql_id);
+	if ((m[7].rm_so >= 0) != (sql == KS_SQL_ID_OK) ||
+		(sql == KS_SQL_ID_OK && strncmp(call, "SELECT cancel_sql(", 18) != 0) ||
+		(sql == KS_SQL_ID_OK &&
+		 (call[m[8].rm_so + (call[m[8].rm_so] == '-')] == '0') &&
+		 m[8].rm_eo - m[8].rm_so > 1))
+		fail("call with a SQL_ID that does not round-trip", hint);
+	if (ks_parse_session_id(open + 1, session_len, &ref) != KS_SESSION_OK ||
 		call[m[2].rm_so] == '0' ||
 		(ref.has_serial && call[m[4].rm_so] == '0' && m[4].rm_eo - m[4].rm_so > 1) ||
 		(ref.node != 0 && call[m[6].rm_so] == '0'))

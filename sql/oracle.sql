@@ -26,6 +26,11 @@ KILL QUERY 3221487726;
 KILL QUERY 4294967296;
 -- Oracle RAC's instance: a node of a cluster.
 ALTER SYSTEM CANCEL SQL '1, 2, @3';
+-- Oracle 18c's SQL_ID, with and without the instance: a query ID goes
+-- into the call; anything else is pointed at v$session.
+ALTER SYSTEM CANCEL SQL '3221487726, 1, -3366466085099392503';
+ALTER SYSTEM CANCEL SQL '1, 2, @3, 0440101247839410938';
+ALTER SYSTEM CANCEL SQL '3221487726, 1, 8k2mq7w1xdf3a';
 -- Oracle 23ai's clauses: the nearest call, and what has no equivalent.
 ALTER SYSTEM KILL SESSION '3221487726, 1' FORCE;
 ALTER SYSTEM KILL SESSION '3221487726, 1' NOREPLAY;
