@@ -25,6 +25,9 @@
  * may see of a session follows pg_stat_activity, as the process list does;
  * the blockers, as in pg_locks, everyone may see.
  *
+ * gv$session adds every node of the cluster, each answering for its own
+ * sessions and its own lock graph (locks are not shared between nodes).
+ *
  * Copyright (c) 2026, kill_session developers
  *
  * IDENTIFICATION
@@ -49,6 +52,7 @@
 #include "utils/array.h"
 #include "utils/backend_status.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 #include "utils/wait_event.h"
@@ -58,6 +62,7 @@
 #include "registry.h"
 
 PG_FUNCTION_INFO_V1(kill_session_vsession);
+PG_FUNCTION_INFO_V1(kill_session_cluster_vsession);
 
 #define KS_VSESSION_COLS	20
 
@@ -385,14 +390,16 @@ ks_timestamp_or_null(TimestampTz ts, bool *isnull)
 	return TimestampTzGetDatum(ts);
 }
 
-/* Put one session's row. */
+/* Put one session's row, after this node's number if with_node. */
 static void
-ks_put_vsession_row(ReturnSetInfo *rsinfo, const KsLockGraph *graph,
-					const KsSession *session, PgBackendStatus *be,
-					bool read_all_stats, TimestampTz now)
+ks_put_vsession_row(ReturnSetInfo *rsinfo, bool with_node,
+					const KsLockGraph *graph, const KsSession *session,
+					PgBackendStatus *be, bool read_all_stats, TimestampTz now)
 {
-	Datum		values[KS_VSESSION_COLS] = {0};
-	bool		nulls[KS_VSESSION_COLS] = {0};
+	Datum		all_values[KS_VSESSION_COLS + 1] = {0};
+	bool		all_nulls[KS_VSESSION_COLS + 1] = {0};
+	Datum	   *values = with_node ? &all_values[1] : all_values;
+	bool	   *nulls = with_node ? &all_nulls[1] : all_nulls;
 	BackendState state = be ? be->st_state : STATE_UNDEFINED;
 	Oid			role = be ? be->st_userid :
 		get_role_oid(NameStr(session->user_name), true);
@@ -523,17 +530,19 @@ ks_put_vsession_row(ReturnSetInfo *rsinfo, const KsLockGraph *graph,
 		}
 	}
 
-	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	if (with_node)
+		all_values[0] = Int32GetDatum(ks_node_id());	/* inst_id */
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, all_values,
+						 all_nulls);
 }
 
 /*
- * kill_session_vsession() returns setof the columns of v$session: this
- * server's client sessions, with the lock graph read once.
+ * Put a row for each session of this server, with this node's number first
+ * if with_node.
  */
-Datum
-kill_session_vsession(PG_FUNCTION_ARGS)
+static void
+ks_list_vsession(ReturnSetInfo *rsinfo, bool with_node)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	bool		read_all_stats;
 	TimestampTz now = GetCurrentTimestamp();
 	KsSession  *sessions;
@@ -543,8 +552,6 @@ kill_session_vsession(PG_FUNCTION_ARGS)
 	KsLockGraph graph;
 	int			i;
 
-	ks_check_loaded();
-	InitMaterializedSRF(fcinfo, 0);
 	read_all_stats = has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
 
 	/* As the process list reads them: the registry, then the status array. */
@@ -569,14 +576,182 @@ kill_session_vsession(PG_FUNCTION_ARGS)
 		if (session == NULL)
 			continue;			/* not a client session */
 		listed[session - sessions] = true;
-		ks_put_vsession_row(rsinfo, &graph, session, &local->backendStatus,
-							read_all_stats, now);
+		ks_put_vsession_row(rsinfo, with_node, &graph, session,
+							&local->backendStatus, read_all_stats, now);
 	}
 	for (i = 0; i < nsessions; i++)
 	{
 		if (!listed[i])
-			ks_put_vsession_row(rsinfo, &graph, &sessions[i], NULL,
+			ks_put_vsession_row(rsinfo, with_node, &graph, &sessions[i], NULL,
 								read_all_stats, now);
+	}
+}
+
+/*
+ * kill_session_vsession() returns setof the columns of v$session: this
+ * server's client sessions, with the lock graph read once.
+ */
+Datum
+kill_session_vsession(PG_FUNCTION_ARGS)
+{
+	ks_check_loaded();
+	InitMaterializedSRF(fcinfo, 0);
+	ks_list_vsession((ReturnSetInfo *) fcinfo->resultinfo, false);
+	return (Datum) 0;
+}
+
+/* The columns of a row that only roles that may see its session see. */
+static const int ks_vsession_private[] = {3, 4, 5, 7, 8, 9, 10, 11, 17, 18, 19};
+
+/*
+ * Whether a row of node's v$session, its columns as text, may be shown:
+ * its SID must carry that node, and so must every session it names as a
+ * blocker, so that no node can point a kill at another node's session.  What the caller may not see of another role's session is
+ * hidden as v$session hides it here.
+ */
+static bool
+ks_node_vsession_row_ok(int node, char **row, bool read_all_stats)
+{
+	static const int ids[] = {0, 13, 16};
+	Oid			role;
+	int			i;
+
+	for (i = 0; i < lengthof(ids); i++)
+	{
+		long long	id;
+		char	   *end;
+
+		if (row[ids[i]] == NULL)
+		{
+			if (ids[i] == 0)
+				return false;
+			continue;
+		}
+		errno = 0;
+		id = strtoll(row[ids[i]], &end, 10);
+		if (end == row[ids[i]] || *end != '\0' || errno != 0 ||
+			!ks_id_valid(id) || ks_id_node(id) != node)
+			return false;
+	}
+	/* blocking_sessions: "{id,id,...}" */
+	if (row[14] != NULL)
+	{
+		const char *p = row[14];
+
+		if (*p++ != '{')
+			return false;
+		while (*p != '}')
+		{
+			long long	id;
+			char	   *end;
+
+			errno = 0;
+			id = strtoll(p, &end, 10);
+			if (end == p || errno != 0 || !ks_id_valid(id) ||
+				ks_id_node(id) != node || (*end != ',' && *end != '}'))
+				return false;
+			p = *end == ',' ? end + 1 : end;
+		}
+		if (p[1] != '\0')
+			return false;
+	}
+	role = row[2] != NULL ? get_role_oid(row[2], true) : InvalidOid;
+	if (!read_all_stats &&
+		!(OidIsValid(role) && has_privs_of_role(GetUserId(), role)))
+	{
+		for (i = 0; i < lengthof(ks_vsession_private); i++)
+			row[ks_vsession_private[i]] = NULL;
+	}
+	return true;
+}
+
+/*
+ * kill_session_cluster_vsession() returns setof (inst_id, the columns of
+ * v$session): this server's sessions and every other node's in
+ * kill_session_nodes, each node answering for its own sessions and its own
+ * lock graph, as its v$session shows them to the caller's role there.  The
+ * nodes are read at once, while this server's rows are taken; a node that
+ * cannot be read gives a WARNING, and the list comes without its rows.
+ */
+Datum
+kill_session_cluster_vsession(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Oid			fn = fcinfo->flinfo->fn_oid;
+	KsNodeCall *calls;
+	int			ncalls;
+	char	   *sql;
+	int			c;
+	bool		read_all_stats;
+
+	ks_check_loaded();
+	InitMaterializedSRF(fcinfo, 0);
+	read_all_stats = has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
+	sql = psprintf("SELECT * FROM %s", ks_extension_object(fn, "v$session"));
+	calls = ks_directory_calls(fn, &ncalls);
+	for (c = 0; c < ncalls; c++)
+	{
+		calls[c].sql = sql;
+		calls[c].object = get_relname_relid("v$session", get_func_namespace(fn));
+	}
+	PG_TRY();
+	{
+		ks_nodes_send(calls, ncalls);
+		ks_list_vsession(rsinfo, true);
+		ks_nodes_receive(calls, ncalls);
+	}
+	PG_FINALLY();
+	{
+		ks_nodes_close(calls, ncalls);
+	}
+	PG_END_TRY();
+
+	for (c = 0; c < ncalls; c++)
+	{
+		AttInMetadata *attinmeta;
+		char	   *values[KS_VSESSION_COLS + 1];
+		int			dropped = 0;
+		int			r;
+
+		if (calls[c].failed)
+		{
+			ks_node_report(&calls[c], WARNING);
+			continue;
+		}
+		if (calls[c].ncols != KS_VSESSION_COLS)
+		{
+			ereport(WARNING,
+					(errcode(ERRCODE_PROTOCOL_VIOLATION),
+					 errmsg("node %d listed %d columns instead of %d",
+							calls[c].node, calls[c].ncols, KS_VSESSION_COLS),
+					 errcontext("node %d (foreign server \"%s\")",
+								calls[c].node, calls[c].server)));
+			continue;
+		}
+		attinmeta = TupleDescGetAttInMetadata(rsinfo->setDesc);
+		values[0] = psprintf("%d", calls[c].node);
+		for (r = 0; r < calls[c].nrows; r++)
+		{
+			memcpy(&values[1], &calls[c].values[r * KS_VSESSION_COLS],
+				   sizeof(char *) * KS_VSESSION_COLS);
+			if (!ks_node_vsession_row_ok(calls[c].node, &values[1],
+										 read_all_stats))
+			{
+				dropped++;
+				continue;
+			}
+			tuplestore_puttuple(rsinfo->setResult,
+								BuildTupleFromCStrings(attinmeta, values));
+		}
+		if (dropped > 0)
+			ereport(WARNING,
+					(errcode(ERRCODE_PROTOCOL_VIOLATION),
+					 errmsg_plural("node %d listed %d session whose ID does not carry that node",
+								   "node %d listed %d sessions whose IDs do not carry that node",
+								   dropped, calls[c].node, dropped),
+					 errdetail("Those rows are left out."),
+					 errcontext("node %d (foreign server \"%s\")",
+								calls[c].node, calls[c].server)));
 	}
 	return (Datum) 0;
 }

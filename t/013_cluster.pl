@@ -171,6 +171,47 @@ is($v->value('SELECT 5'), '5', 'nor the session the ID names in this cluster');
 $ow->close;
 $other->stop;
 
+# -- gv$session: every node's sessions, each with its own blockers ----------
+
+# A row lock on the primary, an advisory lock on standby 2: each node
+# answers for its own lock graph, in IDs that carry the node.
+$n1->safe_psql('postgres',
+	'CREATE TABLE gv_t (id int PRIMARY KEY, v int); INSERT INTO gv_t VALUES (1, 0)');
+my $h1 = KsWire->connect($n1);
+my $h1id = $h1->session_id;
+$h1->query('BEGIN');
+$h1->query('UPDATE gv_t SET v = 1 WHERE id = 1');
+my $w1 = KsWire->connect($n1);
+my $w1id = $w1->session_id;
+$w1->send_query('UPDATE gv_t SET v = 2 WHERE id = 1');
+my $h2 = KsWire->connect($n2);
+my $h2id = $h2->session_id;
+$h2->query('SELECT pg_advisory_lock(42)');
+my $w2 = KsWire->connect($n2);
+my $w2id = $w2->session_id;
+$w2->send_query('SELECT pg_advisory_lock(42)');
+$n3->poll_query_until('postgres',
+	"SELECT count(*) = 2 FROM gv\$session WHERE blocking_session_status = 'VALID'")
+  or die 'the waiters did not show';
+is( $n3->safe_psql(
+		'postgres', q{SELECT inst_id, sid, blocking_session, blocking_sessions,
+		final_blocking_session_status, final_blocking_session
+		FROM gv$session WHERE blocking_session IS NOT NULL ORDER BY inst_id}),
+	"1|$w1id|$h1id|{$h1id}|VALID|$h1id\n2|$w2id|$h2id|{$h2id}|VALID|$h2id",
+	'gv$session on standby 3: the waiter of each node, blocked by its holder there');
+is($n3->safe_psql('postgres', 'SELECT count(DISTINCT inst_id) FROM gv$session'),
+	'3', 'and every node answers');
+is( $n3->safe_psql(
+		'postgres',
+		"SELECT kill_session(final_blocking_session::text) FROM gv\$session WHERE sid = $w2id"),
+	't',
+	"the Oracle DBA's road: standby 3 kills the head of standby 2's chain");
+is_deeply($h2->trace(10), $END, 'the holder ends');
+is_deeply($w2->trace(10), [ 'T', 'D:', 'C:SELECT 1', 'Z' ], 'and its waiter gets the lock');
+$h1->query('COMMIT');
+is_deeply($w1->trace(10), [ 'C:UPDATE 1', 'Z' ], "the primary's waiter goes on as its holder commits");
+$_->close for ($h1, $w1, $w2);
+
 # -- A node that cannot be reached -----------------------------------------
 
 # A node that hangs: its postmaster stopped, connections are never answered.
