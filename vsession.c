@@ -47,7 +47,6 @@
 #include "storage/lock.h"
 #include "storage/lwlock.h"
 #include "storage/proc.h"
-#include "storage/procarray.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/backend_status.h"
@@ -77,6 +76,13 @@ typedef struct KsBlock
 	int64		blocker_id;		/* its session ID, 0 if it is no session */
 } KsBlock;
 
+/* What a process waits for, as its PGPROC said in the same read. */
+typedef struct KsWait
+{
+	int			pid;
+	uint32		wait_event_info;
+} KsWait;
+
 /* The lock graph, as read at one moment. */
 typedef struct KsLockGraph
 {
@@ -85,6 +91,8 @@ typedef struct KsLockGraph
 	int		   *waiting;		/* PIDs (group leaders) waiting for a lock,
 								 * sorted */
 	int			nwaiting;
+	KsWait	   *waits;			/* what every process waits for, by PID */
+	int			nwaits;
 } KsLockGraph;
 
 static int
@@ -175,6 +183,8 @@ ks_read_lock_graph(KsLockGraph *graph)
 	graph->nblocks = 0;
 	graph->waiting = palloc(sizeof(int) * wsize);
 	graph->nwaiting = 0;
+	graph->waits = palloc(sizeof(KsWait) * ProcGlobal->allProcCount);
+	graph->nwaits = 0;
 
 	for (i = 0; i < NUM_LOCK_PARTITIONS; i++)
 		LWLockAcquire(LockHashPartitionLockByIndex(i), LW_SHARED);
@@ -187,7 +197,13 @@ ks_read_lock_graph(KsLockGraph *graph)
 		PROCLOCK   *proclock;
 		LOCKMASK	conflicts;
 
-		if (lock == NULL || proc->pid == 0)
+		if (proc->pid == 0)
+			continue;
+		graph->waits[graph->nwaits].pid = proc->pid;
+		graph->waits[graph->nwaits].wait_event_info =
+			*(volatile uint32 *) &proc->wait_event_info;
+		graph->nwaits++;
+		if (lock == NULL)
 			continue;
 		leader = ks_leader(proc);
 		if (graph->nwaiting == wsize)
@@ -221,6 +237,7 @@ ks_read_lock_graph(KsLockGraph *graph)
 		LWLockRelease(LockHashPartitionLockByIndex(i));
 
 	qsort(graph->waiting, graph->nwaiting, sizeof(int), ks_int_cmp);
+	qsort(graph->waits, graph->nwaits, sizeof(KsWait), ks_int_cmp);
 }
 
 /* The session ID of the process pid, 0 if it is no client session. */
@@ -423,8 +440,8 @@ ks_put_vsession_row(ReturnSetInfo *rsinfo, bool with_node,
 		nulls[2] = true;
 	if (visible && state != STATE_DISABLED)
 	{
+		KsWait	   *wait;
 		uint32		wait_event_info;
-		PGPROC	   *proc;
 		const char *event;
 
 		/* status */
@@ -459,8 +476,9 @@ ks_put_vsession_row(ReturnSetInfo *rsinfo, bool with_node,
 			nulls[11] = true;
 
 		/* event, wait_class, state: what the process waits for now */
-		proc = BackendPidGetProc(session->pid);
-		wait_event_info = proc != NULL ? *(volatile uint32 *) &proc->wait_event_info : 0;
+		wait = bsearch(&session->pid, graph->waits, graph->nwaits,
+					   sizeof(KsWait), ks_int_cmp);
+		wait_event_info = wait != NULL ? wait->wait_event_info : 0;
 		event = wait_event_info != 0 ? pgstat_get_wait_event(wait_event_info) : NULL;
 		if (event != NULL)
 		{

@@ -104,11 +104,11 @@ sub fmt_ms
 my @report;
 sub line { my ($l) = @_; print "$l\n"; push @report, $l; }
 
-# KS_BENCH_ONLY=cluster runs only part 6.
-my $only_cluster = ($ENV{KS_BENCH_ONLY} // '') eq 'cluster';
+# KS_BENCH_ONLY=cluster runs only part 6, KS_BENCH_ONLY=vsession part 7.
+my $only = $ENV{KS_BENCH_ONLY} // '';
 
 # ---- 1. kill latency -----------------------------------------------------
-if (!$only_cluster) {
+if ($only eq '') {
 
 my $main = Server->new('main', "shared_preload_libraries = 'kill_session'");
 $main->start;
@@ -332,6 +332,58 @@ $_->stop for ($with, $without);
 
 }
 
+# ---- 7. who blocks whom -----------------------------------------------------
+
+# 500 sessions, 100 of them blocked: 20 holders of an advisory lock, five
+# waiters behind each, the rest idle.  v$session, blockers and heads of
+# chains in session IDs, against what a DBA writes today: every column of
+# pg_stat_activity with pg_blocking_pids() for each row (in PIDs, with no
+# head of chain).  Alternated.
+if ($only eq '' || $only eq 'vsession') {
+
+my $vs = Server->new('vsession', "shared_preload_libraries = 'kill_session'");
+$vs->start;
+$vs->psql('CREATE EXTENSION kill_session');
+my (@holders, @waiters, @rest);
+for my $h (1 .. 20)
+{
+	my $c = KsWire->connect($vs);
+	$c->query("SELECT pg_advisory_lock($h)");
+	push @holders, $c;
+	for (1 .. 5)
+	{
+		my $w = KsWire->connect($vs);
+		$w->send_query("SELECT pg_advisory_lock($h)");
+		push @waiters, $w;
+	}
+}
+push @rest, KsWire->connect($vs) while @holders + @waiters + @rest < 499;
+my $dba = KsWire->connect($vs);
+for (my $i = 0;; $i++)
+{
+	last if $dba->value(q{SELECT count(*) FROM v$session WHERE blocking_session_status = 'VALID'}) == 100;
+	die 'the waiters did not all wait' if $i > 3000;
+	usleep(10_000);
+}
+my %vl;
+my $today = 'SELECT a.*, pg_blocking_pids(a.pid) AS blocked_by FROM pg_stat_activity a '
+  . q{WHERE a.backend_type = 'client backend'};
+for (1 .. $samples)
+{
+	push @{ $vl{vsession} }, time_query($dba, 'SELECT * FROM v$session');
+	push @{ $vl{today} }, time_query($dba, $today);
+}
+my %svl = map { $_ => summary(@{ $vl{$_} }) } keys %vl;
+line("== who blocks whom, 500 sessions, 100 blocked ($samples samples each, alternated)");
+line("    SELECT * FROM v\$session                                    " . fmt_ms($svl{vsession}));
+line("    pg_stat_activity with pg_blocking_pids() for each row       " . fmt_ms($svl{today}));
+line(sprintf("    v\$session / pg_stat_activity with pg_blocking_pids() = %.2fx (target <= 0.5x)",
+	$svl{vsession}{median} / $svl{today}{median}));
+$_->close for @holders, @waiters, @rest, $dba;
+$vs->stop;
+
+}
+
 # ---- 6. a cluster ---------------------------------------------------------
 
 # A primary (node 1) and two streaming standbys (nodes 2 and 3), the
@@ -343,6 +395,8 @@ $_->stop for ($with, $without);
 # on its own.  The same over TLS (verify-full, channel binding) with SCRAM.
 # Then the cluster list of 3 x 500 sessions on kept connections against
 # the slowest of the three nodes' own lists, read in the same round.
+if ($only eq '' || $only eq 'cluster') {
+
 sub standby_of
 {
 	my ($primary, $name, $conf) = @_;
@@ -495,6 +549,8 @@ line(sprintf("    cluster list / slowest node's list = %.2fx (target <= 1.2x)",
 	$sl{cluster}{median} / $sl{slowest}{median}));
 $_->close for @held, @listers;
 $_->stop for reverse @cluster;
+
+}
 
 my $cpu = `grep -m1 'model name' /proc/cpuinfo`;
 $cpu =~ s/.*:\s*//;

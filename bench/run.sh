@@ -2,7 +2,7 @@
 # Run the kill_session benchmarks and print the table.
 #
 #   sudo bash bench/run.sh            (KS_BENCH_QUICK=1 for a short run,
-#                                     KS_BENCH_ONLY=cluster for part 6 only)
+#                                     KS_BENCH_ONLY=cluster or vsession for one part)
 #
 # As root it installs what is missing, builds and installs the extension,
 # then runs the benchmarks as the unprivileged user "postgres".

@@ -142,11 +142,13 @@ my $watcher = KsWire->connect($node, dbname => 'up');
 is($watcher->value('SELECT count(*) > 0 FROM processlist'), 't', '1.0 lists sessions');
 $node->safe_psql('up', 'ALTER EXTENSION kill_session UPDATE');
 is($node->safe_psql('up', "SELECT extversion FROM pg_extension WHERE extname = 'kill_session'"),
-	'1.3', 'ALTER EXTENSION kill_session UPDATE: 1.3, through 1.1 and 1.2');
+	'1.4', 'ALTER EXTENSION kill_session UPDATE: 1.4, through 1.1, 1.2 and 1.3');
 my $victim = KsWire->connect($node, dbname => 'up', user => 'app');
 my $victim_id = $victim->session_id;
 is($watcher->value("SELECT killed FROM kill_sessions(ARRAY[$victim_id])"), 't',
 	'the upgraded extension kills, in the sessions that were already there');
+is($watcher->value('SELECT count(*) > 0 FROM v$session WHERE sql_id IS NOT NULL'), 't',
+	'and shows them in v$session, with the running statement\'s SQL_ID');
 $watcher->close;
 
 $node->safe_psql('up', q{
@@ -163,7 +165,7 @@ $node->command_ok([ 'pg_restore', '-d', 'restored', '-h', $node->host,
 	'-p', $node->port, $dumpfile ], 'pg_restore of it');
 is($node->safe_psql('restored',
 		"SELECT extversion FROM pg_extension WHERE extname = 'kill_session'"),
-	'1.3', 'the restored extension is 1.3');
+	'1.4', 'the restored extension is 1.4');
 is($node->safe_psql('restored', 'SELECT node_id, server_name FROM kill_session_nodes'),
 	'2|node2', 'with the directory of nodes (pg_extension_config_dump)');
 is($node->safe_psql('restored',

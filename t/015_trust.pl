@@ -577,6 +577,9 @@ my $unknown = qr/^cluster_processlist shows whether the session is still there; 
 my $victim_pid = $v->pid;
 kill 'STOP', $victim_pid;
 my $caller1 = KsWire->connect($n1);
+# The node's call waits for the stopped session until its connection is
+# ended here, however slow the machine.
+$caller1->query(q{SET kill_session.wait_timeout = '600s'});
 $caller1->send_query("SELECT kill_session('$id')");
 $n3->safe_psql('postgres', "SELECT pg_terminate_backend(${\ forwarding_pid()})");
 is_deeply($caller1->trace(30), [ 'T', 'E:ERROR:08007', 'Z' ],

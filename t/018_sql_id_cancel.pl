@@ -138,4 +138,37 @@ is($target->value('SELECT 1'), '1', 'the target session goes on');
 $target->close;
 $caller->close;
 
+# SQL_ID joins pg_stat_statements, where it is installed (PostgreSQL's
+# contrib; the assertion builds of the test matrix have only what the
+# suites need).
+my $pkglibdir = `$ENV{PG_CONFIG} --pkglibdir`;
+chomp $pkglibdir;
+SKIP:
+{
+	skip 'pg_stat_statements is not installed with this server', 3
+	  unless -f "$pkglibdir/pg_stat_statements.so";
+	my $pgss = ks_node('pgss',
+		"shared_preload_libraries = 'kill_session, pg_stat_statements'\n");
+	$pgss->safe_psql('postgres', 'CREATE EXTENSION pg_stat_statements');
+	my $t = KsWire->connect($pgss);
+	my $tid = $t->session_id;
+	$t->query('SELECT 2 AS c, pg_sleep(0.010)');
+	$t->send_query('SELECT 2 AS c, pg_sleep(30.000)');
+	$pgss->poll_query_until('postgres',
+		"SELECT event = 'PgSleep' FROM v\$session WHERE sid = $tid")
+	  or die 'the target did not start';
+	is( $pgss->safe_psql(
+			'postgres', qq{SELECT s.calls, s.query FROM v\$session v
+			JOIN pg_stat_statements s ON s.queryid = v.sql_id AND s.userid = v.username::regrole
+			WHERE v.sid = $tid}),
+		'1|SELECT $1 AS c, pg_sleep($2)',
+		'v$session joins pg_stat_statements on SQL_ID: the statement it runs, run once before');
+	is( $pgss->safe_psql(
+			'postgres', qq{SELECT cancel_sql(v.sid || ', 0, ' || s.queryid) FROM v\$session v
+			JOIN pg_stat_statements s ON s.queryid = v.sql_id WHERE v.sid = $tid}),
+		't', "and pg_stat_statements' queryid cancels it");
+	is($t->read_result(30)->{error}{C}, '57014', 'the statement is cancelled');
+	$t->close;
+}
+
 done_testing();
