@@ -161,6 +161,32 @@ ks_next_waiter(LOCK *lock, PGPROC *proc)
 }
 #endif
 
+/*
+ * The backend status entry, in place in shared memory, of the client
+ * backend whose PGPROC number is procno, or NULL: pgstat_beinit() puts a
+ * backend's entry at its PGPROC number from 17 on, at its backend ID - 1
+ * before, and this backend's own, MyBEEntry, shows where the array starts.
+ * Read it as backend_status.h says, between pgstat_begin_read_activity()
+ * and pgstat_end_read_activity(), and check st_procpid.
+ */
+static inline volatile PgBackendStatus *
+ks_status_entry(int procno)
+{
+	if (MyBEEntry == NULL || procno < 0 || procno >= MaxBackends)
+		return NULL;
+#if PG_VERSION_NUM >= 170000
+	return MyBEEntry - MyProcNumber + procno;
+#else
+	{
+		BackendId	id = GetPGProcByNumber(procno)->backendId;
+
+		if (MyBackendId < 1 || id < 1 || id > MaxBackends)
+			return NULL;
+		return MyBEEntry - (MyBackendId - 1) + (id - 1);
+	}
+#endif
+}
+
 /* Turning query IDs on, as pg_stat_statements does, from _PG_init. */
 #if PG_VERSION_NUM >= 160000
 #include "nodes/queryjumble.h"

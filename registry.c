@@ -306,6 +306,7 @@ ks_copy_session(int idx, KsSession *session)
 
 	session->pid = slot->pid;
 	session->sid = slot->sid;
+	session->procno = idx;
 	session->roleid = GetPGProcByNumber(idx)->roleId;
 	session->killed = slot->marked[KS_KILL];
 	session->disconnect_pending = slot->marked[KS_DISCONNECT];

@@ -38,6 +38,7 @@ typedef struct KsSession
 {
 	pid_t		pid;
 	uint32		sid;			/* client session ID */
+	int			procno;			/* its PGPROC's number */
 	Oid			roleid;			/* its PGPROC's role; InvalidOid while still
 								 * starting */
 	bool		killed;			/* marked by a kill */

@@ -407,11 +407,62 @@ ks_timestamp_or_null(TimestampTz ts, bool *isnull)
 	return TimestampTzGetDatum(ts);
 }
 
+/*
+ * What v$session shows of a backend's status entry, read in place rather
+ * than through a copy of the whole status array, whose activity strings
+ * it does not show.
+ */
+typedef struct KsStatus
+{
+	BackendState st_state;
+	Oid			st_userid;
+	uint64		st_query_id;
+	TimestampTz st_proc_start_timestamp;
+	TimestampTz st_activity_start_timestamp;
+	TimestampTz st_state_start_timestamp;
+	char		st_appname[NAMEDATALEN];
+} KsStatus;
+
+/*
+ * Read session's status entry into *st, as pgstat_read_current_status()
+ * reads each: until its change count says no write came in between.  False
+ * if the session is not in the status array (still starting, or gone).
+ */
+static bool
+ks_read_status(const KsSession *session, KsStatus *st)
+{
+	volatile PgBackendStatus *be = ks_status_entry(session->procno);
+	pid_t		pid;
+
+	if (be == NULL)
+		return false;
+	for (;;)
+	{
+		int			before;
+		int			after;
+
+		pgstat_begin_read_activity(be, before);
+		pid = be->st_procpid;
+		st->st_state = be->st_state;
+		st->st_userid = be->st_userid;
+		st->st_query_id = be->st_query_id;
+		st->st_proc_start_timestamp = be->st_proc_start_timestamp;
+		st->st_activity_start_timestamp = be->st_activity_start_timestamp;
+		st->st_state_start_timestamp = be->st_state_start_timestamp;
+		strlcpy(st->st_appname, (char *) be->st_appname, NAMEDATALEN);
+		pgstat_end_read_activity(be, after);
+		if (pgstat_read_activity_complete(before, after))
+			break;
+		CHECK_FOR_INTERRUPTS();
+	}
+	return pid == session->pid;
+}
+
 /* Put one session's row, after this node's number if with_node. */
 static void
 ks_put_vsession_row(ReturnSetInfo *rsinfo, bool with_node,
 					const KsLockGraph *graph, const KsSession *session,
-					PgBackendStatus *be, bool read_all_stats, TimestampTz now)
+					const KsStatus *be, bool read_all_stats, TimestampTz now)
 {
 	Datum		all_values[KS_VSESSION_COLS + 1] = {0};
 	bool		all_nulls[KS_VSESSION_COLS + 1] = {0};
@@ -564,44 +615,21 @@ ks_list_vsession(ReturnSetInfo *rsinfo, bool with_node)
 	bool		read_all_stats;
 	TimestampTz now = GetCurrentTimestamp();
 	KsSession  *sessions;
-	bool	   *listed;
 	int			nsessions;
-	int			nbackends;
 	KsLockGraph graph;
 	int			i;
 
 	read_all_stats = has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
-
-	/* As the process list reads them: the registry, then the status array. */
-	pgstat_clear_backend_activity_snapshot();
 	sessions = ks_registry_snapshot(&nsessions);
-	listed = palloc0(sizeof(bool) * Max(nsessions, 1));
-	nbackends = pgstat_fetch_stat_numbackends();
 	ks_read_lock_graph(&graph);
 	ks_sort_blocks(&graph, sessions, nsessions);
-
-	for (i = 1; i <= nbackends; i++)
-	{
-		LocalPgBackendStatus *local = ks_local_beentry_by_index(i);
-		KsSession	key;
-		KsSession  *session;
-
-		if (local == NULL || local->backendStatus.st_procpid <= 0)
-			continue;
-		key.pid = local->backendStatus.st_procpid;
-		session = bsearch(&key, sessions, nsessions, sizeof(KsSession),
-						  ks_session_pid_cmp);
-		if (session == NULL)
-			continue;			/* not a client session */
-		listed[session - sessions] = true;
-		ks_put_vsession_row(rsinfo, with_node, &graph, session,
-							&local->backendStatus, read_all_stats, now);
-	}
 	for (i = 0; i < nsessions; i++)
 	{
-		if (!listed[i])
-			ks_put_vsession_row(rsinfo, with_node, &graph, &sessions[i], NULL,
-								read_all_stats, now);
+		KsStatus	st;
+
+		ks_put_vsession_row(rsinfo, with_node, &graph, &sessions[i],
+							ks_read_status(&sessions[i], &st) ? &st : NULL,
+							read_all_stats, now);
 	}
 }
 

@@ -365,19 +365,47 @@ for (my $i = 0;; $i++)
 	die 'the waiters did not all wait' if $i > 3000;
 	usleep(10_000);
 }
-my %vl;
 my $today = 'SELECT a.*, pg_blocking_pids(a.pid) AS blocked_by FROM pg_stat_activity a '
   . q{WHERE a.backend_type = 'client backend'};
+
+# Each query run by pgbench (a C client, libpq) for a second or two, its
+# average latency one sample; and by this script's own client, which
+# reads every row in Perl, one query one sample.
+sub pgbench_latency
+{
+	my ($srv, $sql) = @_;
+	my $file = "$root/query.sql";
+	open(my $fh, '>', $file) or die;
+	print $fh "$sql;\n";
+	close $fh;
+	my $secs = $quick ? 1 : 2;
+	my $out = `$bindir/pgbench -n -f $file -T $secs -h $srv->{dir} -p $srv->{port} -U postgres postgres 2>&1`;
+	$out =~ /latency average = ([\d.]+) ms/ or die "pgbench: $out";
+	return $1 / 1000;
+}
+my (%vl, %vp);
+for (1 .. ($quick ? 5 : 11))
+{
+	push @{ $vp{vsession} }, pgbench_latency($vs, 'SELECT * FROM v$session');
+	push @{ $vp{today} }, pgbench_latency($vs, $today);
+}
 for (1 .. $samples)
 {
 	push @{ $vl{vsession} }, time_query($dba, 'SELECT * FROM v$session');
 	push @{ $vl{today} }, time_query($dba, $today);
 }
 my %svl = map { $_ => summary(@{ $vl{$_} }) } keys %vl;
-line("== who blocks whom, 500 sessions, 100 blocked ($samples samples each, alternated)");
-line("    SELECT * FROM v\$session                                    " . fmt_ms($svl{vsession}));
-line("    pg_stat_activity with pg_blocking_pids() for each row       " . fmt_ms($svl{today}));
-line(sprintf("    v\$session / pg_stat_activity with pg_blocking_pids() = %.2fx (target <= 0.5x)",
+my %svp = map { $_ => summary(@{ $vp{$_} }) } keys %vp;
+line("== who blocks whom, 500 sessions, 100 blocked (alternated)");
+line("    through libpq (pgbench, average latency of each run, " . scalar(@{ $vp{today} }) . " runs each):");
+line("      SELECT * FROM v\$session                                  " . fmt_ms($svp{vsession}));
+line("      pg_stat_activity with pg_blocking_pids() for each row     " . fmt_ms($svp{today}));
+line(sprintf("      v\$session / pg_stat_activity with pg_blocking_pids() = %.2fx (target <= 0.5x)",
+	$svp{vsession}{median} / $svp{today}{median}));
+line("    through this script's Perl client, which parses every row ($samples samples each):");
+line("      SELECT * FROM v\$session                                  " . fmt_ms($svl{vsession}));
+line("      pg_stat_activity with pg_blocking_pids() for each row     " . fmt_ms($svl{today}));
+line(sprintf("      v\$session / pg_stat_activity with pg_blocking_pids() = %.2fx",
 	$svl{vsession}{median} / $svl{today}{median}));
 $_->close for @holders, @waiters, @rest, $dba;
 $vs->stop;
