@@ -84,10 +84,10 @@ typedef struct KsSlot
 	KsKiller	by[KS_NUM_ACTIONS];
 
 	/*
-	 * A cancel of a statement by its SQL_ID: the query ID asked for,
-	 * written under the lock before the signal; the state, which the
-	 * backend's SIGINT handler answers without the lock (KsSqlCancel); and
-	 * the start of the statement it took, written before the answer.
+	 * A cancel of a statement by its SQL_ID: the query ID asked for, written
+	 * under the lock before the signal; the state, which the backend's SIGINT
+	 * handler answers without the lock (KsSqlCancel); and the start of the
+	 * statement it took, written before the answer.
 	 */
 	int64		cancel_query_id;
 	TimestampTz cancel_stmt_start;

@@ -166,6 +166,7 @@ extern KsAskResult ks_registry_ask_cancel(uint32 sid, pid_t pid,
 										  const KsKiller *by, int64 query_id);
 extern KsSqlCancel ks_registry_cancel_answer(uint32 sid, pid_t pid,
 											 TimestampTz *stmt_start);
+
 /* The caller is done with its ask: unmarked, and unanswered ones left. */
 extern void ks_registry_end_cancel(uint32 sid, pid_t pid);
 
