@@ -50,7 +50,7 @@ $r = $caller->query("SELECT cancel_sql('$sid, 0, $qid{A}')");
 is_deeply([ $r->{rows}[0][0], $r->{notices}[0]{M} ],
 	[ 'f', "session $sid is not running a statement" ],
 	'an idle session: false, with a NOTICE');
-$target->send_query(sprintf($sql{B}, 2));
+$target->send_query(sprintf($sql{B}, 30));
 $node->poll_query_until('postgres',
 	"SELECT event = 'PgSleep' FROM v\$session WHERE sid = $sid")
   or die 'the target did not start';
@@ -130,8 +130,13 @@ for my $round (1 .. $rounds)
 note "$_: $seen{$_}" for sort keys %seen;
 is_deeply(\@wrong, [],
 	"$rounds rounds: the cancel hit only the kind named, and always when it ran");
-ok($seen{'said t, cancelled 1'}, 'some races were won by the cancel');
-ok((grep { /said f/ } keys %seen), 'and some found another statement, or none');
+SKIP:
+{
+	# Under Valgrind the statements end long before the cancel is made.
+	skip 'the races need the server at its own speed', 2 if $ENV{KS_VALGRIND};
+	ok($seen{'said t, cancelled 1'}, 'some races were won by the cancel');
+	ok((grep { /said f/ } keys %seen), 'and some found another statement, or none');
+}
 
 # The target is still there, and so is the caller.
 is($target->value('SELECT 1'), '1', 'the target session goes on');
