@@ -39,6 +39,9 @@
  */
 static char *ks_origin = NULL;
 
+/* kill_session.wait_timeout, in milliseconds */
+static int	ks_wait_timeout = 5000;
+
 /*
  * Parse an origin into k's origin fields; false if it is not one.  Empty
  * is no origin.
@@ -92,6 +95,16 @@ ks_check_origin(char **newval, void **extra, GucSource source)
 void
 ks_define_action_settings(void)
 {
+	DefineCustomIntVariable("kill_session.wait_timeout",
+							"Sets how long kill_session() waits for the killed session to end.",
+							"After this many milliseconds kill_session() returns with a warning that the "
+							"session is marked for kill. Zero means do not wait.",
+							&ks_wait_timeout,
+							5000,
+							0, INT_MAX,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
 	DefineCustomStringVariable("kill_session.origin",
 							   "Says on whose behalf this session acts on sessions.",
 							   "Set by kill_session in the sessions it opens on other nodes of a cluster: "
@@ -102,6 +115,16 @@ ks_define_action_settings(void)
 							   PGC_USERSET,
 							   GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
 							   ks_check_origin, NULL, NULL);
+}
+
+/*
+ * kill_session.wait_timeout, in milliseconds: how long every action waits
+ * for its session, here and, passed on, on another node.
+ */
+int
+ks_wait_timeout_ms(void)
+{
+	return ks_wait_timeout;
 }
 
 /* This session as the origin of a call forwarded to another node. */

@@ -151,7 +151,7 @@ ks_cancel_sql_id(uint32 sid, const KsSession *target, const KsKiller *me,
 {
 	KsActivity	activity;
 	KsStatement stmt = {0};
-	int			timeout_ms = ks_kill_wait_timeout();
+	int			timeout_ms = ks_wait_timeout_ms();
 	TimestampTz deadline;
 	KsSqlCancel answer = KS_SQL_CANCEL_ASKED;
 	volatile bool stopped = false;
@@ -293,7 +293,7 @@ cancel_sql(PG_FUNCTION_ARGS)
 	KsSession	target;
 	KsKiller	me;
 	KsStatement stmt;
-	int			timeout_ms = ks_kill_wait_timeout();
+	int			timeout_ms = ks_wait_timeout_ms();
 	TimestampTz deadline;
 	volatile bool stopped = false;
 	Datum		result;

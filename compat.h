@@ -66,11 +66,11 @@
 	CreateWaitEventSet(CurrentMemoryContext, (nevents))
 #endif
 
-/* The backend status array by index, 1-based. */
-#if PG_VERSION_NUM >= 160000
-#define ks_local_beentry_by_index(i) pgstat_get_local_beentry_by_index(i)
+/* A PGPROC's number. */
+#if PG_VERSION_NUM >= 170000
+#define KS_PROCNO(proc)	GetNumberFromPGProc(proc)
 #else
-#define ks_local_beentry_by_index(i) pgstat_fetch_stat_local_beentry(i)
+#define KS_PROCNO(proc)	((proc)->pgprocno)
 #endif
 
 /*

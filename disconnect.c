@@ -142,7 +142,7 @@ disconnect_session(PG_FUNCTION_ARGS)
 	KsProcState now;
 	bool		self;
 	int			pidfd = -1;
-	int			timeout_ms = ks_kill_wait_timeout();
+	int			timeout_ms = ks_wait_timeout_ms();
 	volatile bool gone = true;
 	Datum		result;
 

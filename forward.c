@@ -18,15 +18,20 @@
  *	 hold a password that the node asks for, unless postgres_fdw's own
  *	 validator (which makes it superuser-only) let password_required be
  *	 false.
- * - Before anything else runs there, in one round trip, the node says who
- *	 it is: its kill_session.node_id, its system_identifier, its database,
- *	 and the OID of the object the call runs, which must be this
- *	 extension's (a physical standby has the same OIDs).  The same query
- *	 sets search_path to pg_catalog, passes the caller's
- *	 kill_session.wait_timeout and says on whose behalf the call comes
- *	 (kill_session.origin), for the node's LOG line and DETAIL.  This check
- *	 guards against mistakes; TLS with verify-full guards against a
- *	 network attacker.
+ * - Before anything else runs there, the node says who it is: its
+ *	 kill_session.node_id, its system_identifier, its database, and the OID
+ *	 of the object the call runs, which must be this extension's (a
+ *	 physical standby has the same OIDs).  The same query sets search_path
+ *	 to pg_catalog, passes the caller's kill_session.wait_timeout and says
+ *	 on whose behalf the call comes (kill_session.origin), for the node's
+ *	 LOG line and DETAIL.  On a connection just opened, and for a read, the
+ *	 question, the node's own check of the same facts and the call go in
+ *	 one pipeline: one round trip, and a node that is not the one asked
+ *	 for stops at its own check, before the call is parsed.  An action on
+ *	 a kept connection waits for the answer before it sends the call, so
+ *	 that a link that died while the connection was idle costs nothing
+ *	 but an error that says nothing was done.  This check guards against
+ *	 mistakes; TLS with verify-full guards against a network attacker.
  * - Every call is bounded: kill_session.node_timeout to resolve, connect
  *	 and be checked, that plus kill_session.wait_timeout to answer, in 64
  *	 bits.  Host names are resolved by resolve.c, so that a slow resolver
@@ -53,6 +58,7 @@
 #include "access/htup_details.h"
 #include "access/xlog.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_foreign_data_wrapper.h"
 #include "catalog/pg_foreign_server.h"
@@ -63,6 +69,7 @@
 #include "commands/defrem.h"
 #include "executor/spi.h"
 #include "foreign/foreign.h"
+#include "funcapi.h"
 #include "libpq-fe.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -76,6 +83,7 @@
 #include "utils/regproc.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
+#include "utils/tuplestore.h"
 
 #include "kill_session.h"
 
@@ -90,7 +98,9 @@ typedef enum KsCallState
 	KS_CALL_RESOLVING,			/* its host names being resolved */
 	KS_CALL_CONNECTING,
 	KS_CALL_CHECKING,			/* asked who the node is */
-	KS_CALL_RUNNING,			/* sent its SQL */
+	KS_CALL_GUARDING,			/* pipelined: the node checks itself */
+	KS_CALL_RUNNING,			/* its SQL runs there */
+	KS_CALL_SYNCING,			/* pipelined: answered, the pipeline to end */
 	KS_CALL_DONE				/* answered or failed */
 } KsCallState;
 
@@ -115,6 +125,27 @@ typedef enum KsCallState
 	"FROM pg_catalog.pg_control_system() s"
 #define KS_CHECK_COLS	7
 
+/*
+ * The same check, made by the node itself: it fails unless the node is
+ * node $1 of the system $2, in database $3, where $4 (a relation if $5)
+ * has OID $6.  Sent in one pipeline between KS_CHECK_SQL and the call, it
+ * stops the pipeline before the call is even parsed on a node that is not
+ * the one asked for.  The failing branch cannot be folded into a constant
+ * when the statement is planned: concat() is only stable.
+ */
+#define KS_GUARD_SQL \
+	"SELECT CASE WHEN " \
+	"pg_catalog.current_setting('kill_session.node_id', true) OPERATOR(pg_catalog.=) $1 " \
+	"AND s.system_identifier::pg_catalog.text OPERATOR(pg_catalog.=) $2 " \
+	"AND pg_catalog.current_database() OPERATOR(pg_catalog.=) $3::pg_catalog.name " \
+	"AND CASE WHEN $5::pg_catalog.bool " \
+	"THEN pg_catalog.to_regclass($4)::pg_catalog.oid " \
+	"ELSE pg_catalog.to_regprocedure($4)::pg_catalog.oid END " \
+	"OPERATOR(pg_catalog.=) $6::pg_catalog.oid " \
+	"THEN true ELSE CAST(pg_catalog.concat('kill_session: this is not node ', $1, " \
+	"' of the caller''s cluster with its extension in database ', $3) AS pg_catalog.bool) END " \
+	"FROM pg_catalog.pg_control_system() s"
+
 void
 ks_define_forward_settings(void)
 {
@@ -135,7 +166,7 @@ ks_define_forward_settings(void)
 static int64
 ks_answer_timeout(void)
 {
-	return (int64) ks_node_timeout + ks_kill_wait_timeout();
+	return (int64) ks_node_timeout + ks_wait_timeout_ms();
 }
 
 /*
@@ -234,7 +265,7 @@ ks_call_fail(KsNodeCall *call, int sqlerrcode, char *message, char *detail,
 static void
 ks_call_lost(KsNodeCall *call, char *detail)
 {
-	if (call->state == KS_CALL_RUNNING && call->action != NULL)
+	if (call->sent && call->action != NULL)
 		ks_call_fail(call, ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN,
 					 psprintf("the outcome on node %d is unknown", call->node),
 					 psprintf("The connection to node %d was lost after the call was sent: %s",
@@ -768,6 +799,17 @@ ks_call_connect_failed(KsNodeCall *call)
 				 detail.data, NULL);
 }
 
+/* The object the call runs, as the node is asked to resolve it. */
+static char *
+ks_call_object(const KsNodeCall *call, bool *is_relation)
+{
+	*is_relation = get_rel_relkind(call->object) != '\0';
+	if (*is_relation)
+		return quote_qualified_identifier(get_namespace_name(get_rel_namespace(call->object)),
+										  get_rel_name(call->object));
+	return format_procedure_qualified(call->object);
+}
+
 /* Send a query with text parameters; a send that fails fails the call. */
 static void
 ks_call_send(KsNodeCall *call, const char *sql, int nparams,
@@ -781,26 +823,74 @@ ks_call_send(KsNodeCall *call, const char *sql, int nparams,
 		return;
 	}
 	call->state = next;
+	call->sent = (next == KS_CALL_RUNNING);
 	call->flushing = true;
 }
 
-/* The object the call runs, as the node is asked to resolve it. */
-static char *
-ks_call_object(const KsNodeCall *call, bool *is_relation)
+/*
+ * Send who-are-you, the node's own check and the call in one pipeline,
+ * ended by one Sync: an error in either check makes the node skip the
+ * rest, the call unparsed.  False if libpq could not queue it.
+ */
+static bool
+ks_call_send_pipeline(KsNodeCall *call, const char *const *check_params)
 {
-	*is_relation = get_rel_relkind(call->object) != '\0';
-	if (*is_relation)
-		return quote_qualified_identifier(get_namespace_name(get_rel_namespace(call->object)),
-										  get_rel_name(call->object));
-	return format_procedure_qualified(call->object);
+	const char *guard_params[6];
+	bool		is_relation;
+
+	guard_params[0] = psprintf("%d", call->node);
+	guard_params[1] = psprintf(UINT64_FORMAT, GetSystemIdentifier());
+	guard_params[2] = get_database_name(MyDatabaseId);
+	guard_params[3] = ks_call_object(call, &is_relation);
+	guard_params[4] = is_relation ? "true" : "false";
+	guard_params[5] = psprintf("%u", call->object);
+	if (!PQenterPipelineMode(call->conn) ||
+		!PQsendQueryParams(call->conn, KS_CHECK_SQL, 4, NULL, check_params,
+						   NULL, NULL, 0) ||
+		!PQsendQueryParams(call->conn, KS_GUARD_SQL, 6, NULL, guard_params,
+						   NULL, NULL, 0))
+		return false;
+	/* From here on, the call may reach the node. */
+	call->sent = true;
+	if (!PQsendQueryParams(call->conn, call->sql, call->nparams, NULL,
+						   call->params, NULL, NULL, 0) ||
+		!PQpipelineSync(call->conn))
+		return false;
+	call->pipelined = true;
+	call->state = KS_CALL_CHECKING;
+	call->flushing = true;
+	call->deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												 ks_answer_timeout());
+	return true;
 }
 
-/* Connected: check the connection, then ask who the node is. */
+/* A kept connection found broken: drop it and open a new one, once. */
+static void
+ks_call_reopen(KsNodeCall *call)
+{
+	ks_connection_close(call->conn);
+	call->conn = NULL;
+	call->kept = false;
+	call->pipelined = false;
+	call->sent = false;
+	ks_call_open(call);
+}
+
+/*
+ * Connected: check the connection, then ask who the node is.
+ *
+ * On a connection just opened, or for a read, the question and the call go
+ * together in one pipeline (ks_call_send_pipeline), one round trip.  An
+ * action on a kept connection asks first and sends the call on the answer:
+ * a link that died while the connection was idle is then found before the
+ * call is sent, and the caller learns that nothing was done there.
+ */
 static void
 ks_call_connected(KsNodeCall *call)
 {
 	const char *params[4];
 	bool		is_relation;
+	bool		pipeline = !call->kept || call->action == NULL;
 
 	PQsetErrorVerbosity(call->conn, PQERRORS_DEFAULT);
 	if (call->password_required && !PQconnectionUsedPassword(call->conn))
@@ -820,16 +910,23 @@ ks_call_connected(KsNodeCall *call)
 	}
 	params[0] = ks_call_object(call, &is_relation);
 	params[1] = is_relation ? "true" : "false";
-	params[2] = psprintf("%d", ks_kill_wait_timeout());
+	params[2] = psprintf("%d", ks_wait_timeout_ms());
 	params[3] = ks_my_origin();
+	if (pipeline)
+	{
+		if (ks_call_send_pipeline(call, params))
+			call->kept = false;
+		else if (call->kept)
+			ks_call_reopen(call);	/* a read: a new connection, once */
+		else
+			ks_call_lost(call, pchomp(PQerrorMessage(call->conn)));
+		return;
+	}
 	if (call->kept &&
 		!PQsendQueryParams(call->conn, KS_CHECK_SQL, 4, NULL, params, NULL, NULL, 0))
 	{
 		/* Broken before anything was sent: a new connection, once. */
-		ks_connection_close(call->conn);
-		call->conn = NULL;
-		call->kept = false;
-		ks_call_open(call);
+		ks_call_reopen(call);
 		return;
 	}
 	if (call->kept)
@@ -912,25 +1009,66 @@ ks_call_checked(KsNodeCall *call, const PGresult *res)
 						 pstrdup("Nodes share one extension through replication; correct the directory."));
 }
 
-/* The node's answer to the call's SQL: its rows, as text. */
+/* Free an answer kept until the end of its memory context. */
 static void
-ks_call_answered(KsNodeCall *call, const PGresult *res)
+ks_free_result(void *arg)
 {
-	int			i;
-	int			j;
+	PQclear((PGresult *) arg);
+}
 
+/*
+ * The node's answer to the call's SQL: kept as libpq made it, until the
+ * caller's memory context goes, however that ends.
+ */
+static void
+ks_call_answered(KsNodeCall *call, PGresult *res)
+{
+	MemoryContextCallback *cb;
+
+	cb = MemoryContextAlloc(call->context, sizeof(MemoryContextCallback));
+	cb->func = ks_free_result;
+	cb->arg = res;
+	MemoryContextRegisterResetCallback(call->context, cb);
+	call->result = res;
 	call->nrows = PQntuples(res);
 	call->ncols = PQnfields(res);
-	call->values = MemoryContextAllocZero(call->context,
-										  sizeof(char *) * Max(call->nrows * call->ncols, 1));
-	for (i = 0; i < call->nrows; i++)
+}
+
+/* The answer's value at row, col, as text; NULL for NULL. */
+const char *
+ks_call_value(const KsNodeCall *call, int row, int col)
+{
+	if (PQgetisnull(call->result, row, col))
+		return NULL;
+	return PQgetvalue(call->result, row, col);
+}
+
+/*
+ * The query in flight is over (PQgetResult gave NULL): move on to what
+ * comes next.
+ */
+static void
+ks_call_query_over(KsNodeCall *call)
+{
+	switch (call->state)
 	{
-		for (j = 0; j < call->ncols; j++)
-		{
-			if (!PQgetisnull(res, i, j))
-				call->values[i * call->ncols + j] =
-					MemoryContextStrdup(call->context, PQgetvalue(res, i, j));
-		}
+		case KS_CALL_CHECKING:
+			call->deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														 ks_answer_timeout());
+			if (call->pipelined)
+				call->state = KS_CALL_GUARDING;
+			else
+				ks_call_send(call, call->sql, call->nparams, call->params,
+							 KS_CALL_RUNNING);
+			break;
+		case KS_CALL_GUARDING:
+			call->state = KS_CALL_RUNNING;
+			break;
+		case KS_CALL_RUNNING:
+			call->state = call->pipelined ? KS_CALL_SYNCING : KS_CALL_DONE;
+			break;
+		default:
+			break;
 	}
 }
 
@@ -949,17 +1087,10 @@ ks_call_read(KsNodeCall *call)
 
 		if (res == NULL)
 		{
-			/* The query is over. */
-			if (call->state == KS_CALL_CHECKING)
-			{
-				call->deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-															 ks_answer_timeout());
-				ks_call_send(call, call->sql, call->nparams, call->params,
-							 KS_CALL_RUNNING);
-			}
-			else
-				call->state = KS_CALL_DONE;
-			return;
+			ks_call_query_over(call);
+			if (!call->pipelined)
+				return;
+			continue;
 		}
 		switch (PQresultStatus(res))
 		{
@@ -967,8 +1098,19 @@ ks_call_read(KsNodeCall *call)
 			case PGRES_COMMAND_OK:
 				if (call->state == KS_CALL_CHECKING)
 					ks_call_checked(call, res);
-				else
+				else if (call->state == KS_CALL_RUNNING && call->result == NULL)
+				{
 					ks_call_answered(call, res);
+					res = NULL;
+				}
+				break;
+			case PGRES_PIPELINE_SYNC:
+				if (call->state == KS_CALL_SYNCING && PQexitPipelineMode(call->conn))
+					call->state = KS_CALL_DONE;
+				else
+					ks_call_fail(call, ERRCODE_PROTOCOL_VIOLATION,
+								 psprintf("node %d ended the call out of turn", call->node),
+								 NULL, NULL);
 				break;
 			default:
 				ks_call_fail_result(call, res);
@@ -1057,7 +1199,7 @@ ks_call_settled(const KsNodeCall *call, bool until_sent)
 {
 	if (call->state == KS_CALL_DONE)
 		return true;
-	return until_sent && call->state == KS_CALL_RUNNING && !call->flushing;
+	return until_sent && call->sent && !call->flushing;
 }
 
 /*
@@ -1093,8 +1235,7 @@ ks_drive(KsNodeCall *calls, int n, bool until_sent)
 
 			if (call->state == KS_CALL_DONE)
 				continue;
-			if (now >= call->deadline && call->state == KS_CALL_RUNNING &&
-				call->action != NULL)
+			if (now >= call->deadline && call->sent && call->action != NULL)
 			{
 				ks_call_fail(call, ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN,
 							 psprintf("the outcome on node %d is unknown", call->node),
@@ -1104,7 +1245,7 @@ ks_drive(KsNodeCall *calls, int n, bool until_sent)
 									  call->node));
 				continue;
 			}
-			if (now >= call->deadline && call->state == KS_CALL_RUNNING)
+			if (now >= call->deadline && call->sent)
 			{
 				ks_call_fail(call, ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
 							 psprintf("node %d did not answer in time", call->node),
@@ -1207,6 +1348,110 @@ ks_nodes_close(KsNodeCall *calls, int n)
 	}
 }
 
+/*
+ * A cluster list, for the SQL function in fcinfo: the extension's view of
+ * that name read on every node of the directory (its columns, ncols of
+ * them), each row after its node's number, and this server's own rows,
+ * put by list_local while the nodes answer.  A node that cannot be read,
+ * or that answers with other columns, gives a WARNING and no rows.  A row
+ * that row_ok refuses (it names a session whose ID does not carry the
+ * node) is left out with a WARNING; row_ok also hides what the caller may
+ * not see of another role's session, whatever the node showed its mapped
+ * role.
+ */
+void
+ks_cluster_list(FunctionCallInfo fcinfo, const char *view, const char *columns,
+				int ncols, void (*list_local) (ReturnSetInfo *rsinfo, bool with_node),
+				KsNodeRowCheck row_ok)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Oid			fn = fcinfo->flinfo->fn_oid;
+	bool		read_all_stats = has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
+	AttInMetadata *attinmeta = TupleDescGetAttInMetadata(rsinfo->setDesc);
+	Datum	   *values = palloc(sizeof(Datum) * (ncols + 1));
+	bool	   *nulls = palloc(sizeof(bool) * (ncols + 1));
+	const char **row = palloc(sizeof(char *) * ncols);
+	KsNodeCall *calls;
+	int			ncalls;
+	char	   *sql;
+	int			c;
+
+	Assert(rsinfo->setDesc->natts == ncols + 1);
+	sql = psprintf("SELECT %s FROM %s", columns, ks_extension_object(fn, view));
+	calls = ks_directory_calls(fn, &ncalls);
+	for (c = 0; c < ncalls; c++)
+	{
+		calls[c].sql = sql;
+		calls[c].object = get_relname_relid(view, get_func_namespace(fn));
+	}
+	PG_TRY();
+	{
+		ks_nodes_send(calls, ncalls);
+		list_local(rsinfo, true);
+		ks_nodes_receive(calls, ncalls);
+	}
+	PG_FINALLY();
+	{
+		ks_nodes_close(calls, ncalls);
+	}
+	PG_END_TRY();
+
+	for (c = 0; c < ncalls; c++)
+	{
+		KsNodeCall *call = &calls[c];
+		int			dropped = 0;
+		int			r;
+		int			i;
+
+		if (call->failed)
+		{
+			ks_node_report(call, WARNING);
+			continue;
+		}
+		if (call->ncols != ncols)
+		{
+			ereport(WARNING,
+					(errcode(ERRCODE_PROTOCOL_VIOLATION),
+					 errmsg("node %d listed %d columns instead of %d",
+							call->node, call->ncols, ncols),
+					 errcontext("node %d (foreign server \"%s\")",
+								call->node, call->server)));
+			continue;
+		}
+		values[0] = Int32GetDatum(call->node);
+		nulls[0] = false;
+		for (r = 0; r < call->nrows; r++)
+		{
+			for (i = 0; i < ncols; i++)
+				row[i] = ks_call_value(call, r, i);
+			if (!row_ok(call->node, row, read_all_stats))
+			{
+				dropped++;
+				continue;
+			}
+			for (i = 0; i < ncols; i++)
+			{
+				nulls[i + 1] = row[i] == NULL;
+				values[i + 1] = nulls[i + 1] ? (Datum) 0 :
+					InputFunctionCall(&attinmeta->attinfuncs[i + 1],
+									  unconstify(char *, row[i]),
+									  attinmeta->attioparams[i + 1],
+									  attinmeta->atttypmods[i + 1]);
+			}
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+		if (dropped > 0)
+			ereport(WARNING,
+					(errcode(ERRCODE_PROTOCOL_VIOLATION),
+					 errmsg_plural("node %d listed %d session whose ID does not carry that node",
+								   "node %d listed %d sessions whose IDs do not carry that node",
+								   dropped, call->node, dropped),
+					 errdetail("Those rows are left out."),
+					 errcontext("node %d (foreign server \"%s\")",
+								call->node, call->server)));
+	}
+}
+
 /* Raise a failed call's error at elevel, naming its node. */
 void
 ks_node_report(const KsNodeCall *call, int elevel)
@@ -1295,8 +1540,9 @@ ks_forward_call(FunctionCallInfo fcinfo, int argno, int64 id,
 						call.nrows, call.ncols),
 				 errcontext("node %d (foreign server \"%s\")",
 							call.node, call.server)));
-	if (call.values[0] == NULL)
+	if (ks_call_value(&call, 0, 0) == NULL)
 		PG_RETURN_NULL();
 	getTypeInputInfo(rettype, &typinput, &typioparam);
-	return OidInputFunctionCall(typinput, call.values[0], typioparam, -1);
+	return OidInputFunctionCall(typinput, unconstify(char *, ks_call_value(&call, 0, 0)),
+								typioparam, -1);
 }

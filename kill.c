@@ -49,36 +49,12 @@
 PG_FUNCTION_INFO_V1(kill_session);
 PG_FUNCTION_INFO_V1(kill_sessions);
 
-/* kill_session.wait_timeout, in milliseconds */
-static int	ks_wait_timeout = 5000;
-
 /*
  * A process that has exited is reaped by the postmaster within microseconds:
  * yield the CPU to it for up to this long, then sleep in steps.
  */
 #define KS_REAP_SPIN_US			2000
 #define KS_REAP_STEP_US			100
-
-void
-ks_define_kill_settings(void)
-{
-	DefineCustomIntVariable("kill_session.wait_timeout",
-							"Sets how long kill_session() waits for the killed session to end.",
-							"After this many milliseconds kill_session() returns with a warning that the "
-							"session is marked for kill. Zero means do not wait.",
-							&ks_wait_timeout,
-							5000,
-							0, INT_MAX,
-							PGC_USERSET,
-							GUC_UNIT_MS,
-							NULL, NULL, NULL);
-}
-
-int
-ks_kill_wait_timeout(void)
-{
-	return ks_wait_timeout;
-}
 
 static bool
 ks_process_gone(pid_t pid)
@@ -206,8 +182,8 @@ ks_kill_session(uint32 sid)
 		ks_log_action(sid, &target, "killed", &me);
 		if (self)
 			ks_end_after_statement();
-		else if (ks_wait_timeout > 0)
-			gone = ks_wait_gone(target.pid, pidfd, ks_wait_timeout);
+		else if (ks_wait_timeout_ms() > 0)
+			gone = ks_wait_gone(target.pid, pidfd, ks_wait_timeout_ms());
 	}
 	PG_FINALLY();
 	{
@@ -222,7 +198,7 @@ ks_kill_session(uint32 sid)
 	ereport(WARNING,
 			(errmsg("session " INT64_FORMAT " marked for kill", ks_global_id(sid)),
 			 errdetail("The session did not end within %d ms; it will end as soon as it can.",
-					   ks_wait_timeout)));
+					   ks_wait_timeout_ms())));
 	return false;
 }
 
@@ -444,8 +420,8 @@ ks_killed_there(const KsNodeCall *call, int64 id, bool *unknown)
 		return false;
 	for (r = 0; r < call->nrows; r++)
 	{
-		const char *got = call->values[r * 2];
-		const char *killed = call->values[r * 2 + 1];
+		const char *got = ks_call_value(call, r, 0);
+		const char *killed = ks_call_value(call, r, 1);
 
 		if (got != NULL && strcmp(got, want) == 0)
 			return killed != NULL && strcmp(killed, "t") == 0;
@@ -594,8 +570,8 @@ kill_sessions(PG_FUNCTION_ARGS)
 			else
 				gone[i] = true; /* nothing to wait for */
 		}
-		if (ks_wait_timeout > 0)
-			ks_wait_for_all(pids, pidfds, gone, n, ks_wait_timeout);
+		if (ks_wait_timeout_ms() > 0)
+			ks_wait_for_all(pids, pidfds, gone, n, ks_wait_timeout_ms());
 		ks_nodes_receive(calls, ncalls);
 	}
 	PG_FINALLY();
@@ -626,7 +602,7 @@ kill_sessions(PG_FUNCTION_ARGS)
 									 &nulls[1]);
 		else
 		{
-			killed = found[k] && (gone[k] || ks_wait_timeout == 0);
+			killed = found[k] && (gone[k] || ks_wait_timeout_ms() == 0);
 			if (found[k] && !killed && k == i)
 				not_gone++;
 		}
@@ -641,6 +617,6 @@ kill_sessions(PG_FUNCTION_ARGS)
 							   not_gone, not_gone),
 				 errdetail_plural("It did not end within %d ms; it will end as soon as it can.",
 								  "They did not end within %d ms; they will end as soon as they can.",
-								  not_gone, ks_wait_timeout)));
+								  not_gone, ks_wait_timeout_ms())));
 	return (Datum) 0;
 }

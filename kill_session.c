@@ -73,7 +73,6 @@ _PG_init(void)
 		return;
 
 	ks_define_node_setting();
-	ks_define_kill_settings();
 	ks_define_action_settings();
 	ks_define_forward_settings();
 	ks_define_connection_settings();

@@ -84,6 +84,7 @@ extern void ks_log_action(uint32 sid, const KsSession *target,
 						  const char *done, const KsKiller *me);
 extern void ks_add_end_detail(ErrorData *edata);
 extern void ks_define_action_settings(void);
+extern int	ks_wait_timeout_ms(void);
 extern char *ks_my_origin(void);
 
 /*
@@ -103,11 +104,11 @@ typedef struct KsNodeCall
 	const char *action;			/* what it does to sessions there, for the LOG
 								 * line; NULL for a read */
 
-	/* the answer: rows of text (NULL for NULL), or why there is none */
+	/* the answer: rows of text (ks_call_value), or why there is none */
 	bool		failed;
 	int			nrows;
 	int			ncols;
-	char	  **values;			/* nrows * ncols */
+	struct pg_result *result;
 	int			sqlerrcode;
 	char	   *message;
 	char	   *detail;
@@ -128,6 +129,8 @@ typedef struct KsNodeCall
 	Oid			userid;			/* connection it is, kept or opened */
 	Oid			umid;
 	bool		kept;			/* a kept connection, not yet used again */
+	bool		pipelined;		/* checks and call sent in one pipeline */
+	bool		sent;			/* the call's SQL may have reached the node */
 } KsNodeCall;
 
 extern void ks_define_forward_settings(void);
@@ -136,6 +139,17 @@ extern char *ks_node_server(Oid fn, int node);
 extern KsNodeCall *ks_directory_calls(Oid fn, int *n);
 extern void ks_nodes_send(KsNodeCall *calls, int n);
 extern void ks_nodes_receive(KsNodeCall *calls, int n);
+extern const char *ks_call_value(const KsNodeCall *call, int row, int col);
+
+struct ReturnSetInfo;
+
+/* Whether a row of node's list may be shown; it may hide columns. */
+typedef bool (*KsNodeRowCheck) (int node, const char **row, bool read_all_stats);
+extern void ks_cluster_list(FunctionCallInfo fcinfo, const char *view,
+							const char *columns, int ncols,
+							void (*list_local) (struct ReturnSetInfo *rsinfo,
+												bool with_node),
+							KsNodeRowCheck row_ok);
 extern void ks_nodes_close(KsNodeCall *calls, int n);
 extern void ks_node_report(const KsNodeCall *call, int elevel);
 extern Datum ks_forward_call(FunctionCallInfo fcinfo, int argno, int64 id,
@@ -152,8 +166,6 @@ extern void ks_ignore_notice(void *arg, const struct pg_result *res);
 
 /* kill.c: the one kill behind every front door, and the wait */
 extern bool ks_kill_session(uint32 sid);
-extern void ks_define_kill_settings(void);
-extern int	ks_kill_wait_timeout(void);
 extern bool ks_wait_gone(pid_t pid, int pidfd, int timeout_ms);
 
 /* selfkill.c: ending a session from inside it */
@@ -177,15 +189,26 @@ extern void ks_install_cancel_handler(void);
 extern void ks_disconnect_xact_callback(XactEvent event, void *arg);
 extern void ks_disconnect_leaving_block(void);
 
-/* processlist.c: what a backend is doing now, from its status entry */
+/*
+ * processlist.c: what a backend is doing now, read in place from its
+ * backend status entry
+ */
 typedef struct KsActivity
 {
 	BackendState state;
-	TimestampTz stmt_start;		/* when its current statement started */
-	TimestampTz xact_start;		/* when its transaction started, or 0 */
+	Oid			userid;
+	Oid			databaseid;
 	int64		query_id;		/* its statement's query ID, or 0 */
+	TimestampTz proc_start;		/* when its process started */
+	TimestampTz xact_start;		/* when its transaction started, or 0 */
+	TimestampTz stmt_start;		/* when its current statement started */
+	TimestampTz state_start;	/* when its state last changed */
+	char		appname[NAMEDATALEN];
+	char	   *statement;		/* if asked for, and one runs: its text */
 } KsActivity;
 
+extern bool ks_read_activity(int procno, pid_t pid, KsActivity *activity,
+							 bool with_statement);
 extern bool ks_backend_activity(pid_t pid, KsActivity *activity);
 
 /* processlist.c: the SHOW PROCESSLIST front door */

@@ -35,6 +35,7 @@
 #include "parser/parser.h"
 #include "pgstat.h"
 #include "storage/lmgr.h"
+#include "storage/procarray.h"
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
@@ -129,17 +130,17 @@ ks_text_or_null(const char *str, bool *isnull)
 }
 
 /*
- * Put one session's row: from its registry entry, and from its backend
- * status entry be, or NULL while it has authenticated but is not in the
+ * Put one session's row: from its registry entry, and from what its status
+ * entry says, be, or NULL while it has authenticated but is not in the
  * backend status array yet.  Who may see what follows pg_stat_activity.
  */
 static void
 ks_put_row(ReturnSetInfo *rsinfo, bool with_node, const KsSession *session,
-		   PgBackendStatus *be, bool read_all_stats, TimestampTz now)
+		   const KsActivity *be, bool read_all_stats, TimestampTz now)
 {
 	Datum		values[KS_PROCESSLIST_COLS + 1] = {0};
 	bool		nulls[KS_PROCESSLIST_COLS + 1] = {0};
-	BackendState state = be ? be->st_state : STATE_UNDEFINED;
+	BackendState state = be ? be->state : STATE_UNDEFINED;
 	Oid			role;
 	const char *user;
 	const char *db;
@@ -148,10 +149,10 @@ ks_put_row(ReturnSetInfo *rsinfo, bool with_node, const KsSession *session,
 
 	if (be != NULL)
 	{
-		role = be->st_userid;
+		role = be->userid;
 		user = GetUserNameFromId(role, true);
-		db = OidIsValid(be->st_databaseid) ?
-			get_database_name(be->st_databaseid) : NULL;
+		db = OidIsValid(be->databaseid) ?
+			get_database_name(be->databaseid) : NULL;
 	}
 	else
 	{
@@ -182,12 +183,12 @@ ks_put_row(ReturnSetInfo *rsinfo, bool with_node, const KsSession *session,
 		values[i++] = CStringGetTextDatum(command); /* command */
 		values[i] = ks_seconds_since(state == STATE_UNDEFINED ?
 									 session->connect_time :
-									 be->st_state_start_timestamp,
+									 be->state_start,
 									 now, &nulls[i]);	/* time */
 		i++;
 		values[i++] = CStringGetTextDatum(stname);	/* state */
-		if (state == STATE_RUNNING || state == STATE_FASTPATH)	/* info */
-			values[i++] = CStringGetTextDatum(pgstat_clip_activity(be->st_activity_raw));
+		if (be != NULL && be->statement != NULL)	/* info */
+			values[i++] = CStringGetTextDatum(pgstat_clip_activity(be->statement));
 		else
 			nulls[i++] = true;
 	}
@@ -205,36 +206,73 @@ ks_put_row(ReturnSetInfo *rsinfo, bool with_node, const KsSession *session,
 }
 
 /*
- * What the backend pid is doing now, from a fresh read of the backend
- * status array; false if it is not there.
+ * Read the status entry of the backend whose PGPROC number is procno into
+ * *activity, in place, as pgstat_read_current_status() reads each entry:
+ * until its change count says no write came in between.  Unlike that
+ * function, it copies no other backend's entry, and a statement's text
+ * only if with_statement and the backend runs one (into a buffer palloc'd
+ * here, else activity->statement is NULL).  False if the entry is not
+ * pid's: the backend is still starting, or gone.
  */
+bool
+ks_read_activity(int procno, pid_t pid, KsActivity *activity,
+				 bool with_statement)
+{
+	volatile PgBackendStatus *be = ks_status_entry(procno);
+	char	   *statement = NULL;
+	pid_t		entry_pid;
+
+	if (be == NULL)
+		return false;
+	if (with_statement)
+		statement = palloc(pgstat_track_activity_query_size);
+	for (;;)
+	{
+		int			before;
+		int			after;
+
+		pgstat_begin_read_activity(be, before);
+		entry_pid = be->st_procpid;
+		activity->state = be->st_state;
+		activity->userid = be->st_userid;
+		activity->databaseid = be->st_databaseid;
+		activity->query_id = (int64) be->st_query_id;
+		activity->proc_start = be->st_proc_start_timestamp;
+		activity->xact_start = be->st_xact_start_timestamp;
+		activity->stmt_start = be->st_activity_start_timestamp;
+		activity->state_start = be->st_state_start_timestamp;
+		strlcpy(activity->appname, (char *) be->st_appname, NAMEDATALEN);
+		activity->statement = NULL;
+		if (statement != NULL &&
+			(activity->state == STATE_RUNNING || activity->state == STATE_FASTPATH))
+		{
+			strlcpy(statement, (char *) be->st_activity_raw,
+					pgstat_track_activity_query_size);
+			activity->statement = statement;
+		}
+		pgstat_end_read_activity(be, after);
+		if (pgstat_read_activity_complete(before, after))
+			break;
+		CHECK_FOR_INTERRUPTS();
+	}
+	if (activity->statement == NULL && statement != NULL)
+		pfree(statement);
+	return entry_pid == pid;
+}
+
+/* What the backend pid is doing now; false if it is not in the array. */
 bool
 ks_backend_activity(pid_t pid, KsActivity *activity)
 {
-	int			nbackends;
-	int			i;
+	PGPROC	   *proc = BackendPidGetProc(pid);
 
-	pgstat_clear_backend_activity_snapshot();
-	nbackends = pgstat_fetch_stat_numbackends();
-	for (i = 1; i <= nbackends; i++)
-	{
-		LocalPgBackendStatus *local = ks_local_beentry_by_index(i);
-
-		if (local != NULL && local->backendStatus.st_procpid == pid)
-		{
-			activity->state = local->backendStatus.st_state;
-			activity->stmt_start = local->backendStatus.st_activity_start_timestamp;
-			activity->xact_start = local->backendStatus.st_xact_start_timestamp;
-			activity->query_id = (int64) local->backendStatus.st_query_id;
-			return true;
-		}
-	}
-	return false;
+	return proc != NULL &&
+		ks_read_activity(KS_PROCNO(proc), pid, activity, false);
 }
 
 /*
  * Put a row for each session of this server, with this node's number first
- * if with_node.
+ * if with_node: each registry entry, with its status entry read in place.
  */
 static void
 ks_list_sessions(ReturnSetInfo *rsinfo, bool with_node)
@@ -242,47 +280,21 @@ ks_list_sessions(ReturnSetInfo *rsinfo, bool with_node)
 	bool		read_all_stats;
 	TimestampTz now = GetCurrentTimestamp();
 	KsSession  *sessions;
-	bool	   *listed;
 	int			nsessions;
-	int			nbackends;
 	int			i;
 
 	read_all_stats = has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
-
-	/*
-	 * Every call lists the sessions as they are now.  The backend status
-	 * array is read through a copy that PostgreSQL keeps for the rest of the
-	 * transaction; it is dropped first, as pg_stat_clear_snapshot() drops it,
-	 * so that the copy is taken now, after the registry's.
-	 */
-	pgstat_clear_backend_activity_snapshot();
-	sessions = ks_registry_snapshot(&nsessions);
-	listed = palloc0(sizeof(bool) * Max(nsessions, 1));
-	nbackends = pgstat_fetch_stat_numbackends();
-
-	/* Sessions in the backend status array, in its order. */
-	for (i = 1; i <= nbackends; i++)
-	{
-		LocalPgBackendStatus *local = ks_local_beentry_by_index(i);
-		KsSession	key;
-		KsSession  *session;
-
-		if (local == NULL || local->backendStatus.st_procpid <= 0)
-			continue;
-		key.pid = local->backendStatus.st_procpid;
-		session = bsearch(&key, sessions, nsessions, sizeof(KsSession),
-						  ks_session_pid_cmp);
-		if (session == NULL)
-			continue;			/* not a client session */
-		listed[session - sessions] = true;
-		ks_put_row(rsinfo, with_node, session, &local->backendStatus, read_all_stats, now);
-	}
-
-	/* Sessions that have authenticated but are not in the array yet. */
+	sessions = ks_registry_snapshot(&nsessions, false);
 	for (i = 0; i < nsessions; i++)
 	{
-		if (!listed[i])
-			ks_put_row(rsinfo, with_node, &sessions[i], NULL, read_all_stats, now);
+		KsActivity	activity;
+		bool		known = ks_read_activity(sessions[i].procno, sessions[i].pid,
+											 &activity, true);
+
+		ks_put_row(rsinfo, with_node, &sessions[i], known ? &activity : NULL,
+				   read_all_stats, now);
+		if (known && activity.statement != NULL)
+			pfree(activity.statement);
 	}
 }
 
@@ -309,7 +321,7 @@ kill_session_processlist(PG_FUNCTION_ARGS)
  * the node showed it to could see.
  */
 static bool
-ks_node_row_ok(int node, char **row, bool read_all_stats)
+ks_node_row_ok(int node, const char **row, bool read_all_stats)
 {
 	long long	id;
 	char	   *end;
@@ -346,84 +358,11 @@ ks_node_row_ok(int node, char **row, bool read_all_stats)
 Datum
 kill_session_cluster_processlist(PG_FUNCTION_ARGS)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	Oid			fn = fcinfo->flinfo->fn_oid;
-	KsNodeCall *calls;
-	int			ncalls;
-	char	   *sql;
-	int			c;
-	int			dropped;
-	bool		read_all_stats;
-
 	ks_check_loaded();
 	InitMaterializedSRF(fcinfo, 0);
-	read_all_stats = has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
-	sql = psprintf("SELECT id, \"user\", host, db, command, \"time\", state, info, pid FROM %s",
-				   ks_extension_object(fn, "processlist"));
-	calls = ks_directory_calls(fn, &ncalls);
-	for (c = 0; c < ncalls; c++)
-	{
-		calls[c].sql = sql;
-		calls[c].object = get_relname_relid("processlist", get_func_namespace(fn));
-	}
-	PG_TRY();
-	{
-		ks_nodes_send(calls, ncalls);
-		ks_list_sessions(rsinfo, true);
-		ks_nodes_receive(calls, ncalls);
-	}
-	PG_FINALLY();
-	{
-		ks_nodes_close(calls, ncalls);
-	}
-	PG_END_TRY();
-
-	for (c = 0; c < ncalls; c++)
-	{
-		AttInMetadata *attinmeta;
-		char	   *values[KS_PROCESSLIST_COLS + 1];
-		int			r;
-
-		if (calls[c].failed)
-		{
-			ks_node_report(&calls[c], WARNING);
-			continue;
-		}
-		if (calls[c].ncols != KS_PROCESSLIST_COLS)
-		{
-			ereport(WARNING,
-					(errcode(ERRCODE_PROTOCOL_VIOLATION),
-					 errmsg("node %d listed %d columns instead of %d",
-							calls[c].node, calls[c].ncols, KS_PROCESSLIST_COLS),
-					 errcontext("node %d (foreign server \"%s\")",
-								calls[c].node, calls[c].server)));
-			continue;
-		}
-		attinmeta = TupleDescGetAttInMetadata(rsinfo->setDesc);
-		values[0] = psprintf("%d", calls[c].node);
-		dropped = 0;
-		for (r = 0; r < calls[c].nrows; r++)
-		{
-			memcpy(&values[1], &calls[c].values[r * KS_PROCESSLIST_COLS],
-				   sizeof(char *) * KS_PROCESSLIST_COLS);
-			if (!ks_node_row_ok(calls[c].node, &values[1], read_all_stats))
-			{
-				dropped++;
-				continue;
-			}
-			tuplestore_puttuple(rsinfo->setResult,
-								BuildTupleFromCStrings(attinmeta, values));
-		}
-		if (dropped > 0)
-			ereport(WARNING,
-					(errcode(ERRCODE_PROTOCOL_VIOLATION),
-					 errmsg_plural("node %d listed %d session whose ID does not carry that node",
-								   "node %d listed %d sessions whose IDs do not carry that node",
-								   dropped, calls[c].node, dropped),
-					 errdetail("Those rows are left out."),
-					 errcontext("node %d (foreign server \"%s\")",
-								calls[c].node, calls[c].server)));
-	}
+	ks_cluster_list(fcinfo, "processlist",
+					"id, \"user\", host, db, command, \"time\", state, info, pid",
+					KS_PROCESSLIST_COLS, ks_list_sessions, ks_node_row_ok);
 	return (Datum) 0;
 }
 

@@ -540,7 +540,7 @@ ks_session_pid_cmp(const void *a, const void *b)
 }
 
 KsSession *
-ks_registry_snapshot(int *count)
+ks_registry_snapshot(int *count, bool by_pid)
 {
 	KsSession  *sessions = palloc(sizeof(KsSession) * ks_shared->nslots);
 	int			n = 0;
@@ -554,7 +554,8 @@ ks_registry_snapshot(int *count)
 	}
 	LWLockRelease(ks_shared->lock);
 
-	qsort(sessions, n, sizeof(KsSession), ks_session_pid_cmp);
+	if (by_pid)
+		qsort(sessions, n, sizeof(KsSession), ks_session_pid_cmp);
 	*count = n;
 	return sessions;
 }

@@ -177,8 +177,11 @@ extern void ks_my_cancel_answer(KsSqlCancel answer, TimestampTz stmt_start);
 /* What the session sid, still held by pid, is doing; false if gone. */
 extern bool ks_registry_proc_state(uint32 sid, pid_t pid, KsProcState *state);
 
-/* Every session, sorted by PID; *count is set.  Palloc'd. */
-extern KsSession *ks_registry_snapshot(int *count);
+/*
+ * Every session, sorted by PID if by_pid, else in PGPROC number order;
+ * *count is set.  Palloc'd.
+ */
+extern KsSession *ks_registry_snapshot(int *count, bool by_pid);
 extern int	ks_session_pid_cmp(const void *a, const void *b);
 
 #endif							/* KS_REGISTRY_H */

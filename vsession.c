@@ -407,69 +407,18 @@ ks_timestamp_or_null(TimestampTz ts, bool *isnull)
 	return TimestampTzGetDatum(ts);
 }
 
-/*
- * What v$session shows of a backend's status entry, read in place rather
- * than through a copy of the whole status array, whose activity strings
- * it does not show.
- */
-typedef struct KsStatus
-{
-	BackendState st_state;
-	Oid			st_userid;
-	uint64		st_query_id;
-	TimestampTz st_proc_start_timestamp;
-	TimestampTz st_activity_start_timestamp;
-	TimestampTz st_state_start_timestamp;
-	char		st_appname[NAMEDATALEN];
-} KsStatus;
-
-/*
- * Read session's status entry into *st, as pgstat_read_current_status()
- * reads each: until its change count says no write came in between.  False
- * if the session is not in the status array (still starting, or gone).
- */
-static bool
-ks_read_status(const KsSession *session, KsStatus *st)
-{
-	volatile PgBackendStatus *be = ks_status_entry(session->procno);
-	pid_t		pid;
-
-	if (be == NULL)
-		return false;
-	for (;;)
-	{
-		int			before;
-		int			after;
-
-		pgstat_begin_read_activity(be, before);
-		pid = be->st_procpid;
-		st->st_state = be->st_state;
-		st->st_userid = be->st_userid;
-		st->st_query_id = be->st_query_id;
-		st->st_proc_start_timestamp = be->st_proc_start_timestamp;
-		st->st_activity_start_timestamp = be->st_activity_start_timestamp;
-		st->st_state_start_timestamp = be->st_state_start_timestamp;
-		strlcpy(st->st_appname, (char *) be->st_appname, NAMEDATALEN);
-		pgstat_end_read_activity(be, after);
-		if (pgstat_read_activity_complete(before, after))
-			break;
-		CHECK_FOR_INTERRUPTS();
-	}
-	return pid == session->pid;
-}
-
 /* Put one session's row, after this node's number if with_node. */
 static void
 ks_put_vsession_row(ReturnSetInfo *rsinfo, bool with_node,
 					const KsLockGraph *graph, const KsSession *session,
-					const KsStatus *be, bool read_all_stats, TimestampTz now)
+					const KsActivity *be, bool read_all_stats, TimestampTz now)
 {
 	Datum		all_values[KS_VSESSION_COLS + 1] = {0};
 	bool		all_nulls[KS_VSESSION_COLS + 1] = {0};
 	Datum	   *values = with_node ? &all_values[1] : all_values;
 	bool	   *nulls = with_node ? &all_nulls[1] : all_nulls;
-	BackendState state = be ? be->st_state : STATE_UNDEFINED;
-	Oid			role = be ? be->st_userid :
+	BackendState state = be ? be->state : STATE_UNDEFINED;
+	Oid			role = be ? be->userid :
 		get_role_oid(NameStr(session->user_name), true);
 	bool		visible = read_all_stats ||
 		(OidIsValid(role) && has_privs_of_role(GetUserId(), role));
@@ -500,27 +449,27 @@ ks_put_vsession_row(ReturnSetInfo *rsinfo, bool with_node,
 										active ? "ACTIVE" : "INACTIVE");
 		ks_split_host(session->host, &values[4], &nulls[4],
 					  &values[5], &nulls[5]);	/* machine, port */
-		if (active && be->st_query_id != 0)
-			values[7] = Int64GetDatum(be->st_query_id); /* sql_id */
+		if (active && be->query_id != 0)
+			values[7] = Int64GetDatum(be->query_id);	/* sql_id */
 		else
 			nulls[7] = true;
 		if (active)				/* sql_exec_start */
-			values[8] = ks_timestamp_or_null(be->st_activity_start_timestamp,
+			values[8] = ks_timestamp_or_null(be->stmt_start,
 											 &nulls[8]);
 		else
 			nulls[8] = true;
-		if (!active && be != NULL && be->st_query_id != 0)
-			values[9] = Int64GetDatum(be->st_query_id); /* prev_sql_id */
+		if (!active && be != NULL && be->query_id != 0)
+			values[9] = Int64GetDatum(be->query_id);	/* prev_sql_id */
 		else
 			nulls[9] = true;
-		values[10] = ks_timestamp_or_null(be ? be->st_proc_start_timestamp :
+		values[10] = ks_timestamp_or_null(be ? be->proc_start :
 										  session->connect_time, &nulls[10]);	/* logon_time */
-		if (be != NULL && be->st_state_start_timestamp != 0)
+		if (be != NULL && be->state_start != 0)
 		{
 			long		secs;
 			int			usecs;
 
-			TimestampDifference(be->st_state_start_timestamp, now, &secs, &usecs);
+			TimestampDifference(be->state_start, now, &secs, &usecs);
 			values[11] = Int32GetDatum((int32) Min(secs, PG_INT32_MAX));	/* last_call_et */
 		}
 		else
@@ -552,8 +501,8 @@ ks_put_vsession_row(ReturnSetInfo *rsinfo, bool with_node,
 		nulls[17] = nulls[18] = nulls[19] = true;
 	}
 	/* program: application_name, which pg_stat_activity shows to all */
-	if (be != NULL && be->st_appname[0] != '\0')
-		values[6] = CStringGetTextDatum(be->st_appname);
+	if (be != NULL && be->appname[0] != '\0')
+		values[6] = CStringGetTextDatum(be->appname);
 	else
 		nulls[6] = true;
 
@@ -620,15 +569,16 @@ ks_list_vsession(ReturnSetInfo *rsinfo, bool with_node)
 	int			i;
 
 	read_all_stats = has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
-	sessions = ks_registry_snapshot(&nsessions);
+	sessions = ks_registry_snapshot(&nsessions, true);
 	ks_read_lock_graph(&graph);
 	ks_sort_blocks(&graph, sessions, nsessions);
 	for (i = 0; i < nsessions; i++)
 	{
-		KsStatus	st;
+		KsActivity	activity;
 
 		ks_put_vsession_row(rsinfo, with_node, &graph, &sessions[i],
-							ks_read_status(&sessions[i], &st) ? &st : NULL,
+							ks_read_activity(sessions[i].procno, sessions[i].pid,
+											 &activity, false) ? &activity : NULL,
 							read_all_stats, now);
 	}
 }
@@ -656,7 +606,7 @@ static const int ks_vsession_private[] = {3, 4, 5, 7, 8, 9, 10, 11, 17, 18, 19};
  * hidden as v$session hides it here.
  */
 static bool
-ks_node_vsession_row_ok(int node, char **row, bool read_all_stats)
+ks_node_vsession_row_ok(int node, const char **row, bool read_all_stats)
 {
 	static const int ids[] = {0, 13, 16};
 	Oid			role;
@@ -722,82 +672,9 @@ ks_node_vsession_row_ok(int node, char **row, bool read_all_stats)
 Datum
 kill_session_cluster_vsession(PG_FUNCTION_ARGS)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	Oid			fn = fcinfo->flinfo->fn_oid;
-	KsNodeCall *calls;
-	int			ncalls;
-	char	   *sql;
-	int			c;
-	bool		read_all_stats;
-
 	ks_check_loaded();
 	InitMaterializedSRF(fcinfo, 0);
-	read_all_stats = has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
-	sql = psprintf("SELECT * FROM %s", ks_extension_object(fn, "v$session"));
-	calls = ks_directory_calls(fn, &ncalls);
-	for (c = 0; c < ncalls; c++)
-	{
-		calls[c].sql = sql;
-		calls[c].object = get_relname_relid("v$session", get_func_namespace(fn));
-	}
-	PG_TRY();
-	{
-		ks_nodes_send(calls, ncalls);
-		ks_list_vsession(rsinfo, true);
-		ks_nodes_receive(calls, ncalls);
-	}
-	PG_FINALLY();
-	{
-		ks_nodes_close(calls, ncalls);
-	}
-	PG_END_TRY();
-
-	for (c = 0; c < ncalls; c++)
-	{
-		AttInMetadata *attinmeta;
-		char	   *values[KS_VSESSION_COLS + 1];
-		int			dropped = 0;
-		int			r;
-
-		if (calls[c].failed)
-		{
-			ks_node_report(&calls[c], WARNING);
-			continue;
-		}
-		if (calls[c].ncols != KS_VSESSION_COLS)
-		{
-			ereport(WARNING,
-					(errcode(ERRCODE_PROTOCOL_VIOLATION),
-					 errmsg("node %d listed %d columns instead of %d",
-							calls[c].node, calls[c].ncols, KS_VSESSION_COLS),
-					 errcontext("node %d (foreign server \"%s\")",
-								calls[c].node, calls[c].server)));
-			continue;
-		}
-		attinmeta = TupleDescGetAttInMetadata(rsinfo->setDesc);
-		values[0] = psprintf("%d", calls[c].node);
-		for (r = 0; r < calls[c].nrows; r++)
-		{
-			memcpy(&values[1], &calls[c].values[r * KS_VSESSION_COLS],
-				   sizeof(char *) * KS_VSESSION_COLS);
-			if (!ks_node_vsession_row_ok(calls[c].node, &values[1],
-										 read_all_stats))
-			{
-				dropped++;
-				continue;
-			}
-			tuplestore_puttuple(rsinfo->setResult,
-								BuildTupleFromCStrings(attinmeta, values));
-		}
-		if (dropped > 0)
-			ereport(WARNING,
-					(errcode(ERRCODE_PROTOCOL_VIOLATION),
-					 errmsg_plural("node %d listed %d session whose ID does not carry that node",
-								   "node %d listed %d sessions whose IDs do not carry that node",
-								   dropped, calls[c].node, dropped),
-					 errdetail("Those rows are left out."),
-					 errcontext("node %d (foreign server \"%s\")",
-								calls[c].node, calls[c].server)));
-	}
+	ks_cluster_list(fcinfo, "v$session", "*", KS_VSESSION_COLS,
+					ks_list_vsession, ks_node_vsession_row_ok);
 	return (Datum) 0;
 }

@@ -487,7 +487,7 @@ if ($liar_pid == 0)
 			$out .= $msg->('D', pack('n', scalar @$r)
 				  . join('', map { defined $_ ? pack('N', length $_) . $_ : pack('N', 0xFFFFFFFF) } @$r));
 		}
-		return $out . $msg->('C', 'SELECT ' . scalar(@rows) . "\0") . $msg->('Z', 'I');
+		return $out . $msg->('C', 'SELECT ' . scalar(@rows) . "\0");
 	};
 	while (my $c = $liar->accept)
 	{
@@ -525,11 +525,18 @@ if ($liar_pid == 0)
 				my $body = substr($buf, 5, $len - 4);
 				substr($buf, 0, 1 + $len) = '';
 				$sql = $1 if $type eq 'P' && $body =~ /^[^\0]*\0([^\0]*)\0/;
-				next unless $type eq 'S';
-				if ($sql =~ /pg_control_system/)
+				# Each query is answered at its Execute, as one pipeline of
+				# them ends at its Sync.
+				syswrite($c, $msg->('Z', 'I')) if $type eq 'S';
+				next unless $type eq 'E';
+				if ($sql =~ /set_config\('search_path'/)
 				{
 					syswrite($c, $rows->([ map { "c$_" } 1 .. 7 ],
 						[ 'pg_catalog', '3', $sysid, 'postgres', $view_oid, '5000', '' ]));
+				}
+				elsif ($sql =~ /pg_control_system/)
+				{
+					syswrite($c, $rows->([ 'case' ], [ 't' ]));
 				}
 				else
 				{
