@@ -86,12 +86,15 @@ $n1->safe_psql('other', q{
 	GRANT CREATE ON SCHEMA public TO PUBLIC;
 });
 # An ordinary role's trojans in database "other", where the extension is
-# not: each would record that it ran and make her a superuser.
+# not: each would record that it ran and make her a superuser, whatever
+# search_path the call sets.  A new connection sends the call in the same
+# pipeline as the identity check, so only the node's own check (its error
+# ends the pipeline) keeps them from running.
 $n1->safe_psql('other', q{
 	CREATE FUNCTION public.kill_session(text, boolean) RETURNS boolean
 	LANGUAGE plpgsql AS $$
 	BEGIN
-		INSERT INTO trojan_ran VALUES ('kill_session');
+		INSERT INTO public.trojan_ran VALUES ('kill_session');
 		ALTER ROLE app SUPERUSER;
 		RETURN true;
 	END $$;
@@ -100,7 +103,7 @@ $n1->safe_psql('other', q{
 		info text, pid integer)
 	LANGUAGE plpgsql AS $$
 	BEGIN
-		INSERT INTO trojan_ran VALUES ('processlist');
+		INSERT INTO public.trojan_ran VALUES ('processlist');
 		ALTER ROLE app CREATEROLE;
 		RETURN;
 	END $$;
