@@ -828,21 +828,21 @@ ks_call_send(KsNodeCall *call, const char *sql, int nparams,
 }
 
 /*
- * Send who-are-you, the node's own check and the call in one pipeline,
- * ended by one Sync: an error in either check makes the node skip the
- * rest, the call unparsed.  False if libpq could not queue it.
+ * Send who-are-you (KS_CHECK_SQL with check_params), the node's own check
+ * and the call in one pipeline, ended by one Sync: an error in either
+ * check makes the node skip the rest, the call unparsed.  False if libpq
+ * could not queue it.
  */
 static bool
 ks_call_send_pipeline(KsNodeCall *call, const char *const *check_params)
 {
 	const char *guard_params[6];
-	bool		is_relation;
 
 	guard_params[0] = psprintf("%d", call->node);
 	guard_params[1] = psprintf(UINT64_FORMAT, GetSystemIdentifier());
 	guard_params[2] = get_database_name(MyDatabaseId);
-	guard_params[3] = ks_call_object(call, &is_relation);
-	guard_params[4] = is_relation ? "true" : "false";
+	guard_params[3] = check_params[0];	/* the object, as the check names it */
+	guard_params[4] = check_params[1];
 	guard_params[5] = psprintf("%u", call->object);
 	if (!PQenterPipelineMode(call->conn) ||
 		!PQsendQueryParams(call->conn, KS_CHECK_SQL, 4, NULL, check_params,

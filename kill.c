@@ -163,6 +163,7 @@ ks_kill_session(uint32 sid)
 	KsSession	target;
 	KsKiller	me;
 	int			pidfd = -1;
+	int			wait_ms = ks_wait_timeout_ms();
 	bool		self;
 	volatile bool gone = true;
 
@@ -182,8 +183,8 @@ ks_kill_session(uint32 sid)
 		ks_log_action(sid, &target, "killed", &me);
 		if (self)
 			ks_end_after_statement();
-		else if (ks_wait_timeout_ms() > 0)
-			gone = ks_wait_gone(target.pid, pidfd, ks_wait_timeout_ms());
+		else if (wait_ms > 0)
+			gone = ks_wait_gone(target.pid, pidfd, wait_ms);
 	}
 	PG_FINALLY();
 	{
@@ -198,7 +199,7 @@ ks_kill_session(uint32 sid)
 	ereport(WARNING,
 			(errmsg("session " INT64_FORMAT " marked for kill", ks_global_id(sid)),
 			 errdetail("The session did not end within %d ms; it will end as soon as it can.",
-					   ks_wait_timeout_ms())));
+					   wait_ms)));
 	return false;
 }
 
@@ -467,6 +468,7 @@ kill_sessions(PG_FUNCTION_ARGS)
 	KsNodeCall *calls;
 	int			ncalls;
 	int			not_gone = 0;
+	int			wait_ms = ks_wait_timeout_ms();
 	int			i;
 
 	ks_check_loaded();
@@ -570,8 +572,8 @@ kill_sessions(PG_FUNCTION_ARGS)
 			else
 				gone[i] = true; /* nothing to wait for */
 		}
-		if (ks_wait_timeout_ms() > 0)
-			ks_wait_for_all(pids, pidfds, gone, n, ks_wait_timeout_ms());
+		if (wait_ms > 0)
+			ks_wait_for_all(pids, pidfds, gone, n, wait_ms);
 		ks_nodes_receive(calls, ncalls);
 	}
 	PG_FINALLY();
@@ -602,7 +604,7 @@ kill_sessions(PG_FUNCTION_ARGS)
 									 &nulls[1]);
 		else
 		{
-			killed = found[k] && (gone[k] || ks_wait_timeout_ms() == 0);
+			killed = found[k] && (gone[k] || wait_ms == 0);
 			if (found[k] && !killed && k == i)
 				not_gone++;
 		}
@@ -617,6 +619,6 @@ kill_sessions(PG_FUNCTION_ARGS)
 							   not_gone, not_gone),
 				 errdetail_plural("It did not end within %d ms; it will end as soon as it can.",
 								  "They did not end within %d ms; they will end as soon as they can.",
-								  not_gone, ks_wait_timeout_ms())));
+								  not_gone, wait_ms)));
 	return (Datum) 0;
 }

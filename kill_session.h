@@ -204,11 +204,12 @@ typedef struct KsActivity
 	TimestampTz stmt_start;		/* when its current statement started */
 	TimestampTz state_start;	/* when its state last changed */
 	char		appname[NAMEDATALEN];
-	char	   *statement;		/* if asked for, and one runs: its text */
+	char	   *statement;		/* if a buffer was given, and one runs: its
+								 * text there */
 } KsActivity;
 
 extern bool ks_read_activity(int procno, pid_t pid, KsActivity *activity,
-							 bool with_statement);
+							 char *statement);
 extern bool ks_backend_activity(pid_t pid, KsActivity *activity);
 
 /* processlist.c: the SHOW PROCESSLIST front door */

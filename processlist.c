@@ -210,22 +210,20 @@ ks_put_row(ReturnSetInfo *rsinfo, bool with_node, const KsSession *session,
  * *activity, in place, as pgstat_read_current_status() reads each entry:
  * until its change count says no write came in between.  Unlike that
  * function, it copies no other backend's entry, and a statement's text
- * only if with_statement and the backend runs one (into a buffer palloc'd
- * here, else activity->statement is NULL).  False if the entry is not
- * pid's: the backend is still starting, or gone.
+ * only if the caller gives a buffer for it (pgstat_track_activity_query_size
+ * bytes) and the backend runs one; activity->statement then points to it,
+ * else it is NULL.  False if the entry is not pid's: the backend is still
+ * starting, or gone.
  */
 bool
 ks_read_activity(int procno, pid_t pid, KsActivity *activity,
-				 bool with_statement)
+				 char *statement)
 {
 	volatile PgBackendStatus *be = ks_status_entry(procno);
-	char	   *statement = NULL;
 	pid_t		entry_pid;
 
 	if (be == NULL)
 		return false;
-	if (with_statement)
-		statement = palloc(pgstat_track_activity_query_size);
 	for (;;)
 	{
 		int			before;
@@ -255,8 +253,6 @@ ks_read_activity(int procno, pid_t pid, KsActivity *activity,
 			break;
 		CHECK_FOR_INTERRUPTS();
 	}
-	if (activity->statement == NULL && statement != NULL)
-		pfree(statement);
 	return entry_pid == pid;
 }
 
@@ -267,7 +263,7 @@ ks_backend_activity(pid_t pid, KsActivity *activity)
 	PGPROC	   *proc = BackendPidGetProc(pid);
 
 	return proc != NULL &&
-		ks_read_activity(KS_PROCNO(proc), pid, activity, false);
+		ks_read_activity(KS_PROCNO(proc), pid, activity, NULL);
 }
 
 /*
@@ -280,6 +276,7 @@ ks_list_sessions(ReturnSetInfo *rsinfo, bool with_node)
 	bool		read_all_stats;
 	TimestampTz now = GetCurrentTimestamp();
 	KsSession  *sessions;
+	char	   *statement = palloc(pgstat_track_activity_query_size);
 	int			nsessions;
 	int			i;
 
@@ -289,12 +286,10 @@ ks_list_sessions(ReturnSetInfo *rsinfo, bool with_node)
 	{
 		KsActivity	activity;
 		bool		known = ks_read_activity(sessions[i].procno, sessions[i].pid,
-											 &activity, true);
+											 &activity, statement);
 
 		ks_put_row(rsinfo, with_node, &sessions[i], known ? &activity : NULL,
 				   read_all_stats, now);
-		if (known && activity.statement != NULL)
-			pfree(activity.statement);
 	}
 }
 
