@@ -549,11 +549,10 @@ sub libpq_connect
 }
 
 my $caller = KsWire->connect($cluster[0]);
-libpq_connect("host=$cluster[1]{dir} port=$cluster[1]{port} user=postgres dbname=postgres");
+my $unix_conninfo = "host=$cluster[1]{dir} port=$cluster[1]{port} user=postgres dbname=postgres";
+libpq_connect($unix_conninfo);
 report_kills('over Unix sockets',
-	cluster_kills($caller, sub {
-		libpq_connect("host=$cluster[1]{dir} port=$cluster[1]{port} user=postgres dbname=postgres");
-	}));
+	cluster_kills($caller, sub { libpq_connect($unix_conninfo); }));
 $cluster[0]->psql("UPDATE kill_session_nodes SET server_name = 'tls' || node_id");
 usleep(10_000)
   until $cluster[2]->psql('SELECT min(server_name) FROM kill_session_nodes') eq 'tls1';
