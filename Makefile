@@ -10,6 +10,7 @@ OBJS = \
 	forward.o \
 	kill.o \
 	kill_session.o \
+	lockgraph.o \
 	oracle_hint.o \
 	privilege.o \
 	processlist.o \

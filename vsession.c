@@ -7,23 +7,11 @@
  * A DBA decides what to kill from the lock graph: which session waits for
  * which, and which one heads the chain.  PostgreSQL answers that one
  * session at a time, in PIDs (pg_blocking_pids()).  Here the whole graph
- * is read once, with every lock partition held, as pg_locks reads the lock
- * table, so that the rows agree with each other: an edge runs from a
- * waiting process to each process that blocks it, by pg_blocking_pids()'s
- * rule -- it holds a lock that conflicts with the one requested, or it
- * waits ahead in the same lock's queue for a conflicting mode.  A parallel
- * worker stands for its leader, as there.
- *
- * Then each session gets its blockers as session IDs and the head of its
- * chain (FINAL_BLOCKING_SESSION): the first session, breadth first from
- * it, that blocks without being blocked.  If every path loops back, the
- * sessions are in a deadlock the deadlock detector has not broken yet
- * (deadlock_timeout), and the head is NULL, with status DEADLOCK.
- *
- * Blocks that are not lock waits (serializable snapshots, predicate locks)
- * are not in the graph, as they are not in pg_locks' waits.  What a caller
- * may see of a session follows pg_stat_activity, as the process list does;
- * the blockers, as in pg_locks, everyone may see.
+ * is read once (lockgraph.c), so that the rows agree with each other, and
+ * each session gets its blockers as session IDs and the head of its chain
+ * (FINAL_BLOCKING_SESSION).  What a caller may see of a session follows
+ * pg_stat_activity, as the process list does; the blockers, as in
+ * pg_locks, everyone may see.
  *
  * gv$session adds every node of the cluster, each answering for its own
  * sessions and its own lock graph (locks are not shared between nodes).
@@ -43,10 +31,6 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
-#include "storage/lmgr.h"
-#include "storage/lock.h"
-#include "storage/lwlock.h"
-#include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/backend_status.h"
@@ -58,320 +42,13 @@
 
 #include "compat.h"
 #include "kill_session.h"
+#include "lockgraph.h"
 #include "registry.h"
 
 PG_FUNCTION_INFO_V1(kill_session_vsession);
 PG_FUNCTION_INFO_V1(kill_session_cluster_vsession);
 
 #define KS_VSESSION_COLS	20
-
-/* One edge of the lock graph: waiter waits for blocker. */
-typedef struct KsBlock
-{
-	int			waiter;			/* PID of a waiting process's group leader */
-	int			blocker;		/* of a blocking one's; 0 for a prepared
-								 * transaction */
-	bool		holds;			/* it holds a conflicting lock, rather than
-								 * waits ahead in the queue */
-	int64		blocker_id;		/* its session ID, 0 if it is no session */
-} KsBlock;
-
-/* What a process waits for, as its PGPROC said in the same read. */
-typedef struct KsWait
-{
-	int			pid;
-	uint32		wait_event_info;
-} KsWait;
-
-/* The lock graph, as read at one moment. */
-typedef struct KsLockGraph
-{
-	KsBlock    *blocks;			/* sorted by waiter, then as listed */
-	int			nblocks;
-	int		   *waiting;		/* PIDs (group leaders) waiting for a lock,
-								 * sorted */
-	int			nwaiting;
-	KsWait	   *waits;			/* what every process waits for, by PID */
-	int			nwaits;
-} KsLockGraph;
-
-static int
-ks_int_cmp(const void *a, const void *b)
-{
-	int			x = *(const int *) a;
-	int			y = *(const int *) b;
-
-	return (x > y) - (x < y);
-}
-
-/*
- * Blocks of one waiter: those that hold a conflicting lock first, then
- * those queued ahead; sessions before other processes, by session ID.
- */
-static int
-ks_block_cmp(const void *a, const void *b)
-{
-	const KsBlock *x = a;
-	const KsBlock *y = b;
-
-	if (x->waiter != y->waiter)
-		return (x->waiter > y->waiter) - (x->waiter < y->waiter);
-	if (x->holds != y->holds)
-		return x->holds ? -1 : 1;
-	if ((x->blocker_id == 0) != (y->blocker_id == 0))
-		return x->blocker_id == 0 ? 1 : -1;
-	if (x->blocker_id != y->blocker_id)
-		return (x->blocker_id > y->blocker_id) - (x->blocker_id < y->blocker_id);
-	return (x->blocker > y->blocker) - (x->blocker < y->blocker);
-}
-
-static void
-ks_add_block(KsLockGraph *graph, int *size, int waiter, int blocker,
-			 bool holds)
-{
-	if (graph->nblocks == *size)
-	{
-		*size *= 2;
-		graph->blocks = repalloc(graph->blocks, sizeof(KsBlock) * *size);
-	}
-	graph->blocks[graph->nblocks].waiter = waiter;
-	graph->blocks[graph->nblocks].blocker = blocker;
-	graph->blocks[graph->nblocks].holds = holds;
-	graph->blocks[graph->nblocks].blocker_id = 0;
-	graph->nblocks++;
-}
-
-/* The group leader of a process: itself unless it is a parallel worker. */
-static PGPROC *
-ks_leader(PGPROC *proc)
-{
-	return proc->lockGroupLeader != NULL ? proc->lockGroupLeader : proc;
-}
-
-/* Whether holder waits ahead of proc in lock's queue. */
-static bool
-ks_queued_ahead(LOCK *lock, PGPROC *holder, PGPROC *proc)
-{
-	PGPROC	   *q;
-
-	for (q = ks_first_waiter(lock); q != NULL && q != proc;
-		 q = ks_next_waiter(lock, q))
-	{
-		if (q == holder)
-			return true;
-	}
-	return false;
-}
-
-/*
- * Read the lock graph: every lock partition held at once, in order, as
- * GetLockStatusData() holds them, so that no lock is granted or released
- * while it is read.  Fast-path locks need no reading: they are weak
- * relation locks, which conflict only with strong ones, and a strong
- * request moves every conflicting fast-path lock into the main table
- * before it waits.
- */
-static void
-ks_read_lock_graph(KsLockGraph *graph)
-{
-	int			size = 64;
-	int			wsize = 64;
-	uint32		p;
-	int			i;
-
-	graph->blocks = palloc(sizeof(KsBlock) * size);
-	graph->nblocks = 0;
-	graph->waiting = palloc(sizeof(int) * wsize);
-	graph->nwaiting = 0;
-	graph->waits = palloc(sizeof(KsWait) * ProcGlobal->allProcCount);
-	graph->nwaits = 0;
-
-	for (i = 0; i < NUM_LOCK_PARTITIONS; i++)
-		LWLockAcquire(LockHashPartitionLockByIndex(i), LW_SHARED);
-
-	for (p = 0; p < ProcGlobal->allProcCount; p++)
-	{
-		PGPROC	   *proc = &ProcGlobal->allProcs[p];
-		LOCK	   *lock = proc->waitLock;
-		PGPROC	   *leader;
-		PROCLOCK   *proclock;
-		LOCKMASK	conflicts;
-
-		if (proc->pid == 0)
-			continue;
-		graph->waits[graph->nwaits].pid = proc->pid;
-		graph->waits[graph->nwaits].wait_event_info =
-			*(volatile uint32 *) &proc->wait_event_info;
-		graph->nwaits++;
-		if (lock == NULL)
-			continue;
-		leader = ks_leader(proc);
-		if (graph->nwaiting == wsize)
-		{
-			wsize *= 2;
-			graph->waiting = repalloc(graph->waiting, sizeof(int) * wsize);
-		}
-		graph->waiting[graph->nwaiting++] = leader->pid;
-
-		conflicts = GetLocksMethodTable(lock)->conflictTab[proc->waitLockMode];
-		for (proclock = ks_first_proclock(lock); proclock != NULL;
-			 proclock = ks_next_proclock(lock, proclock))
-		{
-			PGPROC	   *holder = proclock->tag.myProc;
-
-			/* Neither a process nor its lock group blocks itself. */
-			if (holder == proc || proclock->groupLeader == leader)
-				continue;
-			if (conflicts & proclock->holdMask)
-				ks_add_block(graph, &size, leader->pid,
-							 proclock->groupLeader->pid, true);
-			else if (holder->waitLock == lock &&
-					 (conflicts & LOCKBIT_ON(holder->waitLockMode)) &&
-					 ks_queued_ahead(lock, holder, proc))
-				ks_add_block(graph, &size, leader->pid,
-							 proclock->groupLeader->pid, false);
-		}
-	}
-
-	for (i = NUM_LOCK_PARTITIONS; --i >= 0;)
-		LWLockRelease(LockHashPartitionLockByIndex(i));
-
-	qsort(graph->waiting, graph->nwaiting, sizeof(int), ks_int_cmp);
-	qsort(graph->waits, graph->nwaits, sizeof(KsWait), ks_int_cmp);
-}
-
-/* The session ID of the process pid, 0 if it is no client session. */
-static int64
-ks_pid_session(const KsSession *sessions, int nsessions, int pid)
-{
-	KsSession	key;
-	KsSession  *found;
-
-	if (pid == 0)
-		return 0;
-	key.pid = pid;
-	found = bsearch(&key, sessions, nsessions, sizeof(KsSession),
-					ks_session_pid_cmp);
-	return found != NULL ? ks_global_id(found->sid) : 0;
-}
-
-/*
- * The blocks of waiter pid, sorted and without duplicates (the workers of
- * one parallel query can wait for the same process); *n is set.
- */
-static KsBlock *
-ks_blocks_of(const KsLockGraph *graph, int pid, int *n)
-{
-	int			lo = 0;
-	int			hi = graph->nblocks;
-
-	while (lo < hi)
-	{
-		int			mid = (lo + hi) / 2;
-
-		if (graph->blocks[mid].waiter < pid)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	for (hi = lo; hi < graph->nblocks && graph->blocks[hi].waiter == pid; hi++)
-		;
-	*n = hi - lo;
-	return &graph->blocks[lo];
-}
-
-static bool
-ks_is_waiting(const KsLockGraph *graph, int pid)
-{
-	return bsearch(&pid, graph->waiting, graph->nwaiting, sizeof(int),
-				   ks_int_cmp) != NULL;
-}
-
-/*
- * Sort the graph's blocks, each with its blocker's session ID, and drop
- * duplicates.
- */
-static void
-ks_sort_blocks(KsLockGraph *graph, const KsSession *sessions, int nsessions)
-{
-	int			i;
-	int			n = 0;
-
-	for (i = 0; i < graph->nblocks; i++)
-		graph->blocks[i].blocker_id = ks_pid_session(sessions, nsessions,
-													 graph->blocks[i].blocker);
-	qsort(graph->blocks, graph->nblocks, sizeof(KsBlock), ks_block_cmp);
-	for (i = 0; i < graph->nblocks; i++)
-	{
-		int			j;
-		bool		seen = false;
-
-		/* the same block, or a weaker one by the same blocker, listed */
-		for (j = n - 1; j >= 0 && !seen &&
-			 graph->blocks[j].waiter == graph->blocks[i].waiter; j--)
-			seen = graph->blocks[j].blocker == graph->blocks[i].blocker;
-		if (!seen)
-			graph->blocks[n++] = graph->blocks[i];
-	}
-	graph->nblocks = n;
-}
-
-/*
- * The head of pid's chain: breadth first along the blocks, the first
- * session that blocks and is not blocked.  Its session ID and status
- * VALID; or 0 and DEADLOCK if every path loops back (a deadlock not broken
- * yet); or 0 and UNKNOWN if the only heads are no sessions (a prepared
- * transaction, a background process).
- */
-static int64
-ks_final_blocker(const KsLockGraph *graph, int pid, const char **status)
-{
-	int		   *queue = palloc(sizeof(int) * (graph->nblocks + 1));
-	int			head = 0;
-	int			tail = 0;
-	bool		other_head = false;
-	int			n;
-	int			i;
-	KsBlock    *blocks;
-
-	queue[tail++] = pid;
-	while (head < tail)
-	{
-		int			p = queue[head++];
-
-		blocks = ks_blocks_of(graph, p, &n);
-		if (n == 0)
-		{
-			/* a head: not blocked */
-			int64		id = 0;
-
-			for (i = 0; i < graph->nblocks && id == 0; i++)
-				if (graph->blocks[i].blocker == p)
-					id = graph->blocks[i].blocker_id;
-			if (id != 0)
-			{
-				pfree(queue);
-				*status = "VALID";
-				return id;
-			}
-			other_head = true;
-			continue;
-		}
-		for (i = 0; i < n; i++)
-		{
-			int			j;
-			bool		seen = false;
-
-			for (j = 0; j < tail && !seen; j++)
-				seen = queue[j] == blocks[i].blocker;
-			if (!seen)
-				queue[tail++] = blocks[i].blocker;
-		}
-	}
-	pfree(queue);
-	*status = other_head ? "UNKNOWN" : "DEADLOCK";
-	return 0;
-}
 
 /* "address:port" or "localhost", as the registry keeps it, split. */
 static void
@@ -423,7 +100,8 @@ ks_put_vsession_row(ReturnSetInfo *rsinfo, bool with_node,
 	bool		visible = read_all_stats ||
 		(OidIsValid(role) && has_privs_of_role(GetUserId(), role));
 	bool		active = state == STATE_RUNNING || state == STATE_FASTPATH;
-	KsBlock    *blocks;
+	const KsGraphNode *node;
+	const KsBlock *blocks;
 	int			nblocks;
 	const char *user;
 	Datum	   *ids;
@@ -440,7 +118,6 @@ ks_put_vsession_row(ReturnSetInfo *rsinfo, bool with_node,
 		nulls[2] = true;
 	if (visible && state != STATE_DISABLED)
 	{
-		KsWait	   *wait;
 		uint32		wait_event_info;
 		const char *event;
 
@@ -476,9 +153,7 @@ ks_put_vsession_row(ReturnSetInfo *rsinfo, bool with_node,
 			nulls[11] = true;
 
 		/* event, wait_class, state: what the process waits for now */
-		wait = bsearch(&session->pid, graph->waits, graph->nwaits,
-					   sizeof(KsWait), ks_int_cmp);
-		wait_event_info = wait != NULL ? wait->wait_event_info : 0;
+		wait_event_info = ks_lock_graph_wait_event(graph, session->pid);
 		event = wait_event_info != 0 ? pgstat_get_wait_event(wait_event_info) : NULL;
 		if (event != NULL)
 		{
@@ -507,12 +182,14 @@ ks_put_vsession_row(ReturnSetInfo *rsinfo, bool with_node,
 		nulls[6] = true;
 
 	/* the blockers, and the head of the chain */
-	blocks = ks_blocks_of(graph, session->pid, &nblocks);
+	node = ks_lock_graph_node(graph, session->pid);
+	nblocks = node != NULL ? node->nblocks : 0;
+	blocks = node != NULL ? &graph->blocks[node->first_block] : NULL;
 	ids = palloc(sizeof(Datum) * Max(nblocks, 1));
 	for (i = 0; i < nblocks; i++)
 		if (blocks[i].blocker_id != 0)
 			ids[nids++] = Int64GetDatum(blocks[i].blocker_id);
-	if (!ks_is_waiting(graph, session->pid))
+	if (node == NULL || !node->waiting)
 	{
 		values[12] = CStringGetTextDatum("NOT IN WAIT");
 		values[15] = CStringGetTextDatum("NOT IN WAIT");
@@ -520,9 +197,6 @@ ks_put_vsession_row(ReturnSetInfo *rsinfo, bool with_node,
 	}
 	else
 	{
-		const char *final_status;
-		int64		final_id;
-
 		values[12] = CStringGetTextDatum(nids > 0 ? "VALID" :
 										 nblocks > 0 ? "UNKNOWN" : "NO HOLDER");
 		if (nids > 0)
@@ -534,10 +208,9 @@ ks_put_vsession_row(ReturnSetInfo *rsinfo, bool with_node,
 													 TYPALIGN_DOUBLE));
 		if (nblocks > 0)
 		{
-			final_id = ks_final_blocker(graph, session->pid, &final_status);
-			values[15] = CStringGetTextDatum(final_status);
-			if (final_id != 0)
-				values[16] = Int64GetDatum(final_id);
+			values[15] = CStringGetTextDatum(node->head_status);
+			if (node->head_id != 0)
+				values[16] = Int64GetDatum(node->head_id);
 			else
 				nulls[16] = true;
 		}
@@ -570,8 +243,7 @@ ks_list_vsession(ReturnSetInfo *rsinfo, bool with_node)
 
 	read_all_stats = has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
 	sessions = ks_registry_snapshot(&nsessions, true);
-	ks_read_lock_graph(&graph);
-	ks_sort_blocks(&graph, sessions, nsessions);
+	ks_lock_graph_read(&graph, sessions, nsessions);
 	for (i = 0; i < nsessions; i++)
 	{
 		KsActivity	activity;

@@ -411,6 +411,152 @@ line(sprintf("      v\$session / pg_stat_activity with pg_blocking_pids() = %.2f
 $_->close for @holders, @waiters, @rest, $dba;
 $vs->stop;
 
+# The same view beside a long lock queue, as a DDL stuck behind a long
+# transaction builds one: an ordinary role's session read her table and
+# went idle in its transaction, her ALTER TABLE waits for it, and 298
+# readers wait behind the ALTER: 300 waiters on one lock.  v$session is
+# granted to every role, so one of her sessions reading it in a loop must
+# cost the lock manager no more than the same loop over pg_locks: beside
+# pgbench -N (2 clients), its TPS and how often its backends were seen
+# waiting for a lock partition (LWLock LockManager, sampled every 2 ms).
+# Then one call of each alone; and one call on a queue in which every
+# waiter blocks every waiter behind it (LOCK TABLE, ACCESS EXCLUSIVE):
+# v$session lists all of them for each, W * (W - 1) / 2 blockers, where
+# pg_locks has one row per waiter.
+my $qs = Server->new('queue', "shared_preload_libraries = 'kill_session'");
+$qs->start;
+$qs->psql('CREATE EXTENSION kill_session');
+$qs->psql('CREATE ROLE app LOGIN');
+$qs->psql('CREATE TABLE app_table (a int); ALTER TABLE app_table OWNER TO app');
+$qs->psql('CREATE TABLE app_queue (a int); ALTER TABLE app_queue OWNER TO app');
+system("$bindir/pgbench -i -q -s 10 -h $qs->{dir} -p $qs->{port} -U postgres postgres >/dev/null 2>&1") == 0
+  or die "pgbench -i failed";
+my $qdba = KsWire->connect($qs);
+
+sub wait_lock_waiters
+{
+	my ($n) = @_;
+	for (my $i = 0;; $i++)
+	{
+		last if $qdba->value(q{SELECT count(*) FROM pg_locks WHERE NOT granted}) >= $n;
+		die 'the waiters did not all wait' if $i > 6000;
+		usleep(10_000);
+	}
+}
+
+sub lock_queue
+{
+	my ($table, $first, $rest) = @_;
+	my $h = KsWire->connect($qs, user => 'app');
+	$h->query("BEGIN; SELECT * FROM $table");
+	my @q = (KsWire->connect($qs, user => 'app'));
+	$q[0]->send_query($first);
+	wait_lock_waiters(1);
+	push @q, KsWire->connect($qs, user => 'app') for 2 .. 300;
+	$_->send_query($rest) for @q[1 .. $#q];
+	wait_lock_waiters(300);
+	return ($h, @q);
+}
+
+# pgbench -N for $secs seconds beside one role's loop over $sql; its TPS
+# and the share of samples of its backends waiting on LockManager.
+sub beside_loop
+{
+	my ($sql) = @_;
+	my $secs = $quick ? 3 : 6;
+	my $file = "$root/loop.sql";
+	open(my $fh, '>', $file) or die;
+	print $fh "$sql;\n";
+	close $fh;
+	open(my $loop, '-|', "PGAPPNAME=loop $bindir/pgbench -n -f $file -T " . ($secs + 2)
+		. " -h $qs->{dir} -p $qs->{port} -U app postgres 2>&1") or die;
+	usleep(500_000);
+	open(my $bench, '-|', "PGAPPNAME=bench $bindir/pgbench -n -N -c 2 -j 2 -T $secs"
+		. " -h $qs->{dir} -p $qs->{port} -U postgres postgres 2>&1") or die;
+	my ($seen, $waiting) = (0, 0);
+	my $end = time() + $secs - 0.5;
+	usleep(500_000);
+	while (time() < $end)
+	{
+		my $r = $qdba->query(q{SELECT count(*), count(*) FILTER (WHERE wait_event = 'LockManager')
+			FROM pg_stat_activity WHERE application_name = 'bench'});
+		$seen += $r->{rows}[0][0];
+		$waiting += $r->{rows}[0][1];
+		usleep(2_000);
+	}
+	my $out = join('', <$bench>);
+	close $bench;
+	my $lout = join('', <$loop>);
+	close $loop;
+	$out =~ /tps = ([\d.]+)/ or die "pgbench: $out";
+	my $tps = $1;
+	$lout =~ /number of transactions actually processed: (\d+)/ or die "pgbench loop: $lout";
+	return ($tps, $seen ? 1000 * $waiting / $seen : 0, $1);
+}
+
+my @ddl = lock_queue('app_table', 'ALTER TABLE app_table ADD COLUMN b int',
+	'SELECT count(*) FROM app_table');
+my (%qtps, %qwait, %qloops, %qone);
+my $qrounds = $quick ? 3 : 7;
+for my $i (1 .. $qrounds)
+{
+	for my $what ($i % 2 ? ('vsession', 'pg_locks') : ('pg_locks', 'vsession'))
+	{
+		my ($tps, $w, $n) = beside_loop($what eq 'vsession' ? 'SELECT * FROM v$session'
+			: 'SELECT * FROM pg_locks');
+		push @{ $qtps{$what} }, $tps;
+		push @{ $qwait{$what} }, $w;
+		push @{ $qloops{$what} }, $n;
+	}
+}
+for (1 .. ($quick ? 5 : 11))
+{
+	push @{ $qone{vsession} }, pgbench_latency($qs, 'SELECT * FROM v$session');
+	push @{ $qone{pg_locks} }, pgbench_latency($qs, 'SELECT * FROM pg_locks');
+}
+$qdba->query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity '
+	. q{WHERE usename = 'app'});
+$_->close for @ddl;
+my @excl = lock_queue('app_queue', 'BEGIN; LOCK app_queue', 'BEGIN; LOCK app_queue');
+for (1 .. ($quick ? 5 : 11))
+{
+	push @{ $qone{vsession_excl} }, pgbench_latency($qs, 'SELECT * FROM v$session');
+	push @{ $qone{pg_locks_excl} }, pgbench_latency($qs, 'SELECT * FROM pg_locks');
+	push @{ $qone{today_excl} }, pgbench_latency($qs, $today);
+}
+$qdba->query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity '
+	. q{WHERE usename = 'app'});
+$_->close for @excl, $qdba;
+my %sq = map { $_ => summary(@{ $qtps{$_} }) } keys %qtps;
+my %sw = map { $_ => summary(@{ $qwait{$_} }) } keys %qwait;
+my %sn = map { $_ => summary(@{ $qloops{$_} }) } keys %qloops;
+my %so = map { $_ => summary(@{ $qone{$_} }) } keys %qone;
+line("== v\$session beside a queue of 300 waiters on one lock (a DDL behind a long transaction; alternated, $qrounds runs each)");
+for my $what ('vsession', 'pg_locks')
+{
+	line(sprintf("    one role looping %-20s pgbench -N %7.0f tps (IQR %.0f-%.0f), LockManager waits %5.1f per 1000 samples (IQR %.1f-%.1f), %d loops",
+		$what eq 'vsession' ? 'SELECT * FROM v$session' : 'SELECT * FROM pg_locks',
+		$sq{$what}{median}, $sq{$what}{p25}, $sq{$what}{p75},
+		$sw{$what}{median}, $sw{$what}{p25}, $sw{$what}{p75}, $sn{$what}{median}));
+}
+line(sprintf("    pgbench -N TPS, pg_locks loop / v\$session loop = %.2fx; LockManager waits, v\$session loop / pg_locks loop = %s (targets <= 1.1x)",
+	$sq{pg_locks}{median} / $sq{vsession}{median},
+	$sw{pg_locks}{median} > 0 ? sprintf('%.2fx', $sw{vsession}{median} / $sw{pg_locks}{median})
+	  : sprintf('%.1f vs %.1f per 1000', $sw{vsession}{median}, $sw{pg_locks}{median})));
+line("    one call alone (pgbench, average latency of each run):");
+line("      SELECT * FROM v\$session                                  " . fmt_ms($so{vsession}));
+line("      SELECT * FROM pg_locks                                    " . fmt_ms($so{pg_locks}));
+line(sprintf("      v\$session / pg_locks = %.2fx (target <= 1.5x)",
+	$so{vsession}{median} / $so{pg_locks}{median}));
+line("    one call on a queue where each waiter blocks all behind it (44,850 blockers listed):");
+line("      SELECT * FROM v\$session                                  " . fmt_ms($so{vsession_excl}));
+line("      SELECT * FROM pg_locks                                    " . fmt_ms($so{pg_locks_excl}));
+line("      pg_stat_activity with pg_blocking_pids() for each row     " . fmt_ms($so{today_excl}));
+line(sprintf("      v\$session / pg_locks = %.2fx; v\$session / pg_stat_activity with pg_blocking_pids() = %.2fx",
+	$so{vsession_excl}{median} / $so{pg_locks_excl}{median},
+	$so{vsession_excl}{median} / $so{today_excl}{median}));
+$qs->stop;
+
 }
 
 # ---- 6. a cluster ---------------------------------------------------------

@@ -73,11 +73,12 @@ check_logs() {
 # extension's C paths at a size Valgrind can run in minutes, "full" all.
 # Of the cluster's, 015 and 016 take every path of forwarding and of kept
 # connections; 013 and 014 repeat them.  018 runs the cancel by SQL_ID's
-# handler, 100 rounds.
+# handler, 100 rounds; 019 the lock graph's read on queues of 30.
 KS_VALGRIND_SUBSET="t/001_registry.pl t/002_kill.pl t/003_killed_detail.pl
 	t/006_privilege.pl t/007_self_kill.pl t/008_show_processlist.pl
 	t/009_session_statements.pl t/010_reasons.pl t/011_disconnect.pl
-	t/015_trust.pl t/016_connections.pl t/018_sql_id_cancel.pl"
+	t/015_trust.pl t/016_connections.pl t/018_sql_id_cancel.pl
+	t/019_lock_queue.pl"
 valgrind_errors=0
 check_valgrind() {
 	local suite=$1 n f
@@ -102,7 +103,7 @@ if [ -n "${KS_VALGRIND:-}" ]; then
 	if [ "$KS_VALGRIND" = subset ]; then
 		export KS_RACE_ROUNDS=${KS_RACE_ROUNDS:-20} KS_CONNECT_CYCLES=${KS_CONNECT_CYCLES:-20}
 		export KS_POOL_RUNS=${KS_POOL_RUNS:-5} KS_LB_ROUNDS=${KS_LB_ROUNDS:-20}
-		export KS_SQL_ID_ROUNDS=${KS_SQL_ID_ROUNDS:-100}
+		export KS_SQL_ID_ROUNDS=${KS_SQL_ID_ROUNDS:-100} KS_QUEUE_WAITERS=${KS_QUEUE_WAITERS:-30}
 		tap_tests=$(echo $KS_VALGRIND_SUBSET)
 	fi
 fi
