@@ -22,9 +22,11 @@
  *	 kill_session.node_id, its system_identifier, its database, and the OID
  *	 of the object the call runs, which must be this extension's (a
  *	 physical standby has the same OIDs).  The same query sets search_path
- *	 to pg_catalog, passes the caller's kill_session.wait_timeout and says
- *	 on whose behalf the call comes (kill_session.origin), for the node's
- *	 LOG line and DETAIL.  On a connection just opened, and for a read, the
+ *	 to pg_catalog and passes the caller's kill_session.wait_timeout.  On
+ *	 whose behalf the call comes (kill_session.origin), for the node's LOG
+ *	 line and DETAIL, is given once, in the startup packet of the
+ *	 connection: the node lets nothing change it afterwards.  On a
+ *	 connection just opened, and for a read, the
  *	 question, the node's own check of the same facts and the call go in
  *	 one pipeline: one round trip, and a node that is not the one asked
  *	 for stops at its own check, before the call is parsed.  An action on
@@ -108,9 +110,8 @@ typedef enum KsCallState
  * Who the node is, and what it would run, before anything else runs there:
  * $1 the object the call runs, as regprocedure or (with $2) regclass text,
  * every name in it qualified.  Then the session's settings: search_path
- * first, the caller's kill_session.wait_timeout ($3) for the calls that
- * wait there, and the origin ($4).  The node ID is NULL where kill_session
- * is not loaded.
+ * first, and the caller's kill_session.wait_timeout ($3) for the calls that
+ * wait there.  The node ID is NULL where kill_session is not loaded.
  */
 #define KS_CHECK_SQL \
 	"SELECT pg_catalog.set_config('search_path', 'pg_catalog', false), " \
@@ -120,10 +121,10 @@ typedef enum KsCallState
 	"CASE WHEN $2::pg_catalog.bool " \
 	"THEN pg_catalog.to_regclass($1)::pg_catalog.oid " \
 	"ELSE pg_catalog.to_regprocedure($1)::pg_catalog.oid END, " \
-	"pg_catalog.set_config('kill_session.wait_timeout', $3, false), " \
-	"pg_catalog.set_config('kill_session.origin', $4, false) " \
+	"pg_catalog.set_config('kill_session.wait_timeout', $3, false) " \
 	"FROM pg_catalog.pg_control_system() s"
-#define KS_CHECK_COLS	7
+#define KS_CHECK_COLS	6
+#define KS_CHECK_PARAMS 3
 
 /*
  * The same check, made by the node itself: it fails unless the node is
@@ -474,6 +475,47 @@ ks_directory_owner(Oid fn)
 }
 
 /*
+ * Add the call's origin to its connection's startup options, after the
+ * server's own "options" if it has any: -c kill_session.origin=..., with a
+ * backslash before every space and backslash, as the server splits them.
+ * The node takes it only there (PGC_BACKEND), once for the connection's
+ * life.  There is room for one more option.
+ */
+static void
+ks_call_add_origin(KsNodeCall *call)
+{
+	StringInfoData buf;
+	const char *p;
+	int			i;
+
+	initStringInfo(&buf);
+	for (i = 0; call->keywords[i] != NULL; i++)
+	{
+		if (strcmp(call->keywords[i], "options") == 0)
+			appendStringInfo(&buf, "%s ", call->options[i]);
+	}
+	appendStringInfoString(&buf, "-c kill_session.origin=");
+	for (p = call->origin; *p != '\0'; p++)
+	{
+		if (*p == '\\' || isspace((unsigned char) *p))
+			appendStringInfoChar(&buf, '\\');
+		appendStringInfoChar(&buf, *p);
+	}
+	for (i = 0; call->keywords[i] != NULL; i++)
+	{
+		if (strcmp(call->keywords[i], "options") == 0)
+		{
+			call->options[i] = buf.data;
+			return;
+		}
+	}
+	call->keywords[i] = "options";
+	call->options[i] = buf.data;
+	call->keywords[i + 1] = NULL;
+	call->options[i + 1] = NULL;
+}
+
+/*
  * The libpq options of a call from server and user mapping, each from its
  * place; false, with the call failed, if one is out of place.
  */
@@ -496,8 +538,8 @@ ks_call_options(KsNodeCall *call, const ForeignServer *server,
 					(errcode(ERRCODE_OUT_OF_MEMORY),
 					 errmsg("out of memory")));
 	}
-	call->keywords = palloc(sizeof(char *) * (nopts + 4));
-	call->options = palloc(sizeof(char *) * (nopts + 4));
+	call->keywords = palloc(sizeof(char *) * (nopts + 5));
+	call->options = palloc(sizeof(char *) * (nopts + 5));
 	*has_password = false;
 	foreach(cell, list_concat_copy(server->options, user->options))
 	{
@@ -539,6 +581,7 @@ ks_call_options(KsNodeCall *call, const ForeignServer *server,
 	call->options[n++] = GetDatabaseEncodingName();
 	call->keywords[n] = NULL;
 	call->options[n] = NULL;
+	ks_call_add_origin(call);
 	return true;
 }
 
@@ -654,6 +697,7 @@ ks_call_start(KsNodeCall *call)
 		return;
 	}
 	user = GetUserMapping(userid, server->serverid);
+	call->origin = ks_my_origin();
 	if (!ks_call_options(call, server, user, &has_password))
 		return;
 
@@ -684,7 +728,8 @@ ks_call_start(KsNodeCall *call)
 	call->serverid = server->serverid;
 	call->userid = userid;
 	call->umid = user->umid;
-	call->conn = ks_connection_take(call->serverid, userid, user->umid);
+	call->conn = ks_connection_take(call->serverid, userid, user->umid,
+									call->origin);
 	if (call->conn != NULL)
 	{
 		PQsetNoticeReceiver(call->conn, ks_notice_receiver, call);
@@ -845,7 +890,7 @@ ks_call_send_pipeline(KsNodeCall *call, const char *const *check_params)
 	guard_params[4] = check_params[1];
 	guard_params[5] = psprintf("%u", call->object);
 	if (!PQenterPipelineMode(call->conn) ||
-		!PQsendQueryParams(call->conn, KS_CHECK_SQL, 4, NULL, check_params,
+		!PQsendQueryParams(call->conn, KS_CHECK_SQL, KS_CHECK_PARAMS, NULL, check_params,
 						   NULL, NULL, 0) ||
 		!PQsendQueryParams(call->conn, KS_GUARD_SQL, 6, NULL, guard_params,
 						   NULL, NULL, 0))
@@ -888,7 +933,7 @@ ks_call_reopen(KsNodeCall *call)
 static void
 ks_call_connected(KsNodeCall *call)
 {
-	const char *params[4];
+	const char *params[KS_CHECK_PARAMS];
 	bool		is_relation;
 	bool		pipeline = !call->kept || call->action == NULL;
 
@@ -911,7 +956,6 @@ ks_call_connected(KsNodeCall *call)
 	params[0] = ks_call_object(call, &is_relation);
 	params[1] = is_relation ? "true" : "false";
 	params[2] = psprintf("%d", ks_wait_timeout_ms());
-	params[3] = ks_my_origin();
 	if (pipeline)
 	{
 		if (ks_call_send_pipeline(call, params))
@@ -923,7 +967,8 @@ ks_call_connected(KsNodeCall *call)
 		return;
 	}
 	if (call->kept &&
-		!PQsendQueryParams(call->conn, KS_CHECK_SQL, 4, NULL, params, NULL, NULL, 0))
+		!PQsendQueryParams(call->conn, KS_CHECK_SQL, KS_CHECK_PARAMS, NULL, params,
+						   NULL, NULL, 0))
 	{
 		/* Broken before anything was sent: a new connection, once. */
 		ks_call_reopen(call);
@@ -936,7 +981,7 @@ ks_call_connected(KsNodeCall *call)
 		call->flushing = true;
 		return;
 	}
-	ks_call_send(call, KS_CHECK_SQL, 4, params, KS_CALL_CHECKING);
+	ks_call_send(call, KS_CHECK_SQL, KS_CHECK_PARAMS, params, KS_CALL_CHECKING);
 }
 
 /* Fail the call because the node is not what the directory says. */
@@ -1342,7 +1387,7 @@ ks_nodes_close(KsNodeCall *calls, int n)
 	{
 		ks_resolve_stop(&calls[i].resolver);
 		ks_connection_give_back(calls[i].serverid, calls[i].userid,
-								calls[i].umid, calls[i].conn,
+								calls[i].umid, calls[i].origin, calls[i].conn,
 								calls[i].state == KS_CALL_DONE && !calls[i].failed);
 		calls[i].conn = NULL;
 	}

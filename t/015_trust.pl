@@ -367,6 +367,67 @@ for my $case (
 }
 $caller->close;
 
+# -- The origin is a claim, given at connection start only ----------------------
+
+# Nothing that runs in a session can set it: a privileged role that tries
+# to make her own kill read as another node's report is refused.
+my $dba = KsWire->connect($n3, user => 'dba');
+for my $set ("SET kill_session.origin = '2 1 1 postgres'",
+	"SELECT set_config('kill_session.origin', '2 1 1 postgres', false)",
+	'RESET kill_session.origin')
+{
+	my $r = $dba->query($set);
+	is($r->{error}{C}, '55P02', "$set: 55P02");
+	like($r->{error}{M}, qr/^parameter "kill_session\.origin" cannot be set after connection start$/,
+		'cannot be set after connection start');
+}
+$dba->close;
+
+# Any client can give one in its own startup packet, though: the node then
+# names the session that acted first and prints the origin as its claim.
+# The role part is printed escaped, so that a quote and a newline forge
+# neither the line nor a line of their own on the ended session's client.
+my $forger = KsWire->connect($n3, user => 'dba',
+	options => "-c kill_session.origin=2\\ 123\\ 456\\ x\"\\\nFATAL:\\ \\ forged");
+my $forger_id = $forger->session_id;
+my $forger_pid = $forger->pid;
+is($forger->value('SHOW kill_session.origin'), "2 123 456 x\"\nFATAL:  forged",
+	'an origin with a quote and a newline in its role part is taken as given');
+my ($victim_out, $victim_err) = ('', '');
+my $victim = IPC::Run::start(
+	[ 'psql', '-X', '-d', $n3->connstr('postgres') . ' user=app application_name=forged_victim',
+		'-c', 'SELECT pg_sleep(60)' ],
+	'<', \undef, '>', \$victim_out, '2>', \$victim_err);
+$n3->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = 'forged_victim' AND wait_event = 'PgSleep'")
+  or die;
+my $victim_id = $n3->safe_psql('postgres',
+	"SELECT id FROM processlist WHERE pid = (SELECT pid FROM pg_stat_activity WHERE application_name = 'forged_victim')");
+my $off3 = -s $n3->logfile;
+is($forger->value("SELECT kill_session('$victim_id')"), 't',
+	'a session with a claimed origin kills');
+$victim->finish;
+my $claim = qr/on behalf of role "x\\"\\nFATAL:  forged" \(session 123, pid 456\) of node 2, as the calling session claimed/;
+like($victim_err,
+	qr/^FATAL:  terminating connection due to administrator command\nDETAIL:  Session $victim_id was killed by role "dba" \(session $forger_id\) $claim\.\n/m,
+	'the psql client is told who really killed it, and the origin as that session\'s claim');
+unlike($victim_err, qr/^FATAL:  forged/m, 'and sees no forged line');
+my $log3 = slurp_file($n3->logfile, $off3);
+like($log3,
+	qr/LOG:  session $victim_id \(pid \d+, role "app", database "postgres"\) killed by session $forger_id \(pid $forger_pid, role "dba"\) $claim\n/,
+	'the node logs the session that acted, then the claim');
+unlike($log3, qr/^\s*FATAL:  forged/m, 'the log has no forged line, indented or not');
+$forger->close;
+
+# An origin not in the node's form is refused at connection start (22023).
+my $bad = KsWire->connect($n3, user => 'dba', nowait => 1,
+	options => '-c kill_session.origin=postgres');
+my $m;
+do { $m = $bad->read_message(30) } until !defined $m || $m->{type} eq 'E' || $m->{type} eq 'Z';
+is($m && $m->{type} eq 'E' ? $m->{fields}{C} : 'no error', '22023',
+	'an origin that is not "node session_id pid role": 22023 at connection start');
+$bad->close;
+
 # -- Every bound holds ----------------------------------------------------------
 
 ($v, $id) = ks_victim($n3);
@@ -534,8 +595,8 @@ if ($liar_pid == 0)
 				next unless $type eq 'E';
 				if ($sql =~ /set_config\('search_path'/)
 				{
-					syswrite($c, $rows->([ map { "c$_" } 1 .. 7 ],
-						[ 'pg_catalog', '3', $sysid, 'postgres', $view_oid, '5000', '' ]));
+					syswrite($c, $rows->([ map { "c$_" } 1 .. 6 ],
+						[ 'pg_catalog', '3', $sysid, 'postgres', $view_oid, '5000' ]));
 				}
 				elsif ($sql =~ /pg_control_system/)
 				{
