@@ -130,6 +130,8 @@ typedef struct KsNodeCall
 	Oid			userid;			/* connection it is, kept or opened */
 	Oid			umid;
 	char	   *origin;			/* kill_session.origin, given when it connects */
+	struct KsNotice *notices;	/* the node's notices, not yet raised */
+	struct KsNotice *last_notice;
 	bool		kept;			/* a kept connection, not yet used again */
 	bool		pipelined;		/* checks and call sent in one pipeline */
 	bool		sent;			/* the call's SQL may have reached the node */

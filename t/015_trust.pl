@@ -428,6 +428,15 @@ is($m && $m->{type} eq 'E' ? $m->{fields}{C} : 'no error', '22023',
 	'an origin that is not "node session_id pid role": 22023 at connection start');
 $bad->close;
 
+# A node's NOTICEs reach the caller as the node sent them, one by one, each
+# naming the node, after libpq has handed them over.
+my @missing = map { 30_000_000_000 + 9_000_000 + $_ } (2, 1, 3);
+(undef, $err) = ks_run_as($n2, 'postgres',
+	"SELECT id, killed FROM kill_sessions(ARRAY[" . join(',', @missing) . '])');
+like($err,
+	qr/NOTICE:  42704: session ID $missing[0] does not exist\nCONTEXT:  node 3 \(foreign server "node3"\)\nLOCATION:  [^\n]*\n[^\n]*NOTICE:  42704: session ID $missing[1] does not exist\nCONTEXT:  node 3 \(foreign server "node3"\)\nLOCATION:  [^\n]*\n[^\n]*NOTICE:  42704: session ID $missing[2] does not exist\nCONTEXT:  node 3 \(foreign server "node3"\)\n/,
+	'the node\'s NOTICEs reach the caller in the order the node sent them');
+
 # -- Every bound holds ----------------------------------------------------------
 
 ($v, $id) = ks_victim($n3);
@@ -498,6 +507,39 @@ like(refused($n2, 'postgres',
 $elapsed = time() - $t0;
 cmp_ok($elapsed, '<', 1 + 2 * ks_slow(), "at once (${elapsed}s)");
 is(scalar(grandchildren($n2)), 0, 'no resolver is left behind');
+
+# A session whose calls are cancelled in the middle of their wait, time
+# after time, keeps no descriptor of them: no epoll set, no socket, no pipe.
+my $waiter = KsWire->connect($n2);
+$waiter->value("SET statement_timeout = '300ms'");
+sub descriptors
+{
+	my ($pid) = @_;
+	my ($all, $epoll) = (0, 0);
+	opendir(my $dh, "/proc/$pid/fd") or die "cannot read /proc/$pid/fd: $!";
+	for my $fd (grep { /^\d+$/ } readdir($dh))
+	{
+		my $target = readlink("/proc/$pid/fd/$fd") // next;
+		$all++;
+		$epoll++ if $target =~ /eventpoll/;
+	}
+	closedir($dh);
+	return ($all, $epoll);
+}
+# One call first, for what a session opens once (the catalogs' files).
+$waiter->query("SELECT kill_session('$id')");
+my ($fds_before, $epoll_before) = descriptors($waiter->pid);
+my $timeouts = 0;
+for (1 .. 10)
+{
+	my $r = $waiter->query("SELECT kill_session('$id')");
+	$timeouts++ if ($r->{error}{C} // '') eq '57014';
+}
+is($timeouts, 10, 'ten calls cancelled by statement_timeout while they wait');
+my ($fds_after, $epoll_after) = descriptors($waiter->pid);
+is($epoll_after, $epoll_before, "no epoll descriptor left behind ($epoll_after)");
+is($fds_after, $fds_before, "no descriptor at all left behind ($fds_after)");
+$waiter->close;
 $t0 = time();
 is($n2->safe_psql('postgres',
 		"SET kill_session.node_timeout = '30s'; SELECT kill_session('$id')"),
