@@ -21,26 +21,39 @@
 
 #include <limits.h>
 
+#include "catalog/pg_type.h"
+#include "commands/defrem.h"
+#include "executor/spi.h"
 #include "fmgr.h"
+#include "foreign/foreign.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/syscache.h"
 
+#include "compat.h"
 #include "kill_session.h"
 #include "privilege.h"
 #include "session_id.h"
 
 /*
- * kill_session.origin: on whose behalf this session acts, as the node that
- * forwarded its calls reports it: "node session_id pid role".  Set by
- * forward.c in the sessions it opens on other nodes; empty otherwise.
+ * kill_session.origin: on whose behalf this session says it acts, "node
+ * session_id pid role".  forward.c gives it in the startup packet of the
+ * connections it opens to other nodes; empty otherwise.  It can be given
+ * only at connection start (PGC_BACKEND), so nothing that runs inside a
+ * session, a SET, a function's SET clause or an injected set_config(), can
+ * change it; but any client can give one in its own startup packet, so it
+ * is only ever a claim of the session that gave it (ks_origin_vouched).
  */
 static char *ks_origin = NULL;
 
 /* kill_session.wait_timeout, in milliseconds */
 static int	ks_wait_timeout = 5000;
+
+static bool ks_origin_vouched(const KsKiller *k);
 
 /*
  * Parse an origin into k's origin fields; false if it is not one.  Empty
@@ -78,6 +91,7 @@ ks_parse_origin(const char *origin, KsKiller *k)
 	k->origin_sid = sid;
 	k->origin_pid = (int) pid;
 	namestrcpy(&k->origin_role, p);
+	k->origin_vouched = false;
 	return true;
 }
 
@@ -90,6 +104,52 @@ ks_check_origin(char **newval, void **extra, GucSource source)
 		return true;
 	GUC_check_errdetail("It must be \"node session_id pid role\".");
 	return false;
+}
+
+/*
+ * A name as the LOG lines and DETAILs print it: in double quotes, with a
+ * double quote, a backslash and every control character escaped, C-style.
+ * A role's name may hold any of them, and a claimed origin's role part is
+ * any text its client chose: printed raw, a quote and a newline would let
+ * it forge the rest of the line, or a line of its own on the client of the
+ * session it ends.
+ */
+char *
+ks_quote_name(const char *name)
+{
+	StringInfoData buf;
+	const unsigned char *p;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '"');
+	for (p = (const unsigned char *) name; *p != '\0'; p++)
+	{
+		switch (*p)
+		{
+			case '"':
+				appendStringInfoString(&buf, "\\\"");
+				break;
+			case '\\':
+				appendStringInfoString(&buf, "\\\\");
+				break;
+			case '\n':
+				appendStringInfoString(&buf, "\\n");
+				break;
+			case '\r':
+				appendStringInfoString(&buf, "\\r");
+				break;
+			case '\t':
+				appendStringInfoString(&buf, "\\t");
+				break;
+			default:
+				if (*p < 0x20 || *p == 0x7f)
+					appendStringInfo(&buf, "\\x%02x", *p);
+				else
+					appendStringInfoChar(&buf, (char) *p);
+		}
+	}
+	appendStringInfoChar(&buf, '"');
+	return buf.data;
 }
 
 void
@@ -107,12 +167,13 @@ ks_define_action_settings(void)
 							NULL, NULL, NULL);
 	DefineCustomStringVariable("kill_session.origin",
 							   "Says on whose behalf this session acts on sessions.",
-							   "Set by kill_session in the sessions it opens on other nodes of a cluster: "
-							   "the calling node, session ID, process ID and role, for the node's LOG "
-							   "lines and the ended session's DETAIL, as the calling node reports them.",
+							   "Given by kill_session at the start of the sessions it opens on other nodes "
+							   "of a cluster: the calling node, session ID, process ID and role, for the "
+							   "node's LOG lines and the ended session's DETAIL, as the calling session "
+							   "claims them. It can be set only at connection start.",
 							   &ks_origin,
 							   "",
-							   PGC_USERSET,
+							   PGC_BACKEND,
 							   GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
 							   ks_check_origin, NULL, NULL);
 }
@@ -329,7 +390,107 @@ ks_aim(uint32 sid, const char *what, bool missing_ok,
 	namestrcpy(&me->role, GetUserNameFromId(GetUserId(), false));
 	if (!ks_parse_origin(ks_origin, me))
 		me->origin_pid = 0;		/* cannot happen: the setting was checked */
+	me->origin_vouched = ks_origin_vouched(me);
 	return true;
+}
+
+/*
+ * This node's foreign server in the directory, if the directory also names
+ * node other; else NULL.
+ */
+static char *
+ks_directory_servers(int other)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	Oid			argtypes[2] = {INT4OID, INT4OID};
+	Datum		args[2] = {Int32GetDatum(ks_node_id()), Int32GetDatum(other)};
+	char	   *server = NULL;
+	char	   *schema = NULL;
+
+	SPI_connect();
+	if (SPI_execute("SELECT n.nspname FROM pg_catalog.pg_extension e "
+					"JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace "
+					"WHERE e.extname OPERATOR(pg_catalog.=) 'kill_session'",
+					true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+		schema = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (schema != NULL)
+	{
+		char	   *nodes = quote_qualified_identifier(schema, "kill_session_nodes");
+
+		if (SPI_execute_with_args(psprintf("SELECT server_name FROM %s "
+										   "WHERE node_id OPERATOR(pg_catalog.=) $1 "
+										   "AND EXISTS (SELECT FROM %s WHERE node_id OPERATOR(pg_catalog.=) $2)",
+										   nodes, nodes),
+								  2, argtypes, args, NULL, true, 1) == SPI_OK_SELECT &&
+			SPI_processed == 1)
+		{
+			char	   *value = SPI_getvalue(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc, 1);
+
+			if (value != NULL)
+				server = MemoryContextStrdup(caller, value);
+		}
+	}
+	SPI_finish();
+	return server;
+}
+
+/*
+ * Whether this session's origin reads as the report of its node: the
+ * session logged in as the user that the claimed role's user mapping for
+ * this node's foreign server names, the user a call forwarded by that role
+ * connects as, and the claimed node is another node of the directory.  The
+ * nodes of a cluster share their catalogs through replication, so this
+ * node reads the directory and mappings that the calling node uses.  The
+ * origin itself was given at connection start, the only time it can be
+ * (PGC_BACKEND).  That is all a node can know: whoever holds that user's
+ * password could claim the same, so the LOG line and the DETAIL still name
+ * the session that acted here first.  Anything else is printed as a claim.
+ * Read once per transaction.
+ */
+static bool
+ks_origin_vouched(const KsKiller *k)
+{
+	static LocalTransactionId checked_lxid = InvalidLocalTransactionId;
+	static bool vouched = false;
+	Oid			roleid;
+	char	   *server_name;
+	ForeignServer *server;
+	UserMapping *mapping;
+	const char *login;
+	ListCell   *cell;
+
+	if (k->origin_pid == 0 || ks_node_id() == 0 ||
+		k->origin_node == 0 || k->origin_node == ks_node_id())
+		return false;
+	if (checked_lxid == KS_PROC_LXID(MyProc))
+		return vouched;
+	checked_lxid = KS_PROC_LXID(MyProc);
+	vouched = false;
+
+	server_name = ks_directory_servers(k->origin_node);
+	if (server_name == NULL)
+		return false;
+	server = GetForeignServerByName(server_name, true);
+	roleid = get_role_oid(NameStr(k->origin_role), true);
+	if (server == NULL || !OidIsValid(roleid))
+		return false;
+	if (!SearchSysCacheExists2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(roleid),
+							   ObjectIdGetDatum(server->serverid)) &&
+		!SearchSysCacheExists2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(InvalidOid),
+							   ObjectIdGetDatum(server->serverid)))
+		return false;
+	mapping = GetUserMapping(roleid, server->serverid);
+	login = GetUserNameFromId(GetSessionUserId(), false);
+	foreach(cell, mapping->options)
+	{
+		DefElem    *def = lfirst(cell);
+
+		/* Without a user, libpq's default on the calling node is unknown. */
+		if (strcmp(def->defname, "user") == 0)
+			vouched = strcmp(defGetString(def), login) == 0;
+	}
+	return vouched;
 }
 
 /* Mark and signal; a session gone meanwhile is 42704. */
@@ -353,17 +514,23 @@ ks_mark(uint32 sid, const KsSession *target, KsAction action,
 }
 
 /*
- * ", on behalf of role "r" (session N, pid P) of node M, as node M
- * reported", or nothing.
+ * " on behalf of role "r" (session N, pid P) of node M, as node M
+ * reported" where the origin is vouched for (ks_origin_vouched), "..., as
+ * the calling session claimed" where not; or nothing.  Always after the
+ * session that acted here.
  */
 static char *
 ks_describe_origin(const KsKiller *by)
 {
 	if (by->origin_pid == 0)
 		return "";
-	return psprintf(" on behalf of role \"%s\" (session " INT64_FORMAT ", pid %d) of node %d, as node %d reported",
-					NameStr(by->origin_role), by->origin_sid, by->origin_pid,
-					by->origin_node, by->origin_node);
+	if (by->origin_vouched)
+		return psprintf(" on behalf of role %s (session " INT64_FORMAT ", pid %d) of node %d, as node %d reported",
+						ks_quote_name(NameStr(by->origin_role)), by->origin_sid,
+						by->origin_pid, by->origin_node, by->origin_node);
+	return psprintf(" on behalf of role %s (session " INT64_FORMAT ", pid %d) of node %d, as the calling session claimed",
+					ks_quote_name(NameStr(by->origin_role)), by->origin_sid,
+					by->origin_pid, by->origin_node);
 }
 
 /*
@@ -382,15 +549,17 @@ ks_log_action(uint32 sid, const KsSession *target, const char *done,
 	if (target_name == NULL)
 		target_name = pstrdup(NameStr(target->user_name));
 	if (me->sid != 0)
-		killer = psprintf("session " INT64_FORMAT " (pid %d, role \"%s\")",
-						  ks_global_id(me->sid), me->pid, NameStr(me->role));
+		killer = psprintf("session " INT64_FORMAT " (pid %d, role %s)",
+						  ks_global_id(me->sid), me->pid,
+						  ks_quote_name(NameStr(me->role)));
 	else
-		killer = psprintf("process %d (role \"%s\")", me->pid,
-						  NameStr(me->role));
+		killer = psprintf("process %d (role %s)", me->pid,
+						  ks_quote_name(NameStr(me->role)));
 	ereport(LOG,
-			(errmsg("session " INT64_FORMAT " (pid %d, role \"%s\", database \"%s\") %s by %s%s",
-					ks_global_id(sid), (int) target->pid, target_name,
-					NameStr(target->db_name), done, killer,
+			(errmsg("session " INT64_FORMAT " (pid %d, role %s, database %s) %s by %s%s",
+					ks_global_id(sid), (int) target->pid,
+					ks_quote_name(target_name),
+					ks_quote_name(NameStr(target->db_name)), done, killer,
 					ks_describe_origin(me))));
 }
 
@@ -399,11 +568,11 @@ static char *
 ks_describe_marker(const KsKiller *by)
 {
 	if (by->sid != 0)
-		return psprintf("role \"%s\" (session " INT64_FORMAT ")%s",
-						NameStr(by->role), ks_global_id(by->sid),
+		return psprintf("role %s (session " INT64_FORMAT ")%s",
+						ks_quote_name(NameStr(by->role)), ks_global_id(by->sid),
 						ks_describe_origin(by));
-	return psprintf("role \"%s\" (process %d)%s", NameStr(by->role), by->pid,
-					ks_describe_origin(by));
+	return psprintf("role %s (process %d)%s", ks_quote_name(NameStr(by->role)),
+					by->pid, ks_describe_origin(by));
 }
 
 /*

@@ -58,7 +58,12 @@
 #define KS_PROC_LXID(proc)	((proc)->lxid)
 #endif
 
-/* A wait event set owned by the current resource owner (17) or memory. */
+/*
+ * A wait event set that no resource owner tracks: from 17 CreateWaitEventSet()
+ * takes a resource owner (NULL: none, the set in TopMemoryContext), before
+ * it a memory context.  Either way nothing frees it, or closes its epoll
+ * descriptor, on an error: the caller frees it on every path (PG_FINALLY).
+ */
 #if PG_VERSION_NUM >= 170000
 #define ks_create_wait_event_set(nevents) CreateWaitEventSet(NULL, (nevents))
 #else

@@ -10,6 +10,16 @@
  * that a connection is never used by any role but the one whose user
  * mapping opened it, across SET ROLE and SECURITY DEFINER functions.
  *
+ * Keying by role also keeps a connection's origin true for its whole life.
+ * The origin (kill_session.origin: this node, this backend's session ID
+ * and pid, and the role) is given once, when the connection starts, and
+ * the node lets nothing change it afterwards; a PUBLIC user mapping used
+ * by two roles after SET ROLE still gives each role its own connection,
+ * with its own origin, rather than one that would name the first role for
+ * the calls of the second.  The origin is kept with the connection and
+ * compared when it is taken, so that a role renamed meanwhile gets a new
+ * connection too.
+ *
  * A connection is given back for keeping only when its call ended cleanly
  * (an answer, no transaction left open there); a call that ended any other
  * way, an error in the middle of it included, closes its connection, as
@@ -70,6 +80,7 @@ typedef struct KsConnEntry
 	KsConnKey	key;
 	PGconn	   *conn;			/* NULL once closed */
 	Oid			umid;			/* the user mapping that opened it */
+	char	   *origin;			/* the origin it was opened with */
 	uint32		server_hash;	/* syscache hash values, for invalidation */
 	uint32		mapping_hash;
 	bool		invalid;		/* its server or mapping changed */
@@ -95,6 +106,9 @@ ks_close_entry(KsConnEntry *entry)
 {
 	ks_connection_close(entry->conn);
 	entry->conn = NULL;
+	if (entry->origin != NULL)
+		pfree(entry->origin);
+	entry->origin = NULL;
 }
 
 /* Close every kept connection. */
@@ -208,10 +222,10 @@ ks_connection_alive(PGconn *conn)
 
 /*
  * A kept connection to server for role userid through user mapping umid,
- * alive, taken out of the table for a call; or NULL.
+ * opened with origin, alive, taken out of the table for a call; or NULL.
  */
 PGconn *
-ks_connection_take(Oid serverid, Oid userid, Oid umid)
+ks_connection_take(Oid serverid, Oid userid, Oid umid, const char *origin)
 {
 	KsConnKey	key = {serverid, userid};
 	KsConnEntry *entry;
@@ -226,23 +240,26 @@ ks_connection_take(Oid serverid, Oid userid, Oid umid)
 	conn = entry->conn;
 	entry->conn = NULL;
 	if (conn != NULL &&
-		(entry->invalid || entry->umid != umid || !ks_connection_alive(conn)))
+		(entry->invalid || entry->umid != umid ||
+		 entry->origin == NULL || strcmp(entry->origin, origin) != 0 ||
+		 !ks_connection_alive(conn)))
 	{
 		ks_connection_close(conn);
 		conn = NULL;
 	}
+	ks_close_entry(entry);
 	hash_search(ks_conns, &key, HASH_REMOVE, NULL);
 	return conn;
 }
 
 /*
  * A call is done with conn, opened to server for role userid through user
- * mapping umid: keep it if the call ended cleanly (clean) and keeping is
- * on, otherwise close it.
+ * mapping umid with origin: keep it if the call ended cleanly (clean) and
+ * keeping is on, otherwise close it.
  */
 void
-ks_connection_give_back(Oid serverid, Oid userid, Oid umid, PGconn *conn,
-						bool clean)
+ks_connection_give_back(Oid serverid, Oid userid, Oid umid, const char *origin,
+						PGconn *conn, bool clean)
 {
 	KsConnKey	key = {serverid, userid};
 	KsConnEntry *entry;
@@ -265,6 +282,12 @@ ks_connection_give_back(Oid serverid, Oid userid, Oid umid, PGconn *conn,
 		ks_connection_close(conn);
 		return;
 	}
+	if (!found)
+		entry->origin = NULL;
+	else if (entry->origin != NULL)
+		pfree(entry->origin);
+	entry->origin = origin != NULL ?
+		MemoryContextStrdup(TopMemoryContext, origin) : NULL;
 	/* Its notices have nobody to go to until a call takes it again. */
 	PQsetNoticeReceiver(conn, ks_ignore_notice, NULL);
 	entry->conn = conn;

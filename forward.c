@@ -22,9 +22,11 @@
  *	 kill_session.node_id, its system_identifier, its database, and the OID
  *	 of the object the call runs, which must be this extension's (a
  *	 physical standby has the same OIDs).  The same query sets search_path
- *	 to pg_catalog, passes the caller's kill_session.wait_timeout and says
- *	 on whose behalf the call comes (kill_session.origin), for the node's
- *	 LOG line and DETAIL.  On a connection just opened, and for a read, the
+ *	 to pg_catalog and passes the caller's kill_session.wait_timeout.  On
+ *	 whose behalf the call comes (kill_session.origin), for the node's LOG
+ *	 line and DETAIL, is given once, in the startup packet of the
+ *	 connection: the node lets nothing change it afterwards.  On a
+ *	 connection just opened, and for a read, the
  *	 question, the node's own check of the same facts and the call go in
  *	 one pipeline: one round trip, and a node that is not the one asked
  *	 for stops at its own check, before the call is parsed.  An action on
@@ -38,9 +40,10 @@
  *	 neither outlasts the bound nor blocks a cancel.
  *
  * Many nodes are called at once: one wait loop drives every connection.
- * A node's NOTICEs and WARNINGs are passed on as they come; its error is
- * kept, with its SQLSTATE where it means the same here, for the caller to
- * raise; both with a CONTEXT naming the node.
+ * A node's NOTICEs and WARNINGs are kept as libpq hands them over and
+ * raised, in order, once libpq has returned; its error is kept, with its
+ * SQLSTATE where it means the same here, for the caller to raise; both
+ * with a CONTEXT naming the node.
  *
  * This is the only file that uses libpq.
  *
@@ -108,9 +111,8 @@ typedef enum KsCallState
  * Who the node is, and what it would run, before anything else runs there:
  * $1 the object the call runs, as regprocedure or (with $2) regclass text,
  * every name in it qualified.  Then the session's settings: search_path
- * first, the caller's kill_session.wait_timeout ($3) for the calls that
- * wait there, and the origin ($4).  The node ID is NULL where kill_session
- * is not loaded.
+ * first, and the caller's kill_session.wait_timeout ($3) for the calls that
+ * wait there.  The node ID is NULL where kill_session is not loaded.
  */
 #define KS_CHECK_SQL \
 	"SELECT pg_catalog.set_config('search_path', 'pg_catalog', false), " \
@@ -120,10 +122,10 @@ typedef enum KsCallState
 	"CASE WHEN $2::pg_catalog.bool " \
 	"THEN pg_catalog.to_regclass($1)::pg_catalog.oid " \
 	"ELSE pg_catalog.to_regprocedure($1)::pg_catalog.oid END, " \
-	"pg_catalog.set_config('kill_session.wait_timeout', $3, false), " \
-	"pg_catalog.set_config('kill_session.origin', $4, false) " \
+	"pg_catalog.set_config('kill_session.wait_timeout', $3, false) " \
 	"FROM pg_catalog.pg_control_system() s"
-#define KS_CHECK_COLS	7
+#define KS_CHECK_COLS	6
+#define KS_CHECK_PARAMS 3
 
 /*
  * The same check, made by the node itself: it fails unless the node is
@@ -327,15 +329,46 @@ ks_call_fail_result(KsNodeCall *call, const PGresult *res)
 				 ks_result_field(res, PG_DIAG_MESSAGE_HINT));
 }
 
-/* A node's NOTICE or WARNING, passed on with the node named. */
+/* A node's NOTICE or WARNING, kept until libpq has returned. */
+typedef struct KsNotice
+{
+	struct KsNotice *next;
+	int			elevel;
+	int			sqlerrcode;
+	char	   *message;
+	char	   *detail;
+	char	   *hint;
+} KsNotice;
+
+/* A copy in the call's memory, or NULL if there is no memory for it. */
+static char *
+ks_notice_strdup(KsNodeCall *call, const char *s)
+{
+	char	   *copy;
+
+	if (s == NULL)
+		return NULL;
+	copy = MemoryContextAllocExtended(call->context, strlen(s) + 1,
+									  MCXT_ALLOC_NO_OOM);
+	if (copy != NULL)
+		strcpy(copy, s);
+	return copy;
+}
+
+/*
+ * libpq's notice receiver: keep a node's NOTICE or WARNING in the call, in
+ * the order it came, for ks_call_raise_notices().  It runs inside libpq
+ * (PQconsumeInput, PQgetResult, PQconnectPoll), which an ereport() here
+ * could leave by longjmp in the middle of its work; so nothing here can
+ * raise an error, not even for memory: a notice that finds none is lost.
+ */
 static void
 ks_notice_receiver(void *arg, const PGresult *res)
 {
 	KsNodeCall *call = arg;
 	const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
 	const char *message = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-	const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
-	const char *hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
+	KsNotice   *notice;
 	int			elevel;
 
 	if (severity == NULL || message == NULL)
@@ -348,13 +381,45 @@ ks_notice_receiver(void *arg, const PGresult *res)
 		elevel = INFO;
 	else
 		return;
-	ereport(elevel,
-			(errcode(ks_result_sqlstate(res)),
-			 errmsg_internal("%s", message),
-			 detail ? errdetail_internal("%s", detail) : 0,
-			 hint ? errhint("%s", hint) : 0,
-			 errcontext("node %d (foreign server \"%s\")",
-						call->node, call->server)));
+	notice = MemoryContextAllocExtended(call->context, sizeof(KsNotice),
+										MCXT_ALLOC_NO_OOM | MCXT_ALLOC_ZERO);
+	if (notice == NULL)
+		return;
+	notice->elevel = elevel;
+	notice->sqlerrcode = ks_result_sqlstate(res);
+	notice->message = ks_notice_strdup(call, message);
+	notice->detail = ks_notice_strdup(call,
+									  PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL));
+	notice->hint = ks_notice_strdup(call,
+									PQresultErrorField(res, PG_DIAG_MESSAGE_HINT));
+	if (notice->message == NULL)
+		return;
+	if (call->last_notice != NULL)
+		call->last_notice->next = notice;
+	else
+		call->notices = notice;
+	call->last_notice = notice;
+}
+
+/* Raise the call's kept notices, in order, with the node named. */
+static void
+ks_call_raise_notices(KsNodeCall *call)
+{
+	while (call->notices != NULL)
+	{
+		KsNotice   *notice = call->notices;
+
+		call->notices = notice->next;
+		if (call->notices == NULL)
+			call->last_notice = NULL;
+		ereport(notice->elevel,
+				(errcode(notice->sqlerrcode),
+				 errmsg_internal("%s", notice->message),
+				 notice->detail ? errdetail_internal("%s", notice->detail) : 0,
+				 notice->hint ? errhint("%s", notice->hint) : 0,
+				 errcontext("node %d (foreign server \"%s\")",
+							call->node, call->server)));
+	}
 }
 
 /*
@@ -474,6 +539,47 @@ ks_directory_owner(Oid fn)
 }
 
 /*
+ * Add the call's origin to its connection's startup options, after the
+ * server's own "options" if it has any: -c kill_session.origin=..., with a
+ * backslash before every space and backslash, as the server splits them.
+ * The node takes it only there (PGC_BACKEND), once for the connection's
+ * life.  There is room for one more option.
+ */
+static void
+ks_call_add_origin(KsNodeCall *call)
+{
+	StringInfoData buf;
+	const char *p;
+	int			i;
+
+	initStringInfo(&buf);
+	for (i = 0; call->keywords[i] != NULL; i++)
+	{
+		if (strcmp(call->keywords[i], "options") == 0)
+			appendStringInfo(&buf, "%s ", call->options[i]);
+	}
+	appendStringInfoString(&buf, "-c kill_session.origin=");
+	for (p = call->origin; *p != '\0'; p++)
+	{
+		if (*p == '\\' || isspace((unsigned char) *p))
+			appendStringInfoChar(&buf, '\\');
+		appendStringInfoChar(&buf, *p);
+	}
+	for (i = 0; call->keywords[i] != NULL; i++)
+	{
+		if (strcmp(call->keywords[i], "options") == 0)
+		{
+			call->options[i] = buf.data;
+			return;
+		}
+	}
+	call->keywords[i] = "options";
+	call->options[i] = buf.data;
+	call->keywords[i + 1] = NULL;
+	call->options[i + 1] = NULL;
+}
+
+/*
  * The libpq options of a call from server and user mapping, each from its
  * place; false, with the call failed, if one is out of place.
  */
@@ -496,8 +602,8 @@ ks_call_options(KsNodeCall *call, const ForeignServer *server,
 					(errcode(ERRCODE_OUT_OF_MEMORY),
 					 errmsg("out of memory")));
 	}
-	call->keywords = palloc(sizeof(char *) * (nopts + 4));
-	call->options = palloc(sizeof(char *) * (nopts + 4));
+	call->keywords = palloc(sizeof(char *) * (nopts + 5));
+	call->options = palloc(sizeof(char *) * (nopts + 5));
 	*has_password = false;
 	foreach(cell, list_concat_copy(server->options, user->options))
 	{
@@ -539,6 +645,7 @@ ks_call_options(KsNodeCall *call, const ForeignServer *server,
 	call->options[n++] = GetDatabaseEncodingName();
 	call->keywords[n] = NULL;
 	call->options[n] = NULL;
+	ks_call_add_origin(call);
 	return true;
 }
 
@@ -654,6 +761,7 @@ ks_call_start(KsNodeCall *call)
 		return;
 	}
 	user = GetUserMapping(userid, server->serverid);
+	call->origin = ks_my_origin();
 	if (!ks_call_options(call, server, user, &has_password))
 		return;
 
@@ -684,7 +792,8 @@ ks_call_start(KsNodeCall *call)
 	call->serverid = server->serverid;
 	call->userid = userid;
 	call->umid = user->umid;
-	call->conn = ks_connection_take(call->serverid, userid, user->umid);
+	call->conn = ks_connection_take(call->serverid, userid, user->umid,
+									call->origin);
 	if (call->conn != NULL)
 	{
 		PQsetNoticeReceiver(call->conn, ks_notice_receiver, call);
@@ -845,7 +954,7 @@ ks_call_send_pipeline(KsNodeCall *call, const char *const *check_params)
 	guard_params[4] = check_params[1];
 	guard_params[5] = psprintf("%u", call->object);
 	if (!PQenterPipelineMode(call->conn) ||
-		!PQsendQueryParams(call->conn, KS_CHECK_SQL, 4, NULL, check_params,
+		!PQsendQueryParams(call->conn, KS_CHECK_SQL, KS_CHECK_PARAMS, NULL, check_params,
 						   NULL, NULL, 0) ||
 		!PQsendQueryParams(call->conn, KS_GUARD_SQL, 6, NULL, guard_params,
 						   NULL, NULL, 0))
@@ -888,7 +997,7 @@ ks_call_reopen(KsNodeCall *call)
 static void
 ks_call_connected(KsNodeCall *call)
 {
-	const char *params[4];
+	const char *params[KS_CHECK_PARAMS];
 	bool		is_relation;
 	bool		pipeline = !call->kept || call->action == NULL;
 
@@ -911,7 +1020,6 @@ ks_call_connected(KsNodeCall *call)
 	params[0] = ks_call_object(call, &is_relation);
 	params[1] = is_relation ? "true" : "false";
 	params[2] = psprintf("%d", ks_wait_timeout_ms());
-	params[3] = ks_my_origin();
 	if (pipeline)
 	{
 		if (ks_call_send_pipeline(call, params))
@@ -923,7 +1031,8 @@ ks_call_connected(KsNodeCall *call)
 		return;
 	}
 	if (call->kept &&
-		!PQsendQueryParams(call->conn, KS_CHECK_SQL, 4, NULL, params, NULL, NULL, 0))
+		!PQsendQueryParams(call->conn, KS_CHECK_SQL, KS_CHECK_PARAMS, NULL, params,
+						   NULL, NULL, 0))
 	{
 		/* Broken before anything was sent: a new connection, once. */
 		ks_call_reopen(call);
@@ -936,7 +1045,7 @@ ks_call_connected(KsNodeCall *call)
 		call->flushing = true;
 		return;
 	}
-	ks_call_send(call, KS_CHECK_SQL, 4, params, KS_CALL_CHECKING);
+	ks_call_send(call, KS_CHECK_SQL, KS_CHECK_PARAMS, params, KS_CALL_CHECKING);
 }
 
 /* Fail the call because the node is not what the directory says. */
@@ -1205,103 +1314,124 @@ ks_call_settled(const KsNodeCall *call, bool until_sent)
 /*
  * Drive every call until each is settled: sent (until_sent) or done.  One
  * wait serves every socket, the latch (for interrupts) and the postmaster's
- * death; a call past its deadline fails.
+ * death; a call past its deadline fails.  A node's notices are raised after
+ * each step, once libpq has returned.
+ *
+ * The wait's set is made anew for each wait, as a call's socket may change
+ * between two (the resolver's pipe, then the connection's, libpq trying the
+ * next address, a kept connection replaced) and epoll would not see a new
+ * socket that got the number of a closed one.  Its epoll descriptor is
+ * freed after the wait, and on an error or cancel anywhere in the loop.
  */
 static void
 ks_drive(KsNodeCall *calls, int n, bool until_sent)
 {
 	uint32	   *events = palloc0(sizeof(uint32) * Max(n, 1));
 	bool	   *ready = palloc(sizeof(bool) * Max(n, 1));
+	WaitEventSet *volatile set = NULL;
 	int			i;
 
 	/* Every call first moves on as far as it can without waiting. */
 	for (i = 0; i < n; i++)
 		ready[i] = true;
-	for (;;)
+	PG_TRY();
 	{
-		TimestampTz now;
-		TimestampTz next_deadline = 0;
-		WaitEventSet *set;
-		WaitEvent	occurred[8];
-		int			nwaiting = 0;
-		int			nevents;
-		long		timeout;
-
-		CHECK_FOR_INTERRUPTS();
-		now = GetCurrentTimestamp();
-		for (i = 0; i < n; i++)
+		for (;;)
 		{
-			KsNodeCall *call = &calls[i];
+			TimestampTz now;
+			TimestampTz next_deadline = 0;
+			WaitEvent	occurred[8];
+			int			nwaiting = 0;
+			int			nevents;
+			long		timeout;
 
-			if (call->state == KS_CALL_DONE)
-				continue;
-			if (now >= call->deadline && call->sent && call->action != NULL)
+			CHECK_FOR_INTERRUPTS();
+			now = GetCurrentTimestamp();
+			for (i = 0; i < n; i++)
 			{
-				ks_call_fail(call, ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN,
-							 psprintf("the outcome on node %d is unknown", call->node),
-							 psprintf("Node %d did not answer the call within kill_session.node_timeout plus kill_session.wait_timeout (" INT64_FORMAT " ms).",
-									  call->node, ks_answer_timeout()),
-							 psprintf("cluster_processlist shows whether the session is still there; node %d's log says what was done.",
-									  call->node));
-				continue;
-			}
-			if (now >= call->deadline && call->sent)
-			{
-				ks_call_fail(call, ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
-							 psprintf("node %d did not answer in time", call->node),
-							 psprintf("It did not answer within kill_session.node_timeout plus kill_session.wait_timeout (" INT64_FORMAT " ms).",
-									  ks_answer_timeout()),
-							 NULL);
-				continue;
-			}
-			if (now >= call->deadline)
-			{
-				ks_call_fail(call, ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
-							 psprintf("could not reach node %d", call->node),
-							 psprintf("It did not connect and say who it is within kill_session.node_timeout (%d ms).",
-									  ks_node_timeout),
-							 NULL);
-				continue;
-			}
-			if (ready[i])
-			{
-				ks_call_step(call, &events[i]);
-				ready[i] = false;
-			}
-			if (ks_call_settled(call, until_sent))
-				continue;
-			nwaiting++;
-			if (next_deadline == 0 || call->deadline < next_deadline)
-				next_deadline = call->deadline;
-		}
-		if (nwaiting == 0)
-			break;
+				KsNodeCall *call = &calls[i];
 
-		set = ks_create_wait_event_set(n + 2);
-		AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-		AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
-		for (i = 0; i < n; i++)
-		{
-			if (calls[i].state != KS_CALL_DONE && events[i] != 0)
-				AddWaitEventToSet(set, events[i],
-								  calls[i].state == KS_CALL_RESOLVING ?
-								  calls[i].resolver.fd : PQsocket(calls[i].conn),
-								  NULL, &ready[i]);
-		}
-		/* A wait takes at most INT_MAX ms; a later deadline takes more. */
-		timeout = Min(Max(TimestampDifferenceMilliseconds(now, next_deadline), 1),
-					  INT_MAX);
-		nevents = WaitEventSetWait(set, timeout, occurred, lengthof(occurred),
-								   PG_WAIT_EXTENSION);
-		FreeWaitEventSet(set);
-		for (i = 0; i < nevents; i++)
-		{
-			if (occurred[i].events & WL_LATCH_SET)
-				ResetLatch(MyLatch);
-			else if (occurred[i].user_data != NULL)
-				*(bool *) occurred[i].user_data = true;
+				if (call->state == KS_CALL_DONE)
+					continue;
+				if (now >= call->deadline && call->sent && call->action != NULL)
+				{
+					ks_call_fail(call, ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN,
+								 psprintf("the outcome on node %d is unknown", call->node),
+								 psprintf("Node %d did not answer the call within kill_session.node_timeout plus kill_session.wait_timeout (" INT64_FORMAT " ms).",
+										  call->node, ks_answer_timeout()),
+								 psprintf("cluster_processlist shows whether the session is still there; node %d's log says what was done.",
+										  call->node));
+					continue;
+				}
+				if (now >= call->deadline && call->sent)
+				{
+					ks_call_fail(call, ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
+								 psprintf("node %d did not answer in time", call->node),
+								 psprintf("It did not answer within kill_session.node_timeout plus kill_session.wait_timeout (" INT64_FORMAT " ms).",
+										  ks_answer_timeout()),
+								 NULL);
+					continue;
+				}
+				if (now >= call->deadline)
+				{
+					ks_call_fail(call, ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
+								 psprintf("could not reach node %d", call->node),
+								 psprintf("It did not connect and say who it is within kill_session.node_timeout (%d ms).",
+										  ks_node_timeout),
+								 NULL);
+					continue;
+				}
+				if (ready[i])
+				{
+					ks_call_step(call, &events[i]);
+					ready[i] = false;
+					ks_call_raise_notices(call);
+				}
+				if (ks_call_settled(call, until_sent))
+					continue;
+				nwaiting++;
+				if (next_deadline == 0 || call->deadline < next_deadline)
+					next_deadline = call->deadline;
+			}
+			if (nwaiting == 0)
+				break;
+
+			set = ks_create_wait_event_set(n + 2);
+			AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+			AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+			for (i = 0; i < n; i++)
+			{
+				if (calls[i].state != KS_CALL_DONE && events[i] != 0)
+					AddWaitEventToSet(set, events[i],
+									  calls[i].state == KS_CALL_RESOLVING ?
+									  calls[i].resolver.fd : PQsocket(calls[i].conn),
+									  NULL, &ready[i]);
+			}
+			/* A wait takes at most INT_MAX ms; a later deadline takes more. */
+			timeout = Min(Max(TimestampDifferenceMilliseconds(now, next_deadline), 1),
+						  INT_MAX);
+			nevents = WaitEventSetWait(set, timeout, occurred, lengthof(occurred),
+									   PG_WAIT_EXTENSION);
+			FreeWaitEventSet(set);
+			set = NULL;
+			for (i = 0; i < nevents; i++)
+			{
+				if (occurred[i].events & WL_LATCH_SET)
+					ResetLatch(MyLatch);
+				else if (occurred[i].user_data != NULL)
+					*(bool *) occurred[i].user_data = true;
+			}
 		}
 	}
+	PG_FINALLY();
+	{
+		if (set != NULL)
+			FreeWaitEventSet(set);
+	}
+	PG_END_TRY();
+	/* A call that failed on its deadline may have had notices before. */
+	for (i = 0; i < n; i++)
+		ks_call_raise_notices(&calls[i]);
 	pfree(events);
 	pfree(ready);
 }
@@ -1342,7 +1472,7 @@ ks_nodes_close(KsNodeCall *calls, int n)
 	{
 		ks_resolve_stop(&calls[i].resolver);
 		ks_connection_give_back(calls[i].serverid, calls[i].userid,
-								calls[i].umid, calls[i].conn,
+								calls[i].umid, calls[i].origin, calls[i].conn,
 								calls[i].state == KS_CALL_DONE && !calls[i].failed);
 		calls[i].conn = NULL;
 	}

@@ -86,6 +86,7 @@ extern void ks_add_end_detail(ErrorData *edata);
 extern void ks_define_action_settings(void);
 extern int	ks_wait_timeout_ms(void);
 extern char *ks_my_origin(void);
+extern char *ks_quote_name(const char *name);
 
 /*
  * forward.c: a call of SQL on another node.  The caller fills the first
@@ -128,6 +129,9 @@ typedef struct KsNodeCall
 	Oid			serverid;		/* the server, role and user mapping whose */
 	Oid			userid;			/* connection it is, kept or opened */
 	Oid			umid;
+	char	   *origin;			/* kill_session.origin, given when it connects */
+	struct KsNotice *notices;	/* the node's notices, not yet raised */
+	struct KsNotice *last_notice;
 	bool		kept;			/* a kept connection, not yet used again */
 	bool		pipelined;		/* checks and call sent in one pipeline */
 	bool		sent;			/* the call's SQL may have reached the node */
@@ -158,9 +162,11 @@ extern Datum ks_forward_call(FunctionCallInfo fcinfo, int argno, int64 id,
 
 /* connection.c: the connections to other nodes kept between calls */
 extern void ks_define_connection_settings(void);
-extern struct pg_conn *ks_connection_take(Oid serverid, Oid userid, Oid umid);
+extern struct pg_conn *ks_connection_take(Oid serverid, Oid userid, Oid umid,
+										  const char *origin);
 extern void ks_connection_give_back(Oid serverid, Oid userid, Oid umid,
-									struct pg_conn *conn, bool clean);
+									const char *origin, struct pg_conn *conn,
+									bool clean);
 extern void ks_connection_close(struct pg_conn *conn);
 extern void ks_ignore_notice(void *arg, const struct pg_result *res);
 

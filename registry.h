@@ -57,13 +57,16 @@ typedef struct KsKiller
 	NameData	role;
 
 	/*
-	 * The session of another node on whose behalf the killer acted, as that
-	 * node reported it (kill_session.origin); origin_pid 0 if none.
+	 * The session of another node on whose behalf the killer said it acted
+	 * (kill_session.origin); origin_pid 0 if none.  origin_vouched: the
+	 * killer logged in as the user of that role's mapping for this node, as a
+	 * forwarding from that node does.
 	 */
 	int			origin_node;
 	int			origin_pid;
 	int64		origin_sid;
 	NameData	origin_role;
+	bool		origin_vouched;
 } KsKiller;
 
 /* What ks_registry_mark_and_signal() found. */

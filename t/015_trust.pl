@@ -367,6 +367,76 @@ for my $case (
 }
 $caller->close;
 
+# -- The origin is a claim, given at connection start only ----------------------
+
+# Nothing that runs in a session can set it: a privileged role that tries
+# to make her own kill read as another node's report is refused.
+my $dba = KsWire->connect($n3, user => 'dba');
+for my $set ("SET kill_session.origin = '2 1 1 postgres'",
+	"SELECT set_config('kill_session.origin', '2 1 1 postgres', false)",
+	'RESET kill_session.origin')
+{
+	my $r = $dba->query($set);
+	is($r->{error}{C}, '55P02', "$set: 55P02");
+	like($r->{error}{M}, qr/^parameter "kill_session\.origin" cannot be set after connection start$/,
+		'cannot be set after connection start');
+}
+$dba->close;
+
+# Any client can give one in its own startup packet, though: the node then
+# names the session that acted first and prints the origin as its claim.
+# The role part is printed escaped, so that a quote and a newline forge
+# neither the line nor a line of their own on the ended session's client.
+my $forger = KsWire->connect($n3, user => 'dba',
+	options => "-c kill_session.origin=2\\ 123\\ 456\\ x\"\\\nFATAL:\\ \\ forged");
+my $forger_id = $forger->session_id;
+my $forger_pid = $forger->pid;
+is($forger->value('SHOW kill_session.origin'), "2 123 456 x\"\nFATAL:  forged",
+	'an origin with a quote and a newline in its role part is taken as given');
+my ($victim_out, $victim_err) = ('', '');
+my $victim = IPC::Run::start(
+	[ 'psql', '-X', '-d', $n3->connstr('postgres') . ' user=app application_name=forged_victim',
+		'-c', 'SELECT pg_sleep(60)' ],
+	'<', \undef, '>', \$victim_out, '2>', \$victim_err);
+$n3->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = 'forged_victim' AND wait_event = 'PgSleep'")
+  or die;
+my $victim_id = $n3->safe_psql('postgres',
+	"SELECT id FROM processlist WHERE pid = (SELECT pid FROM pg_stat_activity WHERE application_name = 'forged_victim')");
+my $off3 = -s $n3->logfile;
+is($forger->value("SELECT kill_session('$victim_id')"), 't',
+	'a session with a claimed origin kills');
+$victim->finish;
+my $claim = qr/on behalf of role "x\\"\\nFATAL:  forged" \(session 123, pid 456\) of node 2, as the calling session claimed/;
+like($victim_err,
+	qr/^FATAL:  terminating connection due to administrator command\nDETAIL:  Session $victim_id was killed by role "dba" \(session $forger_id\) $claim\.\n/m,
+	'the psql client is told who really killed it, and the origin as that session\'s claim');
+unlike($victim_err, qr/^FATAL:  forged/m, 'and sees no forged line');
+my $log3 = slurp_file($n3->logfile, $off3);
+like($log3,
+	qr/LOG:  session $victim_id \(pid \d+, role "app", database "postgres"\) killed by session $forger_id \(pid $forger_pid, role "dba"\) $claim\n/,
+	'the node logs the session that acted, then the claim');
+unlike($log3, qr/^\s*FATAL:  forged/m, 'the log has no forged line, indented or not');
+$forger->close;
+
+# An origin not in the node's form is refused at connection start (22023).
+my $bad = KsWire->connect($n3, user => 'dba', nowait => 1,
+	options => '-c kill_session.origin=postgres');
+my $m;
+do { $m = $bad->read_message(30) } until !defined $m || $m->{type} eq 'E' || $m->{type} eq 'Z';
+is($m && $m->{type} eq 'E' ? $m->{fields}{C} : 'no error', '22023',
+	'an origin that is not "node session_id pid role": 22023 at connection start');
+$bad->close;
+
+# A node's NOTICEs reach the caller as the node sent them, one by one, each
+# naming the node, after libpq has handed them over.
+my @missing = map { 30_000_000_000 + 9_000_000 + $_ } (2, 1, 3);
+(undef, $err) = ks_run_as($n2, 'postgres',
+	"SELECT id, killed FROM kill_sessions(ARRAY[" . join(',', @missing) . '])');
+like($err,
+	qr/NOTICE:  42704: session ID $missing[0] does not exist\nCONTEXT:  node 3 \(foreign server "node3"\)\nLOCATION:  [^\n]*\n[^\n]*NOTICE:  42704: session ID $missing[1] does not exist\nCONTEXT:  node 3 \(foreign server "node3"\)\nLOCATION:  [^\n]*\n[^\n]*NOTICE:  42704: session ID $missing[2] does not exist\nCONTEXT:  node 3 \(foreign server "node3"\)\n/,
+	'the node\'s NOTICEs reach the caller in the order the node sent them');
+
 # -- Every bound holds ----------------------------------------------------------
 
 ($v, $id) = ks_victim($n3);
@@ -437,6 +507,39 @@ like(refused($n2, 'postgres',
 $elapsed = time() - $t0;
 cmp_ok($elapsed, '<', 1 + 2 * ks_slow(), "at once (${elapsed}s)");
 is(scalar(grandchildren($n2)), 0, 'no resolver is left behind');
+
+# A session whose calls are cancelled in the middle of their wait, time
+# after time, keeps no descriptor of them: no epoll set, no socket, no pipe.
+my $waiter = KsWire->connect($n2);
+$waiter->value("SET statement_timeout = '300ms'");
+sub descriptors
+{
+	my ($pid) = @_;
+	my ($all, $epoll) = (0, 0);
+	opendir(my $dh, "/proc/$pid/fd") or die "cannot read /proc/$pid/fd: $!";
+	for my $fd (grep { /^\d+$/ } readdir($dh))
+	{
+		my $target = readlink("/proc/$pid/fd/$fd") // next;
+		$all++;
+		$epoll++ if $target =~ /eventpoll/;
+	}
+	closedir($dh);
+	return ($all, $epoll);
+}
+# One call first, for what a session opens once (the catalogs' files).
+$waiter->query("SELECT kill_session('$id')");
+my ($fds_before, $epoll_before) = descriptors($waiter->pid);
+my $timeouts = 0;
+for (1 .. 10)
+{
+	my $r = $waiter->query("SELECT kill_session('$id')");
+	$timeouts++ if ($r->{error}{C} // '') eq '57014';
+}
+is($timeouts, 10, 'ten calls cancelled by statement_timeout while they wait');
+my ($fds_after, $epoll_after) = descriptors($waiter->pid);
+is($epoll_after, $epoll_before, "no epoll descriptor left behind ($epoll_after)");
+is($fds_after, $fds_before, "no descriptor at all left behind ($fds_after)");
+$waiter->close;
 $t0 = time();
 is($n2->safe_psql('postgres',
 		"SET kill_session.node_timeout = '30s'; SELECT kill_session('$id')"),
@@ -534,8 +637,8 @@ if ($liar_pid == 0)
 				next unless $type eq 'E';
 				if ($sql =~ /set_config\('search_path'/)
 				{
-					syswrite($c, $rows->([ map { "c$_" } 1 .. 7 ],
-						[ 'pg_catalog', '3', $sysid, 'postgres', $view_oid, '5000', '' ]));
+					syswrite($c, $rows->([ map { "c$_" } 1 .. 6 ],
+						[ 'pg_catalog', '3', $sysid, 'postgres', $view_oid, '5000' ]));
 				}
 				elsif ($sql =~ /pg_control_system/)
 				{
