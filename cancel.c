@@ -190,8 +190,8 @@ ks_sigint_action(int signo, siginfo_t *info, void *context)
 
 	/*
 	 * The handler replaced.  A library that replaced this one afterwards and
-	 * calls it in turn could lead back here (on PostgreSQL 17 and later the
-	 * replaced handler may be pqsignal()'s dispatcher, which calls whatever
+	 * calls it in turn could lead back here (from PostgreSQL 18 on, the
+	 * replaced handler is pqsignal()'s dispatcher, which calls whatever
 	 * pqsignal() installed last): once is enough.
 	 */
 	if (!ks_in_prev_handler)
