@@ -16,8 +16,9 @@
  * keeps the local part.
  *
  * The shared state and its lock are private to this file; other files get
- * copies of entries and the one operation that writes another backend's
- * entry, the kill's mark-and-signal (registry.h).
+ * copies of entries and the operations that write another backend's
+ * entry: the kill's mark-and-signal, and the cancel by SQL_ID, whose asked
+ * backend writes its answer into the asker's entry (registry.h).
  *
  * The map is exact under concurrency: a backend clears its slot in its own
  * on_shmem_exit callback under the registry lock.  Whoever holds the lock
@@ -65,7 +66,8 @@
  * One registry slot per PGPROC, indexed by PGPROC number.  A slot is in use
  * while pid != 0.  The owning backend fills it once authenticated and
  * clears it in its own on_shmem_exit callback; all of it is read and
- * written under the registry lock.
+ * written under the registry lock, but for the state and the answer box of
+ * a cancel by SQL_ID, which a SIGINT handler writes (below).
  */
 typedef struct KsSlot
 {
