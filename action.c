@@ -590,7 +590,12 @@ ks_add_end_detail(ErrorData *edata)
 
 	if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
 	{
-		if (ks_my_mark(KS_CANCEL, &my_sid, &by))
+		/* A cancel by SQL_ID names its asker, even one that stopped waiting. */
+		if (ks_cancel_taken_by(&by))
+			edata->detail = psprintf("The statement of session " INT64_FORMAT " was cancelled by %s.",
+									 ks_global_id(ks_my_session_id()),
+									 ks_describe_marker(&by));
+		else if (ks_my_mark(KS_CANCEL, &my_sid, &by))
 			edata->detail = psprintf("The statement of session " INT64_FORMAT " was cancelled by %s.",
 									 ks_global_id(my_sid), ks_describe_marker(&by));
 	}

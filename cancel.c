@@ -24,6 +24,17 @@
  * backend reads its next message is dropped there (PostgresMain).  So the
  * cancel can reach no other statement, however the two race.
  *
+ * The caller logs its ask before it sends it.  The session answers into
+ * the caller's own registry slot, so a session that takes the cancel and
+ * exits at once (a client that disconnects on an error) is still known to
+ * have taken it: true, and a session gone without answering is told apart
+ * (a NOTICE that it ended).  A caller that stops waiting leaves its ask,
+ * with its name, to the session, which decides when the signal reaches it
+ * and names the caller in its DETAIL: the caller's WARNING says that the
+ * statement may still be cancelled.  A session whose SIGINT handler
+ * another library has replaced since says so in the registry, and a cancel
+ * by SQL_ID of it is refused before anything is sent.
+ *
  * Copyright (c) 2026, kill_session developers
  *
  * IDENTIFICATION
@@ -34,7 +45,9 @@
 #include "postgres.h"
 
 #include <signal.h>
+#include <unistd.h>
 
+#include "access/xact.h"
 #include "fmgr.h"
 #include "libpq/pqsignal.h"
 #include "miscadmin.h"
@@ -100,50 +113,247 @@ ks_still_running(uint32 sid, pid_t pid, const KsStatement *stmt)
 }
 
 /*
+ * The SIGINT handler this library replaced, which its own calls for every
+ * SIGINT it does not keep: PostgreSQL's StatementCancelHandler, or the
+ * handler of a library that replaced it before.
+ */
+static struct sigaction ks_prev_sigint;
+
+/* Whether this session's SIGINT handler was this library's when last seen. */
+static bool ks_handler_ours = false;
+
+/* Set while the previous handler runs: see ks_sigint_action(). */
+static volatile sig_atomic_t ks_in_prev_handler = 0;
+
+/*
+ * The cancel by SQL_ID this session took, for the DETAIL of its 57014: who
+ * asked, and the start of the statement it cancelled.  Written by the
+ * handler, which is the session itself, before it sets QueryCancelPending;
+ * read as the cancel is reported.
+ */
+static volatile sig_atomic_t ks_taken = 0;
+static KsKiller ks_taken_by;
+static TimestampTz ks_taken_stmt_start;
+
+/*
  * The SIGINT handler of every client session: PostgreSQL's own, but for a
  * cancel by SQL_ID, which it takes only if it still runs that statement.
- * Signal-safe: it reads its own registry slot and status entry, takes no
- * lock, and calls PostgreSQL's handler.
+ * Signal-safe: it reads its own registry slot and status entry, writes its
+ * answer without a lock, and calls the handler it replaced for the rest.
  */
 static void
-ks_sigint_handler(SIGNAL_ARGS)
+ks_sigint_action(int signo, siginfo_t *info, void *context)
 {
 	int			save_errno = errno;
 	int64		query_id;
-	KsSqlCancel ask = ks_my_cancel_ask(&query_id);
+	KsKiller	by;
+	KsSqlCancel ask = KS_SQL_CANCEL_NONE;
 
+	/*
+	 * A child forked by system() keeps the handler until it execs: there
+	 * SIGINT does what it does by default, as PostgreSQL's own handlers do
+	 * from 17 on, and no shared memory is touched.
+	 */
+	if (MyProcPid != (int) getpid())
+	{
+		signal(SIGINT, SIG_DFL);
+		raise(SIGINT);
+		return;
+	}
+	ask = ks_my_cancel_ask(&query_id, &by);
 	if (ask == KS_SQL_CANCEL_ASKED || ask == KS_SQL_CANCEL_ABANDONED)
 	{
 		volatile PgBackendStatus *be = MyBEEntry;
 		bool		running;
+		TimestampTz start = 0;
 
 		running = ActivePortal != NULL && be != NULL &&
 			(be->st_state == STATE_RUNNING || be->st_state == STATE_FASTPATH) &&
 			(int64) be->st_query_id == query_id;
-		ks_my_cancel_answer(running ? KS_SQL_CANCEL_TAKEN : KS_SQL_CANCEL_REFUSED,
-							running ? be->st_activity_start_timestamp : 0);
+		if (running)
+		{
+			/* Named before the cancel can be reported. */
+			start = be->st_activity_start_timestamp;
+			ks_taken_by = by;
+			ks_taken_stmt_start = start;
+			ks_taken = 1;
+		}
+		ks_my_cancel_answer(ask,
+							running ? KS_SQL_CANCEL_TAKEN : KS_SQL_CANCEL_REFUSED,
+							start);
 		if (!running)
 		{
 			errno = save_errno;
 			return;
 		}
 	}
+
+	/*
+	 * The handler replaced.  A library that replaced this one afterwards and
+	 * calls it in turn could lead back here (from PostgreSQL 18 on, the
+	 * replaced handler is pqsignal()'s dispatcher, which calls whatever
+	 * pqsignal() installed last): once is enough.
+	 */
+	if (!ks_in_prev_handler)
+	{
+		ks_in_prev_handler = 1;
+		errno = save_errno;
+		if (ks_prev_sigint.sa_flags & SA_SIGINFO)
+			ks_prev_sigint.sa_sigaction(signo, info, context);
+		else
+			ks_prev_sigint.sa_handler(signo);
+		ks_in_prev_handler = 0;
+	}
 	errno = save_errno;
-	StatementCancelHandler(postgres_signal_arg);
 }
 
-/* Called once the session is registered. */
+/* Whether SIGINT's handler is this library's now. */
+static bool
+ks_sigint_is_ours(void)
+{
+	struct sigaction now;
+
+	if (sigaction(SIGINT, NULL, &now) != 0)
+		return false;
+	return (now.sa_flags & SA_SIGINFO) != 0 &&
+		now.sa_sigaction == ks_sigint_action;
+}
+
+static void
+ks_cancel_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PREPARE)
+		ks_check_cancel_handler();
+}
+
+/*
+ * What pqsignal() installs for an instant below, with SIGINT blocked (not
+ * SIG_IGN, which would drop a SIGINT pending meanwhile).
+ */
+#if PG_VERSION_NUM < 180000
+static void
+ks_sigint_placeholder(SIGNAL_ARGS)
+{
+}
+#endif
+
+/*
+ * Called once the session is registered.  The handler is installed with
+ * sigaction() itself, so that it can be told apart from any other: on
+ * PostgreSQL 17 and later, pqsignal() installs one dispatcher for every
+ * handler.  The handler it replaces is kept to be called: up to 17 it is
+ * the function pqsignal() returns (behind 17's dispatcher), from 18 on,
+ * where pqsignal() returns nothing, the dispatcher itself.  A SIGINT that
+ * is ignored or left to the default is left so, and the session takes no
+ * cancel by SQL_ID.
+ */
 void
 ks_install_cancel_handler(void)
 {
-	pqsignal(SIGINT, ks_sigint_handler);
+	struct sigaction act;
+	sigset_t	sigint,
+				old_mask;
+
+	/* A SIGINT that comes meanwhile waits for the new handler. */
+	sigemptyset(&sigint);
+	sigaddset(&sigint, SIGINT);
+	sigprocmask(SIG_BLOCK, &sigint, &old_mask);
+	if (sigaction(SIGINT, NULL, &ks_prev_sigint) == 0 &&
+		((ks_prev_sigint.sa_flags & SA_SIGINFO) ||
+		 (ks_prev_sigint.sa_handler != SIG_IGN &&
+		  ks_prev_sigint.sa_handler != SIG_DFL)))
+	{
+#if PG_VERSION_NUM < 180000
+		if (!(ks_prev_sigint.sa_flags & SA_SIGINFO))
+			ks_prev_sigint.sa_handler = pqsignal(SIGINT, ks_sigint_placeholder);
+#endif
+		act = ks_prev_sigint;
+		act.sa_sigaction = ks_sigint_action;
+		act.sa_flags |= SA_SIGINFO;
+		if (sigaction(SIGINT, &act, NULL) != 0)
+			(void) sigaction(SIGINT, &ks_prev_sigint, NULL);
+	}
+	sigprocmask(SIG_SETMASK, &old_mask, NULL);
+	ks_check_cancel_handler();
+	RegisterXactCallback(ks_cancel_xact_callback, NULL);
+}
+
+/*
+ * Publish in the registry whether SIGINT's handler is still this library's:
+ * a cancel by SQL_ID is refused before it is sent to a session whose
+ * handler another library replaced.  Called as the handler is installed,
+ * as each statement is parsed, after each utility statement (LOAD) and at
+ * each transaction's end: one system call, and the registry lock only when
+ * the answer changes.
+ */
+void
+ks_check_cancel_handler(void)
+{
+	bool		ours;
+
+	if (ks_my_session_id() == 0)
+		return;
+	ours = ks_sigint_is_ours();
+	if (ours != ks_handler_ours)
+	{
+		ks_registry_publish_handler(ours);
+		ks_handler_ours = ours;
+	}
+}
+
+/*
+ * Who cancelled this session's statement by SQL_ID, for the DETAIL of its
+ * 57014: the asker, if this statement is the one the handler took.  Once
+ * told, or for another statement, forgotten.
+ */
+bool
+ks_cancel_taken_by(KsKiller *by)
+{
+	volatile PgBackendStatus *be = MyBEEntry;
+	bool		mine;
+
+	if (!ks_taken)
+		return false;
+	mine = be != NULL && be->st_activity_start_timestamp == ks_taken_stmt_start;
+	if (mine)
+		*by = ks_taken_by;
+	ks_taken = 0;
+	return mine;
+}
+
+/* The 55000 of a cancel by SQL_ID that the session cannot decide. */
+pg_noreturn static void
+ks_report_handler_replaced(uint32 sid)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("cannot cancel a statement of session " INT64_FORMAT " by its SQL_ID",
+					ks_global_id(sid)),
+			 errdetail("Another library has replaced kill_session's SIGINT handler in that session, so the session cannot tell which statement a cancel is for."),
+			 errhint("Cancel whatever statement it runs with cancel_sql('" INT64_FORMAT "').",
+					 ks_global_id(sid))));
+}
+
+/*
+ * The session ended before its handler took the cancel: its statement ended
+ * with it, and nothing was cancelled.
+ */
+static void
+ks_notice_ended(uint32 sid)
+{
+	ereport(NOTICE,
+			(errmsg("session " INT64_FORMAT " ended before it took the cancel",
+					ks_global_id(sid))));
 }
 
 /*
  * Cancel the statement with query ID sql_id in session sid, if it runs it:
- * true once it has stopped; false with a NOTICE if the session runs
- * another statement or none, or with a WARNING if it did not stop within
- * kill_session.wait_timeout.
+ * true once it has stopped.  false with a NOTICE if the session runs
+ * another statement or none, or ended before it took the cancel; false with
+ * a WARNING if its statement did not stop within kill_session.wait_timeout,
+ * or if the session did not answer the cancel (it still may: "may still be
+ * cancelled").  The ask is logged before it is sent, with who asks.
  */
 static bool
 ks_cancel_sql_id(uint32 sid, const KsSession *target, const KsKiller *me,
@@ -152,11 +362,20 @@ ks_cancel_sql_id(uint32 sid, const KsSession *target, const KsKiller *me,
 	KsActivity	activity;
 	KsStatement stmt = {0};
 	int			timeout_ms = ks_wait_timeout_ms();
+	int			answer_ms = Max(timeout_ms, 1000);
 	TimestampTz deadline;
 	KsSqlCancel answer = KS_SQL_CANCEL_ASKED;
+	KsAskResult r;
+	KsAsk		ask;
+	KsProcState proc;
 	volatile bool stopped = false;
-	volatile bool asked = false;
 
+	if (!ks_backend_activity(target->pid, &activity) &&
+		!ks_registry_proc_state(sid, target->pid, &proc))
+	{
+		ks_notice_ended(sid);
+		return false;
+	}
 	if (!ks_backend_activity(target->pid, &activity) ||
 		activity.state == STATE_DISABLED)
 	{
@@ -183,40 +402,57 @@ ks_cancel_sql_id(uint32 sid, const KsSession *target, const KsKiller *me,
 		return false;
 	}
 
-	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-										   Max(timeout_ms, 1000));
+	/* Reserve the ask, once no other caller's ask is unanswered. */
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), answer_ms);
+	for (;;)
+	{
+		r = ks_registry_reserve_cancel(sid, target->pid, me, sql_id, &ask);
+		if (r != KS_ASK_BUSY || GetCurrentTimestamp() >= deadline)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 1, WAIT_EVENT_PG_SLEEP);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	if (r == KS_ASK_NOT_OURS)
+		ks_report_handler_replaced(sid);
+	if (r == KS_ASK_BUSY)
+	{
+		ereport(WARNING,
+				(errmsg("session " INT64_FORMAT " has not answered an earlier cancel by SQL_ID within %d ms",
+						ks_global_id(sid), answer_ms),
+				 errdetail("This call asked nothing; the earlier cancel may still cancel its statement.")));
+		return false;
+	}
+	if (r == KS_ASK_GONE)
+	{
+		ks_notice_ended(sid);
+		return false;
+	}
+
+	/* Reserved: ask is set, and is left to the session at the end. */
 	PG_TRY();
 	{
-		/* Ask, once no other caller's ask is waiting for its answer. */
-		for (;;)
-		{
-			KsAskResult r = ks_registry_ask_cancel(sid, target->pid, me, sql_id);
+		/* Logged before it is sent: every cancel it leads to has its line. */
+		ks_log_action(sid, target,
+					  psprintf("was asked to cancel its statement with SQL_ID " INT64_FORMAT,
+							   sql_id),
+					  me);
+		r = ks_registry_send_cancel(&ask);
+		if (r == KS_ASK_SIGNAL_FAILED)
+			ereport(ERROR,
+					(errcode(ERRCODE_SYSTEM_ERROR),
+					 errmsg("could not send signal to process %d: %m",
+							(int) target->pid)));
+		if (r == KS_ASK_NOT_OURS)
+			ks_report_handler_replaced(sid);
+		if (r == KS_ASK_GONE)
+			answer = KS_SQL_CANCEL_ENDED;
 
-			if (r == KS_ASK_SENT)
-			{
-				asked = true;
-				break;
-			}
-			if (r == KS_ASK_GONE)
-				break;
-			if (r == KS_ASK_SIGNAL_FAILED)
-				ereport(ERROR,
-						(errcode(ERRCODE_SYSTEM_ERROR),
-						 errmsg("could not send signal to process %d: %m",
-								(int) target->pid)));
-			if (GetCurrentTimestamp() >= deadline)
-				break;
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 1, WAIT_EVENT_PG_SLEEP);
-			ResetLatch(MyLatch);
-			CHECK_FOR_INTERRUPTS();
-		}
-
-		/* The session answers as the signal arrives. */
-		while (asked)
+		/* The session answers as the signal arrives, into this caller's box. */
+		while (answer == KS_SQL_CANCEL_ASKED)
 		{
-			answer = ks_registry_cancel_answer(sid, target->pid,
-											   &stmt.stmt_start);
+			answer = ks_registry_cancel_answer(&ask, &stmt.stmt_start);
 			if (answer != KS_SQL_CANCEL_ASKED || GetCurrentTimestamp() >= deadline)
 				break;
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
@@ -225,12 +461,13 @@ ks_cancel_sql_id(uint32 sid, const KsSession *target, const KsKiller *me,
 			CHECK_FOR_INTERRUPTS();
 		}
 
-		if (asked && answer == KS_SQL_CANCEL_TAKEN)
+		if (answer == KS_SQL_CANCEL_TAKEN)
 		{
-			ks_log_action(sid, target, "had its statement cancelled", me);
-			/* The caller's own statement is this one: it ends here. */
+			/*
+			 * The statement it took, which started when its answer says; the
+			 * caller's own statement is this one, and it may end here.
+			 */
 			CHECK_FOR_INTERRUPTS();
-			/* the statement it took, which started when its answer says */
 			stmt.tracked = true;
 			deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 												   timeout_ms);
@@ -252,30 +489,39 @@ ks_cancel_sql_id(uint32 sid, const KsSession *target, const KsKiller *me,
 	}
 	PG_FINALLY();
 	{
-		if (asked)
-			ks_registry_end_cancel(sid, target->pid);
+		ks_registry_end_cancel(&ask);
 	}
 	PG_END_TRY();
 
-	if (!asked || answer == KS_SQL_CANCEL_REFUSED)
+	switch (answer)
 	{
-		ereport(NOTICE,
-				(errmsg("session " INT64_FORMAT " is running another statement, or none",
-						ks_global_id(sid)),
-				 errdetail("Its statement with SQL_ID " INT64_FORMAT " ended before the cancel reached it.",
-						   sql_id)));
-		return false;
+		case KS_SQL_CANCEL_TAKEN:
+			if (stopped || timeout_ms == 0)
+				return true;
+			ereport(WARNING,
+					(errmsg("statement of session " INT64_FORMAT " not cancelled yet",
+							ks_global_id(sid)),
+					 errdetail("It took the cancel, and did not stop within %d ms.",
+							   timeout_ms)));
+			return false;
+		case KS_SQL_CANCEL_REFUSED:
+			ereport(NOTICE,
+					(errmsg("session " INT64_FORMAT " is running another statement, or none",
+							ks_global_id(sid)),
+					 errdetail("Its statement with SQL_ID " INT64_FORMAT " ended before the cancel reached it.",
+							   sql_id)));
+			return false;
+		case KS_SQL_CANCEL_ENDED:
+			ks_notice_ended(sid);
+			return false;
+		default:
+			ereport(WARNING,
+					(errmsg("session " INT64_FORMAT " did not answer the cancel within %d ms; its statement may still be cancelled",
+							ks_global_id(sid), answer_ms),
+					 errdetail("The cancel stays asked: as the session next runs, it cancels its statement if that is still the one with SQL_ID " INT64_FORMAT ".",
+							   sql_id)));
+			return false;
 	}
-	if (answer == KS_SQL_CANCEL_TAKEN && (stopped || timeout_ms == 0))
-		return true;
-	ereport(WARNING,
-			(errmsg("statement of session " INT64_FORMAT " not cancelled yet",
-					ks_global_id(sid)),
-			 errdetail(answer == KS_SQL_CANCEL_TAKEN ?
-					   "It did not stop within %d ms." :
-					   "The session did not take the cancel within %d ms.",
-					   Max(timeout_ms, answer == KS_SQL_CANCEL_TAKEN ? 0 : 1000))));
-	return false;
 }
 
 /*

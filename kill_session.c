@@ -139,6 +139,7 @@ ks_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
 {
 	ks_rewrite_show(query);
 	ks_analyze_show_text(pstate, query);
+	ks_check_cancel_handler();
 
 	if (prev_post_parse_analyze_hook)
 		prev_post_parse_analyze_hook(pstate, query, jstate);
@@ -177,6 +178,9 @@ ks_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	else
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 								params, queryEnv, dest, qc);
+
+	/* A LOAD may have brought a library that replaced the SIGINT handler. */
+	ks_check_cancel_handler();
 
 	/* SHOW PROCESSLIST's statement outlives DEALLOCATE and DISCARD ALL. */
 	if (show_discarded)

@@ -190,6 +190,8 @@ extern KsEndReason ks_end_reason(void);
 
 /* cancel.c: the target's side of a cancel by SQL_ID */
 extern void ks_install_cancel_handler(void);
+extern void ks_check_cancel_handler(void);
+extern bool ks_cancel_taken_by(KsKiller *by);
 
 /* disconnect.c: the target's side of a disconnect */
 extern void ks_disconnect_xact_callback(XactEvent event, void *arg);

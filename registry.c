@@ -16,8 +16,9 @@
  * keeps the local part.
  *
  * The shared state and its lock are private to this file; other files get
- * copies of entries and the one operation that writes another backend's
- * entry, the kill's mark-and-signal (registry.h).
+ * copies of entries and the operations that write another backend's
+ * entry: the kill's mark-and-signal, and the cancel by SQL_ID, whose asked
+ * backend writes its answer into the asker's entry (registry.h).
  *
  * The map is exact under concurrency: a backend clears its slot in its own
  * on_shmem_exit callback under the registry lock.  Whoever holds the lock
@@ -65,7 +66,8 @@
  * One registry slot per PGPROC, indexed by PGPROC number.  A slot is in use
  * while pid != 0.  The owning backend fills it once authenticated and
  * clears it in its own on_shmem_exit callback; all of it is read and
- * written under the registry lock.
+ * written under the registry lock, but for the state and the answer box of
+ * a cancel by SQL_ID, which a SIGINT handler writes (below).
  */
 typedef struct KsSlot
 {
@@ -84,14 +86,31 @@ typedef struct KsSlot
 	KsKiller	by[KS_NUM_ACTIONS];
 
 	/*
-	 * A cancel of a statement by its SQL_ID: the query ID asked for, written
-	 * under the lock before the signal; the state, which the backend's SIGINT
-	 * handler answers without the lock (KsSqlCancel); and the start of the
-	 * statement it took, written before the answer.
+	 * A cancel of a statement by its SQL_ID asked of this backend.  The ask
+	 * (query ID, who asked, the asker's PGPROC number and the ask's number)
+	 * is written under the lock, and only while no ask is unanswered
+	 * (cancel_state RESERVED, ASKED or ABANDONED), so the SIGINT handler
+	 * reads it stable; the handler answers in cancel_state without the lock,
+	 * after writing the start of the statement it took.
 	 */
 	int64		cancel_query_id;
+	KsKiller	cancel_by;
+	int			cancel_asker;
+	uint32		cancel_seq;
 	TimestampTz cancel_stmt_start;
 	pg_atomic_uint32 cancel_state;
+
+	/* Whether the backend's SIGINT handler is this library's, as it saw. */
+	bool		handler_ours;
+
+	/*
+	 * The answer to this process's own ask, KS_BOX(seq, KsSqlCancel), in the
+	 * slot of its PGPROC (with a session ID or not): the asked backend's
+	 * handler writes it by a compare-and-swap on the ask's number, so a late
+	 * answer to an earlier ask is dropped.  Here, it outlives the asked
+	 * backend, whose slot is cleared as it exits.
+	 */
+	pg_atomic_uint32 ask_answer;
 } KsSlot;
 
 typedef struct KsShared
@@ -99,11 +118,18 @@ typedef struct KsShared
 	LWLock	   *lock;			/* protects everything below */
 	uint32		next_sid;		/* next ID to hand out */
 	bool		wrapped;		/* next_sid has passed 4294967295 */
+	uint32		next_ask_seq;	/* number of the next cancel by SQL_ID */
 	int			nslots;
 	KsSlot		slots[FLEXIBLE_ARRAY_MEMBER];
 } KsShared;
 
 static KsShared *ks_shared = NULL;
+
+/* An answer box's word: the ask's number (28 bits) and its KsSqlCancel. */
+#define KS_ASK_SEQ_MASK		0x0FFFFFFF
+#define KS_BOX(seq, state)	(((uint32) (seq) << 4) | (uint32) (state))
+#define KS_BOX_SEQ(box)		((box) >> 4)
+#define KS_BOX_STATE(box)	((KsSqlCancel) ((box) & 0xF))
 
 /* This backend's client session ID, 0 when it has none. */
 static uint32 ks_my_sid = 0;
@@ -410,13 +436,17 @@ ks_registry_mark_and_signal(uint32 sid, pid_t pid, KsAction action,
 }
 
 KsAskResult
-ks_registry_ask_cancel(uint32 sid, pid_t pid, const KsKiller *by,
-					   int64 query_id)
+ks_registry_reserve_cancel(uint32 sid, pid_t pid, const KsKiller *by,
+						   int64 query_id, KsAsk *ask)
 {
+	int			me = KS_MY_PROCNO;
 	KsSlot	   *slot;
-	KsAskResult result = KS_ASK_SENT;
+	KsSqlCancel state;
+	uint32		seq;
 	int			idx;
 
+	if (me < 0 || me >= ks_shared->nslots)
+		elog(ERROR, "kill_session: PGPROC number %d out of range", me);
 	LWLockAcquire(ks_shared->lock, LW_EXCLUSIVE);
 	idx = ks_find_slot_locked(sid);
 	if (idx < 0 || ks_shared->slots[idx].pid != pid)
@@ -425,70 +455,148 @@ ks_registry_ask_cancel(uint32 sid, pid_t pid, const KsKiller *by,
 		return KS_ASK_GONE;
 	}
 	slot = &ks_shared->slots[idx];
+	if (!slot->handler_ours)
+	{
+		LWLockRelease(ks_shared->lock);
+		return KS_ASK_NOT_OURS;
+	}
 	/* One ask at a time: another caller's is still unanswered. */
-	if (pg_atomic_read_u32(&slot->cancel_state) == KS_SQL_CANCEL_ASKED)
+	state = pg_atomic_read_u32(&slot->cancel_state);
+	if (state == KS_SQL_CANCEL_RESERVED || state == KS_SQL_CANCEL_ASKED ||
+		state == KS_SQL_CANCEL_ABANDONED)
 	{
 		LWLockRelease(ks_shared->lock);
 		return KS_ASK_BUSY;
 	}
-	slot->marked[KS_CANCEL] = true;
-	slot->by[KS_CANCEL] = *by;
+	do
+		seq = ks_shared->next_ask_seq++ & KS_ASK_SEQ_MASK;
+	while (seq == 0);
 	slot->cancel_query_id = query_id;
-	slot->cancel_stmt_start = 0;
-	pg_atomic_write_u32(&slot->cancel_state, KS_SQL_CANCEL_ASKED);
-	pg_memory_barrier();
-	if (kill(-pid, SIGINT) != 0 && kill(pid, SIGINT) != 0)
-	{
-		result = (errno == ESRCH) ? KS_ASK_GONE : KS_ASK_SIGNAL_FAILED;
-		slot->marked[KS_CANCEL] = false;
-		pg_atomic_write_u32(&slot->cancel_state, KS_SQL_CANCEL_NONE);
-	}
+	slot->cancel_by = *by;
+	slot->cancel_asker = me;
+	slot->cancel_seq = seq;
+	pg_atomic_write_u32(&ks_shared->slots[me].ask_answer,
+						KS_BOX(seq, KS_SQL_CANCEL_ASKED));
+	pg_write_barrier();
+	pg_atomic_write_u32(&slot->cancel_state, KS_SQL_CANCEL_RESERVED);
 	LWLockRelease(ks_shared->lock);
+
+	ask->sid = sid;
+	ask->pid = pid;
+	ask->seq = seq;
+	return KS_ASK_SENT;
+}
+
+/* The slot of the session ask was made of, if it still holds it; or NULL. */
+static KsSlot *
+ks_ask_slot_locked(const KsAsk *ask)
+{
+	int			idx = ks_find_slot_locked(ask->sid);
+
+	if (idx < 0 || ks_shared->slots[idx].pid != ask->pid)
+		return NULL;
+	return &ks_shared->slots[idx];
+}
+
+KsAskResult
+ks_registry_send_cancel(const KsAsk *ask)
+{
+	KsAskResult result = KS_ASK_SENT;
+	int			signal_errno = 0;
+	KsSlot	   *slot;
+
+	LWLockAcquire(ks_shared->lock, LW_EXCLUSIVE);
+	slot = ks_ask_slot_locked(ask);
+	if (slot == NULL)
+	{
+		LWLockRelease(ks_shared->lock);
+		return KS_ASK_GONE;
+	}
+	/* Reserved: no one but this caller changes it. */
+	Assert(slot->cancel_seq == ask->seq &&
+		   pg_atomic_read_u32(&slot->cancel_state) == KS_SQL_CANCEL_RESERVED);
+	/* The handler may have been replaced while the ask was logged. */
+	if (!slot->handler_ours)
+		result = KS_ASK_NOT_OURS;
+	else
+	{
+		pg_atomic_write_u32(&slot->cancel_state, KS_SQL_CANCEL_ASKED);
+		pg_memory_barrier();
+		/* Backends lead their own process group, as pg_signal_backend knows. */
+		if (kill(-ask->pid, SIGINT) != 0 && kill(ask->pid, SIGINT) != 0)
+		{
+			signal_errno = errno;
+			result = (signal_errno == ESRCH) ? KS_ASK_GONE : KS_ASK_SIGNAL_FAILED;
+		}
+	}
+	if (result != KS_ASK_SENT)
+		pg_atomic_write_u32(&slot->cancel_state, KS_SQL_CANCEL_NONE);
+	LWLockRelease(ks_shared->lock);
+	errno = signal_errno;
 	return result;
 }
 
+/*
+ * The answer to the ask so far; with TAKEN, the start of the statement
+ * taken, or 0 if the session has ended or been asked again since (its
+ * statement has then stopped, or another handler has run after this one's
+ * answer).  ENDED when the session is gone and had not answered: under the
+ * lock, a slot found free was cleared by its backend's exit, which came
+ * after any answer its handler wrote, so that answer is seen here.
+ */
 KsSqlCancel
-ks_registry_cancel_answer(uint32 sid, pid_t pid, TimestampTz *stmt_start)
+ks_registry_cancel_answer(const KsAsk *ask, TimestampTz *stmt_start)
 {
-	KsSqlCancel state = KS_SQL_CANCEL_NONE;
-	int			idx;
+	KsSlot	   *slot;
+	uint32		box;
+	KsSqlCancel answer;
 
+	*stmt_start = 0;
 	LWLockAcquire(ks_shared->lock, LW_SHARED);
-	idx = ks_find_slot_locked(sid);
-	if (idx >= 0 && ks_shared->slots[idx].pid == pid)
+	slot = ks_ask_slot_locked(ask);
+	box = pg_atomic_read_u32(&ks_shared->slots[KS_MY_PROCNO].ask_answer);
+	answer = KS_BOX_SEQ(box) == ask->seq ? KS_BOX_STATE(box) : KS_SQL_CANCEL_ASKED;
+	if (answer == KS_SQL_CANCEL_TAKEN && slot != NULL &&
+		slot->cancel_seq == ask->seq)
 	{
-		state = pg_atomic_read_u32(&ks_shared->slots[idx].cancel_state);
 		/* The start was written before the answer. */
 		pg_read_barrier();
-		*stmt_start = ks_shared->slots[idx].cancel_stmt_start;
+		*stmt_start = slot->cancel_stmt_start;
 	}
+	else if (answer == KS_SQL_CANCEL_ASKED && slot == NULL)
+		answer = KS_SQL_CANCEL_ENDED;
 	LWLockRelease(ks_shared->lock);
-	return state;
+	return answer;
 }
 
 void
-ks_registry_end_cancel(uint32 sid, pid_t pid)
+ks_registry_end_cancel(const KsAsk *ask)
 {
-	int			idx;
+	KsSlot	   *slot;
 
 	LWLockAcquire(ks_shared->lock, LW_EXCLUSIVE);
-	idx = ks_find_slot_locked(sid);
-	if (idx >= 0 && ks_shared->slots[idx].pid == pid)
+	slot = ks_ask_slot_locked(ask);
+	if (slot != NULL && slot->cancel_seq == ask->seq)
 	{
-		KsSlot	   *slot = &ks_shared->slots[idx];
 		uint32		asked = KS_SQL_CANCEL_ASKED;
 
-		slot->marked[KS_CANCEL] = false;
-		/* Unanswered: the handler still decides when the signal comes. */
-		if (!pg_atomic_compare_exchange_u32(&slot->cancel_state, &asked,
-											KS_SQL_CANCEL_ABANDONED))
+		/* Reserved and never sent: nothing to leave behind. */
+		if (pg_atomic_read_u32(&slot->cancel_state) == KS_SQL_CANCEL_RESERVED)
 			pg_atomic_write_u32(&slot->cancel_state, KS_SQL_CANCEL_NONE);
+
+		/*
+		 * Unanswered: the handler still decides when the signal comes, and
+		 * the ask and its asker stay for it.
+		 */
+		else
+			(void) pg_atomic_compare_exchange_u32(&slot->cancel_state, &asked,
+												  KS_SQL_CANCEL_ABANDONED);
 	}
 	LWLockRelease(ks_shared->lock);
 }
 
 KsSqlCancel
-ks_my_cancel_ask(int64 *query_id)
+ks_my_cancel_ask(int64 *query_id, KsKiller *by)
 {
 	KsSlot	   *slot;
 	KsSqlCancel state;
@@ -497,20 +605,56 @@ ks_my_cancel_ask(int64 *query_id)
 		return KS_SQL_CANCEL_NONE;
 	slot = &ks_shared->slots[KS_MY_PROCNO];
 	state = pg_atomic_read_u32(&slot->cancel_state);
+	if (state != KS_SQL_CANCEL_ASKED && state != KS_SQL_CANCEL_ABANDONED)
+		return KS_SQL_CANCEL_NONE;
 	/* The ask was written before the state, and before the signal. */
 	pg_read_barrier();
 	*query_id = slot->cancel_query_id;
+	*by = slot->cancel_by;
 	return state;
 }
 
+/*
+ * Answer the ask found in state asked: in this slot, where it frees the
+ * slot for the next ask, and in the asker's answer box.
+ */
 void
-ks_my_cancel_answer(KsSqlCancel answer, TimestampTz stmt_start)
+ks_my_cancel_answer(KsSqlCancel asked, KsSqlCancel answer,
+					TimestampTz stmt_start)
 {
 	KsSlot	   *slot = &ks_shared->slots[KS_MY_PROCNO];
+	uint32		expected = asked;
+	int			asker = slot->cancel_asker;
+	uint32		seq = slot->cancel_seq;
+	uint32		box = KS_BOX(seq, KS_SQL_CANCEL_ASKED);
 
 	slot->cancel_stmt_start = stmt_start;
 	pg_write_barrier();
-	pg_atomic_write_u32(&slot->cancel_state, answer);
+	/* The asker may stop waiting meanwhile: ASKED becomes ABANDONED. */
+	while (!pg_atomic_compare_exchange_u32(&slot->cancel_state, &expected,
+										   answer))
+	{
+		if (expected != KS_SQL_CANCEL_ASKED &&
+			expected != KS_SQL_CANCEL_ABANDONED)
+			return;
+	}
+	if (asker >= 0 && asker < ks_shared->nslots)
+		(void) pg_atomic_compare_exchange_u32(&ks_shared->slots[asker].ask_answer,
+											  &box, KS_BOX(seq, answer));
+}
+
+void
+ks_registry_publish_handler(bool ours)
+{
+	KsSlot	   *slot;
+
+	if (ks_shared == NULL || ks_my_sid == 0 || MyProc == NULL)
+		return;
+	slot = &ks_shared->slots[KS_MY_PROCNO];
+	LWLockAcquire(ks_shared->lock, LW_EXCLUSIVE);
+	if (slot->pid == MyProcPid)
+		slot->handler_ours = ours;
+	LWLockRelease(ks_shared->lock);
 }
 
 bool
@@ -620,6 +764,7 @@ ks_register_session(Port *port)
 	LWLockAcquire(ks_shared->lock, LW_EXCLUSIVE);
 	memset(slot, 0, sizeof(KsSlot));
 	pg_atomic_init_u32(&slot->cancel_state, KS_SQL_CANCEL_NONE);
+	pg_atomic_init_u32(&slot->ask_answer, 0);
 	slot->sid = ks_next_sid_locked();
 	slot->connect_time = GetCurrentTimestamp();
 	namestrcpy(&slot->user_name, port->user_name ? port->user_name : "");

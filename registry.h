@@ -80,26 +80,42 @@ typedef enum KsMarkResult
 /*
  * A cancel of one statement by its SQL_ID, as the session's SIGINT handler
  * answers it: only the session knows, at the moment the signal arrives,
- * whether it still runs that statement.
+ * whether it still runs that statement.  The session's slot holds the ask,
+ * who made it and its state; the asker's own slot holds the answer to its
+ * ask (an answer box), so that the answer outlives the session.
  */
 typedef enum KsSqlCancel
 {
 	KS_SQL_CANCEL_NONE,			/* none asked: SIGINT cancels as always */
+	KS_SQL_CANCEL_RESERVED,		/* an asker is logging its ask: not sent yet,
+								 * and SIGINT still cancels as always */
 	KS_SQL_CANCEL_ASKED,		/* asked, not answered yet */
 	KS_SQL_CANCEL_TAKEN,		/* it ran that statement: cancelled */
 	KS_SQL_CANCEL_REFUSED,		/* it ran another, or none: left alone */
-	KS_SQL_CANCEL_ABANDONED		/* asked, and the caller stopped waiting:
-								 * decided all the same, unanswered */
+	KS_SQL_CANCEL_ABANDONED,	/* asked, and the caller stopped waiting:
+								 * decided all the same when the signal comes,
+								 * the asker still named */
+	KS_SQL_CANCEL_ENDED			/* the asker's view only: the session ended
+								 * without answering */
 } KsSqlCancel;
 
-/* What ks_registry_ask_cancel() did. */
+/* What ks_registry_reserve_cancel() and ks_registry_send_cancel() did. */
 typedef enum KsAskResult
 {
-	KS_ASK_SENT,				/* asked and signalled */
+	KS_ASK_SENT,				/* reserved, or asked and signalled */
 	KS_ASK_BUSY,				/* another caller's ask is unanswered */
 	KS_ASK_GONE,				/* the session is not there any more */
+	KS_ASK_NOT_OURS,			/* its SIGINT handler is another library's */
 	KS_ASK_SIGNAL_FAILED		/* kill() failed: see errno */
 } KsAskResult;
+
+/* The ask this process sends, as ks_registry_reserve_cancel() numbers it. */
+typedef struct KsAsk
+{
+	uint32		sid;
+	pid_t		pid;
+	uint32		seq;			/* unique among the server's asks */
+} KsAsk;
 
 /*
  * The signal to ks_registry_mark_and_signal() that wakes a session to look
@@ -161,21 +177,28 @@ extern void ks_registry_unmark(uint32 sid, pid_t pid, KsAction action);
 
 /*
  * Ask the session sid, still held by pid, to cancel its statement if it
- * runs one with query_id: mark it for KS_CANCEL by by, write the ask and
- * send SIGINT, under the registry lock.  Its answer, and the start of the
- * statement it took, come back through ks_registry_cancel_answer().
+ * runs one with query_id, in two steps: reserve the ask (who asks, for
+ * which query ID; no other ask can come in between), which the caller
+ * logs, then send it (SIGINT), both under the registry lock.  The answer,
+ * and the start of the statement taken, come back through
+ * ks_registry_cancel_answer(); ks_registry_end_cancel() ends the caller's
+ * part, leaving an unanswered ask to the session (KS_SQL_CANCEL_ABANDONED).
  */
-extern KsAskResult ks_registry_ask_cancel(uint32 sid, pid_t pid,
-										  const KsKiller *by, int64 query_id);
-extern KsSqlCancel ks_registry_cancel_answer(uint32 sid, pid_t pid,
+extern KsAskResult ks_registry_reserve_cancel(uint32 sid, pid_t pid,
+											  const KsKiller *by,
+											  int64 query_id, KsAsk *ask);
+extern KsAskResult ks_registry_send_cancel(const KsAsk *ask);
+extern KsSqlCancel ks_registry_cancel_answer(const KsAsk *ask,
 											 TimestampTz *stmt_start);
-
-/* The caller is done with its ask: unmarked, and unanswered ones left. */
-extern void ks_registry_end_cancel(uint32 sid, pid_t pid);
+extern void ks_registry_end_cancel(const KsAsk *ask);
 
 /* This backend's side, from its SIGINT handler: no lock taken. */
-extern KsSqlCancel ks_my_cancel_ask(int64 *query_id);
-extern void ks_my_cancel_answer(KsSqlCancel answer, TimestampTz stmt_start);
+extern KsSqlCancel ks_my_cancel_ask(int64 *query_id, KsKiller *by);
+extern void ks_my_cancel_answer(KsSqlCancel asked, KsSqlCancel answer,
+								TimestampTz stmt_start);
+
+/* This backend's side: whether its SIGINT handler is still the library's. */
+extern void ks_registry_publish_handler(bool ours);
 
 /* What the session sid, still held by pid, is doing; false if gone. */
 extern bool ks_registry_proc_state(uint32 sid, pid_t pid, KsProcState *state);

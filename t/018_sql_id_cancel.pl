@@ -10,6 +10,10 @@
 # nothing; a statement cancelled must belong to a call that said true.
 # Every tenth round, the named kind runs for certain as the cancel comes
 # (v$session shows it, and it runs for 30 s): it must be cancelled.
+#
+# Then what the caller is told when the target ends right after its cancel,
+# when it does not run while the caller waits, and when another library
+# has replaced the SIGINT handler that decides.
 
 use strict;
 use warnings FATAL => 'all';
@@ -141,6 +145,172 @@ SKIP:
 # The target is still there, and so is the caller.
 is($target->value('SELECT 1'), '1', 'the target session goes on');
 $target->close;
+
+# A target that ends right after its cancel, as a script or a pooler that
+# disconnects on an error does: its Terminate is sent with its statement,
+# so the backend exits as soon as the statement has ended.  The call must
+# say true for a statement it cancelled, and log it first; false only for
+# a statement not cancelled, with a NOTICE that says why (the session gone
+# is reported as gone); never the WARNING of a session that did not answer.
+# Three rounds in four, the statement named certainly runs as the cancel
+# comes (30 s); in the others, a short one races with the cancel.
+my $csid = $caller->session_id;
+my $log_start = -s $node->logfile;
+my (%ended, @ended_wrong, @said_true);
+for my $round (1 .. $rounds)
+{
+	my $sure = $round % 4 != 0;
+	my $kind = rand() < 0.5 ? 'A' : 'B';
+	my $t = KsWire->connect($node);
+	my $tsid = $t->session_id;
+	$t->send_msg('Q',
+		sprintf($sql{$kind}, $sure ? 30 : int(rand(4)) / 1000) . "\0");
+	$t->send_msg('X', '');
+	$t->_push;
+	if ($sure)
+	{
+		# pg_stat_activity, cheaper than v$session, which reads the locks
+		my $pid = $t->pid;
+		for (my $i = 0;; $i++)
+		{
+			last
+			  if $caller->value(
+				"SELECT count(*) FROM pg_stat_activity WHERE pid = $pid AND wait_event = 'PgSleep' AND query_id = $qid{$kind}"
+			  );
+			die 'the target did not start' if $i > 30000;
+			usleep(1000);
+		}
+	}
+	else
+	{
+		usleep(int(rand(5000)));
+	}
+	my $call = $caller->query("SELECT cancel_sql('$tsid, 0, $qid{$kind}')");
+	my $out = $t->read_result(30);
+	$t->close;
+	my $said = $call->{error} ? "error $call->{error}{C}" : $call->{rows}[0][0];
+	my $cancelled = ($out->{error}{C} // '') eq '57014';
+	my @warnings = grep { $_->{S} eq 'WARNING' } @{ $call->{notices} };
+	my $notice = $call->{notices}[0]{M} // '';
+	my $what = "round $round (session $tsid, " . ($sure ? 'certain' : 'race')
+	  . "): said $said ($notice), " . ($cancelled ? 'cancelled' : 'not cancelled');
+
+	push @ended_wrong, "$what: false, yet the statement was cancelled"
+	  if $said eq 'f' && $cancelled;
+	push @ended_wrong, "$what: cancelled by no call that said so"
+	  if $said ne 't' && $cancelled;
+	push @ended_wrong, "$what: not cancelled although it ran as the cancel came"
+	  if $sure && !($said eq 't' && $cancelled);
+	push @ended_wrong, "$what: a WARNING"
+	  if @warnings;
+	push @ended_wrong, "$what: an unexpected outcome"
+	  unless $said eq 't'
+	  || ($said eq 'f' && $notice =~ /^session \d+ (is not running a statement|is running another statement|ended before it took the cancel)/)
+	  || $said eq 'error 42704';
+	push @ended_wrong, "$what: the DETAIL does not name the caller"
+	  if $cancelled
+	  && ($out->{error}{D} // '') !~ /was cancelled by role "postgres" \(session $csid\)\./;
+	push @said_true, $tsid if $said eq 't';
+	(my $key = $said eq 'f' ? $notice : $said) =~ s/\d+/N/g;
+	$ended{ ($sure ? 'certain: ' : 'race: ') . $key }++;
+}
+note "$_: $ended{$_}" for sort keys %ended;
+is_deeply(\@ended_wrong, [],
+	"$rounds rounds with a target that ends right after its cancel: true for every statement cancelled, false only with its reason"
+);
+my $log = substr(slurp_file($node->logfile), $log_start);
+my @unlogged = grep {
+	$log !~ /LOG:  session $_ \(pid \d+, role "postgres", database "postgres"\) was asked to cancel its statement with SQL_ID -?\d+ by session $csid \(pid \d+, role "postgres"\)\n/
+} @said_true;
+is_deeply(\@unlogged, [], 'every true has its LOG line, naming the caller');
+
+# A target that does not run while the caller waits (stopped here): the
+# caller stops waiting with a WARNING that the statement may still be
+# cancelled, and the ask stays with its asker's name.  Another caller's ask
+# meanwhile is not sent.  Once the target runs, it takes the cancel, and
+# its DETAIL, in its LOG too, names the caller that asked.
+my $stopped = KsWire->connect($node);
+my $ssid = $stopped->session_id;
+my $other = KsWire->connect($node);
+my $osid = $other->session_id;
+$stopped->send_query(sprintf($sql{A}, 30));
+$node->poll_query_until('postgres',
+	"SELECT event = 'PgSleep' AND sql_id = $qid{A} FROM v\$session WHERE sid = $ssid")
+  or die 'the target did not start';
+$log_start = -s $node->logfile;
+$caller->query("SET kill_session.wait_timeout = '1s'");
+$other->query("SET kill_session.wait_timeout = '1s'");
+kill 'STOP', $stopped->pid;
+my $r1 = eval { $caller->query("SELECT cancel_sql('$ssid, 0, $qid{A}')") };
+my $r2 = eval { $other->query("SELECT cancel_sql('$ssid, 0, $qid{A}')") };
+kill 'CONT', $stopped->pid;
+is_deeply(
+	[ $r1->{rows}[0][0], $r1->{notices}[0]{S}, $r1->{notices}[0]{M} ],
+	[ 'f', 'WARNING',
+	  "session $ssid did not answer the cancel within 1000 ms; its statement may still be cancelled" ],
+	'a stopped target: false, with a WARNING that its statement may still be cancelled');
+is_deeply(
+	[ $r2->{rows}[0][0], $r2->{notices}[0]{S}, $r2->{notices}[0]{M} ],
+	[ 'f', 'WARNING',
+	  "session $ssid has not answered an earlier cancel by SQL_ID within 1000 ms" ],
+	'and another caller meanwhile asks nothing');
+$r = $stopped->read_result(30);
+is_deeply(
+	[ $r->{error}{C}, $r->{error}{D} ],
+	[ '57014', "The statement of session $ssid was cancelled by role \"postgres\" (session $csid)." ],
+	'once it runs, its statement is cancelled, and the DETAIL names the caller that asked');
+# The target logs its ERROR before it sends it.
+$log = substr(slurp_file($node->logfile), $log_start);
+like($log,
+	qr/LOG:  session $ssid \(pid \d+, role "postgres", database "postgres"\) was asked to cancel its statement with SQL_ID $qid{A} by session $csid \(pid \d+, role "postgres"\)\n.*ERROR:  canceling statement due to user request\n[^\n]*DETAIL:  The statement of session $ssid was cancelled by role "postgres" \(session $csid\)\./s,
+	'the log has the ask, then the target\'s ERROR with the DETAIL naming the caller');
+unlike($log, qr/session $osid \(pid \d+, role "postgres"\)\n/,
+	'and no ask of the other caller');
+is($stopped->value('SELECT 1'), '1', 'the target goes on');
+$caller->query("RESET kill_session.wait_timeout");
+$other->close;
+
+# A session whose SIGINT handler another library replaced after
+# kill_session's cannot decide which statement a cancel is for: the cancel
+# by SQL_ID is refused before it is sent, with 55000, and its statement
+# goes on.  The library is built here from t/sigint_replacer.c, with the
+# server's own pg_config; it is not part of kill_session.
+my $pg_config = $ENV{PG_CONFIG} // 'pg_config';
+SKIP:
+{
+	my %pgc;
+	for my $opt (qw(cc cflags cflags_sl includedir-server))
+	{
+		$pgc{$opt} = `$pg_config --$opt 2>/dev/null` // '';
+		chomp $pgc{$opt};
+	}
+	my $lib = PostgreSQL::Test::Utils::tempdir() . '/sigint_replacer.so';
+	my $built = $pgc{cc} ne '' && system(
+		"$pgc{cc} $pgc{cflags} $pgc{cflags_sl} -I$pgc{'includedir-server'} -shared -o $lib $FindBin::RealBin/sigint_replacer.c >/dev/null 2>&1"
+	) == 0;
+	skip 'no C compiler for the test library', 5 unless $built;
+
+	my $sid2 = $stopped->session_id;
+	my $l = $stopped->query("LOAD '$lib'");
+	is($l->{error}, undef, 'the library that replaces the SIGINT handler is loaded');
+	$stopped->send_query(sprintf($sql{A}, 30));
+	$node->poll_query_until('postgres',
+		"SELECT event = 'PgSleep' AND sql_id = $qid{A} FROM v\$session WHERE sid = $sid2")
+	  or die 'the target did not start';
+	$r = $caller->query("SELECT cancel_sql('$sid2, 0, $qid{A}')");
+	is_deeply(
+		[ $r->{error}{C}, $r->{error}{M}, $r->{error}{D} ],
+		[ '55000', "cannot cancel a statement of session $sid2 by its SQL_ID",
+		  "Another library has replaced kill_session's SIGINT handler in that session, so the session cannot tell which statement a cancel is for." ],
+		'a cancel by SQL_ID of a session whose handler was replaced: 55000, naming why');
+	is($caller->value(
+			"SELECT event FROM v\$session WHERE sid = $sid2"),
+		'PgSleep', 'and its statement goes on');
+	is($caller->value("SELECT cancel_sql('$sid2')"), 't',
+		'a cancel without SQL_ID still cancels it');
+	is($stopped->read_result(30)->{error}{C}, '57014', 'as PostgreSQL would');
+}
+$stopped->close;
 $caller->close;
 
 # SQL_ID joins pg_stat_statements, where it is installed (PostgreSQL's
