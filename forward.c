@@ -677,6 +677,19 @@ ks_call_add_option(KsNodeCall *call, const char *keyword, const char *value)
 	call->options[i + 1] = NULL;
 }
 
+/* Set a connection option that the call has. */
+static void
+ks_call_set_option(KsNodeCall *call, const char *keyword, const char *value)
+{
+	int			i;
+
+	for (i = 0; call->keywords[i] != NULL; i++)
+	{
+		if (strcmp(call->keywords[i], keyword) == 0)
+			call->options[i] = value;
+	}
+}
+
 static void ks_call_open(KsNodeCall *call);
 
 /*
@@ -818,10 +831,17 @@ ks_call_open(KsNodeCall *call)
 	{
 		if (!ks_resolve_start(&call->resolver, host))
 		{
+			/*
+			 * pipe2() or fork() failed; fork() with ENOMEM under
+			 * vm.overcommit_memory = 2, with EAGAIN at a process limit.
+			 */
+			char	   *why = psprintf("Could not start resolving its host name: %m.");
+
 			ks_call_fail(call, ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
 						 psprintf("could not connect to node %d", call->node),
-						 psprintf("Could not start resolving its host name: %m."),
-						 NULL);
+						 why,
+						 psprintf("Give foreign server \"%s\" option hostaddr, the node's address: then no process is started to resolve its name.",
+								  call->server));
 			return;
 		}
 		call->state = KS_CALL_RESOLVING;
@@ -1238,11 +1258,14 @@ ks_call_step(KsNodeCall *call, uint32 *events)
 		ks_call_connected(call);
 	if (call->state == KS_CALL_RESOLVING)
 	{
-		const char *host = ks_call_option(call, "host");
+		char	   *host;
 		char	   *hostaddr;
+		char	   *port;
 		char	   *error;
 
-		switch (ks_resolve_read(&call->resolver, host, &hostaddr, &error))
+		switch (ks_resolve_read(&call->resolver, ks_call_option(call, "host"),
+								ks_call_option(call, "port"),
+								&host, &hostaddr, &port, &error))
 		{
 			case KS_RESOLVE_MORE:
 				*events = WL_SOCKET_READABLE;
@@ -1253,6 +1276,10 @@ ks_call_step(KsNodeCall *call, uint32 *events)
 							 error, NULL);
 				return;
 			case KS_RESOLVE_DONE:
+				/* Every address, each with its name and port. */
+				ks_call_set_option(call, "host", host);
+				if (port != NULL)
+					ks_call_set_option(call, "port", port);
 				ks_call_add_option(call, "hostaddr", hostaddr);
 				call->state = KS_CALL_NEW;
 				break;

@@ -28,14 +28,16 @@ typedef struct KsResolver
 typedef enum KsResolveResult
 {
 	KS_RESOLVE_MORE,			/* not finished: wait for fd to be readable */
-	KS_RESOLVE_DONE,			/* *hostaddr is set */
+	KS_RESOLVE_DONE,			/* *host, *hostaddr and *port are set */
 	KS_RESOLVE_FAILED			/* *error is set */
 } KsResolveResult;
 
 extern bool ks_resolve_needed(const char *hosts);
 extern bool ks_resolve_start(KsResolver *r, const char *hosts);
 extern KsResolveResult ks_resolve_read(KsResolver *r, const char *hosts,
-									   char **hostaddr, char **error);
+									   const char *ports, char **host,
+									   char **hostaddr, char **port,
+									   char **error);
 extern void ks_resolve_stop(KsResolver *r);
 
 #endif							/* KS_RESOLVE_H */

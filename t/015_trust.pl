@@ -450,38 +450,9 @@ unlike($err, qr/WARNING|ERROR/, 'with no warning');
 is_deeply($v->trace(10), $END, 'the session ends');
 
 # A resolver that takes 5 s for one name, on node 2.
-my $shim = PostgreSQL::Test::Utils::tempdir;
-open(my $src, '>', "$shim/slowdns.c") or die;
-print $src <<'EOF';
-#define _GNU_SOURCE
-#include <dlfcn.h>
-#include <netdb.h>
-#include <string.h>
-#include <unistd.h>
-
-int
-getaddrinfo(const char *node, const char *service,
-			const struct addrinfo *hints, struct addrinfo **res)
+my $shim = ks_resolver_shim();
 {
-	static int	(*real) (const char *, const char *,
-						 const struct addrinfo *, struct addrinfo **);
-
-	if (real == NULL)
-		real = dlsym(RTLD_NEXT, "getaddrinfo");
-	if (node != NULL && strcmp(node, "slow.kill-session.test") == 0)
-	{
-		sleep(5);
-		node = "127.0.0.1";
-	}
-	return real(node, service, hints, res);
-}
-EOF
-close $src;
-system('cc', '-shared', '-fPIC', '-o', "$shim/slowdns.so", "$shim/slowdns.c",
-	'-ldl') == 0
-  or die 'could not build the resolver shim';
-{
-	local $ENV{LD_PRELOAD} = "$shim/slowdns.so";
+	local $ENV{LD_PRELOAD} = $shim;
 	$n2->restart;
 }
 $n1->safe_psql('postgres', qq{

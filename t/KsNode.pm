@@ -14,7 +14,7 @@ use Time::HiRes qw(usleep);
 use KsWire;
 
 our @EXPORT = qw(ks_node ks_cluster ks_registry_query ks_pgbouncer ks_slow
-  ks_victim ks_run_as ks_driver_missing);
+  ks_victim ks_run_as ks_driver_missing ks_resolver_shim);
 
 # How many times longer than usual things take: ten under Valgrind
 # (tools/suites.sh sets KS_VALGRIND), where every server process runs tens
@@ -120,6 +120,117 @@ sub ks_driver_missing
 	fail("$driver is required (KS_REQUIRE_DRIVERS) but $why")
 	  if $ENV{KS_REQUIRE_DRIVERS};
 	return $why;
+}
+
+# A resolver shim for LD_PRELOAD, built for this run; returns its path.
+# Its getaddrinfo() answers these names, and passes any other on:
+#
+#   slow.kill-session.test     127.0.0.1, after 5 s
+#   stuck.kill-session.test    127.0.0.1, after 120 s: longer than any
+#                              bound on "at once", even under Valgrind
+#   two.kill-session.test      127.0.0.2 (where nothing listens), the same
+#                              again, then 127.0.0.1
+#   refused.kill-session.test  127.0.0.2, 127.0.0.3, 127.0.0.2: all refuse
+#
+# While a file fork_fails exists beside it, its fork() fails with ENOMEM in
+# a backend (a process that the postmaster, where it was loaded, forked),
+# as the kernel refuses one under vm.overcommit_memory = 2.
+sub ks_resolver_shim
+{
+	my $dir = PostgreSQL::Test::Utils::tempdir;
+	open(my $src, '>', "$dir/slowdns.c") or die;
+	print $src "#define FORK_FAILS \"$dir/fork_fails\"\n";
+	print $src <<'EOF';
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <netdb.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The process that loaded the shim: the postmaster, not one it forked. */
+static pid_t loaded_by;
+
+__attribute__((constructor)) static void
+remember(void)
+{
+	loaded_by = getpid();
+}
+
+pid_t
+fork(void)
+{
+	static pid_t (*real) (void);
+
+	if (real == NULL)
+		real = (pid_t (*) (void)) dlsym(RTLD_NEXT, "fork");
+	if (getpid() != loaded_by && access(FORK_FAILS, F_OK) == 0)
+	{
+		errno = ENOMEM;
+		return -1;
+	}
+	return real();
+}
+
+typedef int (*gai_fn) (const char *, const char *, const struct addrinfo *,
+					   struct addrinfo **);
+
+/* The answers for addrs, one after the other, as one list. */
+static int
+chain(gai_fn real, const char *const *addrs, const char *service,
+	  const struct addrinfo *hints, struct addrinfo **res)
+{
+	struct addrinfo **tail = res;
+	int			rc;
+
+	*res = NULL;
+	for (; *addrs != NULL; addrs++)
+	{
+		if ((rc = real(*addrs, service, hints, tail)) != 0)
+		{
+			if (*res != NULL)
+				freeaddrinfo(*res);
+			*res = NULL;
+			return rc;
+		}
+		while (*tail != NULL)
+			tail = &(*tail)->ai_next;
+	}
+	return 0;
+}
+
+int
+getaddrinfo(const char *node, const char *service,
+			const struct addrinfo *hints, struct addrinfo **res)
+{
+	static gai_fn real;
+	static const char *const two[] = {"127.0.0.2", "127.0.0.2", "127.0.0.1", NULL};
+	static const char *const refused[] = {"127.0.0.2", "127.0.0.3", "127.0.0.2", NULL};
+
+	if (real == NULL)
+		real = (gai_fn) dlsym(RTLD_NEXT, "getaddrinfo");
+	if (node != NULL && strcmp(node, "slow.kill-session.test") == 0)
+	{
+		sleep(5);
+		node = "127.0.0.1";
+	}
+	if (node != NULL && strcmp(node, "stuck.kill-session.test") == 0)
+	{
+		sleep(120);
+		node = "127.0.0.1";
+	}
+	if (node != NULL && strcmp(node, "two.kill-session.test") == 0)
+		return chain(real, two, service, hints, res);
+	if (node != NULL && strcmp(node, "refused.kill-session.test") == 0)
+		return chain(real, refused, service, hints, res);
+	return real(node, service, hints, res);
+}
+EOF
+	close $src;
+	system('cc', '-shared', '-fPIC', '-o', "$dir/slowdns.so", "$dir/slowdns.c",
+		'-ldl') == 0
+	  or die 'could not build the resolver shim';
+	return "$dir/slowdns.so";
 }
 
 # A session of role app on $node over the wire (KsWire), and its ID.

@@ -73,12 +73,13 @@ check_logs() {
 # extension's C paths at a size Valgrind can run in minutes, "full" all.
 # Of the cluster's, 015 and 016 take every path of forwarding and of kept
 # connections; 013 and 014 repeat them.  018 runs the cancel by SQL_ID's
-# handler, 100 rounds; 019 the lock graph's read on queues of 30.
+# handler, 100 rounds; 019 the lock graph's read on queues of 30; 020 the
+# resolver child's end with its backend.
 KS_VALGRIND_SUBSET="t/001_registry.pl t/002_kill.pl t/003_killed_detail.pl
 	t/006_privilege.pl t/007_self_kill.pl t/008_show_processlist.pl
 	t/009_session_statements.pl t/010_reasons.pl t/011_disconnect.pl
 	t/015_trust.pl t/016_connections.pl t/018_sql_id_cancel.pl
-	t/019_lock_queue.pl"
+	t/019_lock_queue.pl t/020_resolver.pl"
 valgrind_errors=0
 check_valgrind() {
 	local suite=$1 n f
