@@ -27,6 +27,14 @@ DATA = kill_session--1.0.sql kill_session--1.0--1.1.sql kill_session--1.1--1.2.s
 PGFILEDESC = "kill_session - Oracle-mode ALTER SYSTEM KILL SESSION"
 
 REGRESS = setup processlist kill oracle vsession
+# The expected files were made in a UTF-8 database: psql aligns the rows
+# of characters outside ASCII ('kill' has U+0661 and U+FF11) by their width
+# there, and by their bytes in a SQL_ASCII one.  pg_regress creates its
+# databases (and sets the client's encoding) in UTF8 for the regression and
+# isolation suites alike, with the C locale: the same output whatever the
+# caller's LANG, even in the POSIX locale, whose initdb gives SQL_ASCII.
+ENCODING = UTF8
+NO_LOCALE = 1
 REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=$(srcdir)/kill_session.conf
 ISOLATION = kill_locks kill_idle_in_transaction disconnect_commit \
 	disconnect_rollback vsession_blockers vsession_deadlock

@@ -18,7 +18,9 @@ use POSIX qw(floor);
 use Time::HiRes qw(time usleep);
 use IPC::Open2;
 
-my $bindir = `$ENV{PG_CONFIG} --bindir`;
+# The server under test: PG_CONFIG's, or that of the pg_config in PATH.
+my $pg_config = $ENV{PG_CONFIG} // 'pg_config';
+my $bindir = `$pg_config --bindir`;
 chomp $bindir;
 my $quick = $ENV{KS_BENCH_QUICK} ? 1 : 0;
 my $samples = $quick ? 9 : 31;

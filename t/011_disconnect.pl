@@ -383,18 +383,19 @@ SKIP:
 # -- pgbouncer, transaction pooling, pool size 1 ----------------------------------
 
 # A, in a transaction on the one server connection, is disconnected after
-# it; B waits for that connection meanwhile.  A's commit succeeds, B's
-# statement runs; pgbouncer then passes the FATAL on to A ("server conn
-# crashed?") and closes A's connection, as a direct connection would
-# close: A's next statement fails.  An idle server connection that is
+# it; B waits for that connection meanwhile.  A's commit succeeds; A then
+# reads the server's FATAL 57P01 with its DETAIL, still relayed to it, and
+# its connection ends (pgbouncer logs "server conn crashed?"), as a direct
+# connection would end: A's next statement fails.  B's statement runs, on
+# another server connection.  An idle server connection that is
 # disconnected is replaced without error.
 SKIP:
 {
-	skip 'pgbouncer is not installed', 7 unless -x '/usr/sbin/pgbouncer';
+	skip 'pgbouncer is not installed', 8 unless -x '/usr/sbin/pgbouncer';
 	my $bouncer = ks_pgbouncer($node, 'transaction', 'app', 'dba');
 	reset_t();
 	my $runs = $ENV{KS_POOL_RUNS} // 100;
-	my ($a_ok, $b_ok, $gone, $a_next_fails, $idle_ok) = (0, 0, 0, 0, 0);
+	my ($a_ok, $a_told, $b_ok, $gone, $a_next_fails, $idle_ok) = (0, 0, 0, 0, 0, 0);
 	for my $i (1 .. $runs)
 	{
 		my $ca = KsWire->connect($node, user => 'app', tcp => 1, port => $bouncer->{port});
@@ -404,12 +405,25 @@ SKIP:
 		my $server_pid = $ca->value('SELECT pg_backend_pid()');
 		# B waits for the one server connection meanwhile.
 		my $cb = KsWire->connect($node, user => 'app', tcp => 1, port => $bouncer->{port});
-		$cb->send_query("SELECT 'B ran'");
+		$cb->send_query("SELECT 'B ran', pg_backend_pid() <> $server_pid");
 		disconnect($server_id);
 		my $ra = $ca->query('COMMIT');
 		$a_ok++ if !$ra->{error} && ($ra->{tag} // '') eq 'COMMIT'
 		  && $node->safe_psql('postgres', "SELECT count(*) FROM t WHERE a = $i") eq '1';
-		$b_ok++ if join(' ', @{ $cb->trace(10) }) eq 'T D:B ran C:SELECT 1 Z';
+		# What A reads after the COMMIT's ReadyForQuery: the server's
+		# FATAL first, then (pgbouncer's own errors and) the end.
+		my @after;
+		while (my $m = $ca->read_message(10 * ks_slow()))
+		{
+			push @after, $m;
+			last if $m->{type} eq 'EOF';
+		}
+		$a_told++ if @after >= 2 && $after[0]{type} eq 'E'
+		  && $after[0]{fields}{C} eq '57P01'
+		  && ($after[0]{fields}{D} // '') =~
+			 /^Session $server_id was disconnected by role "dba" \(session $dba_id\) after its transaction\.$/
+		  && $after[-1]{type} eq 'EOF';
+		$b_ok++ if join(' ', @{ $cb->trace(10) }) eq 'T D:B ran,t C:SELECT 1 Z';
 		$gone++ if $node->poll_query_until('postgres',
 			"SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE pid = $server_pid)");
 		my $rn = $ca->query('SELECT 1', 10);
@@ -428,7 +442,9 @@ SKIP:
 		$cb->close;
 	}
 	is($a_ok, $runs, "A's commit succeeds and is kept, $runs of $runs times");
-	is($b_ok, $runs, "B's statement ran normally, $runs of $runs times");
+	is($a_told, $runs,
+		"A then reads the server's FATAL 57P01 with its DETAIL, and its connection ends, $runs of $runs times");
+	is($b_ok, $runs, "B's statement ran normally on another server connection, $runs of $runs times");
 	is($gone, $runs, "A's server session ended, $runs of $runs times");
 	is($a_next_fails, $runs,
 		"pgbouncer closes A's connection: A's next statement fails, $runs of $runs times");

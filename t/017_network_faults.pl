@@ -48,7 +48,9 @@ plan skip_all => 'network namespaces cannot be made here: ' . `ip netns add ks_p
 system('ip netns del ks_probe');
 
 my $user = $ENV{KS_FAULT_USER} // 'postgres';
-my $bindir = `$ENV{PG_CONFIG} --bindir`;
+# The server under test: PG_CONFIG's, or that of the pg_config in PATH.
+my $pg_config = $ENV{PG_CONFIG} // 'pg_config';
+my $bindir = `$pg_config --bindir`;
 chomp $bindir;
 my $calls = $ENV{KS_FAULT_CALLS} // 300;
 my $node_timeout_ms = 500;

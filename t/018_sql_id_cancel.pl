@@ -316,8 +316,7 @@ $caller->close;
 # SQL_ID joins pg_stat_statements, where it is installed (PostgreSQL's
 # contrib; the assertion builds of the test matrix have only what the
 # suites need).
-my $pkglibdir = `$ENV{PG_CONFIG} --pkglibdir`;
-chomp $pkglibdir;
+my $pkglibdir = $node->config_data('--pkglibdir');
 SKIP:
 {
 	skip 'pg_stat_statements is not installed with this server', 3

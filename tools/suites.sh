@@ -9,10 +9,28 @@
 #
 #   PG_CONFIG=... bash tools/suites.sh NAME
 #
+# With --pgxs-loop it runs instead PGXS's loop as the README gives it,
+# `make && make installcheck` (the three suites in one make, which stops at
+# the first that fails), in a clean environment: `env -i`, with PATH the
+# server's bin directory then /usr/bin:/bin, so the POSIX locale, no
+# PG_CONFIG (pg_config is found in PATH), no HOME or USER.  Only the test
+# harness's own variables go along, where set: KS_NODE_PATH and
+# KS_REQUIRE_DRIVERS (the drivers, as the README says) and
+# PG_TEST_PORT_DIR (the ports reserved by concurrent runs).  Its summary:
+#
+#   NAME: passed (PostgreSQL x.y; regress ..., isolation ..., tap ...; logs ...)
+#
+#   PG_CONFIG=... bash tools/suites.sh --pgxs-loop NAME
+#
 # Run it as the unprivileged user that owns the tree; the library must be
 # installed into that server already (tools/test.sh does both).
 set -u
 cd "$(dirname "$0")/.."
+pgxs_loop=
+if [ "${1:-}" = --pgxs-loop ]; then
+	pgxs_loop=1
+	shift
+fi
 name=${1:-server}
 PG_CONFIG=${PG_CONFIG:-pg_config}
 version=$("$PG_CONFIG" --version)
@@ -95,6 +113,48 @@ check_valgrind() {
 		status=1
 	fi
 }
+
+# PGXS's loop, as a developer runs it from the README: one make, in a clean
+# environment.  Each suite's runner line is read from its part of the
+# output (PGXS prints "+++ regress install-check" and so on before each).
+if [ -n "$pgxs_loop" ]; then
+	out=$(mktemp)
+	echo
+	echo "== $name: make && make installcheck (env -i)"
+	rm -rf results output_iso regression.diffs regression.out tmp_check tmp_check_iso log
+	env -i PATH="$("$PG_CONFIG" --bindir):/usr/bin:/bin" \
+		${KS_NODE_PATH:+KS_NODE_PATH="$KS_NODE_PATH"} \
+		${KS_REQUIRE_DRIVERS:+KS_REQUIRE_DRIVERS="$KS_REQUIRE_DRIVERS"} \
+		${PG_TEST_PORT_DIR:+PG_TEST_PORT_DIR="$PG_TEST_PORT_DIR"} \
+		sh -c 'locale | grep -E "^(LANG|LC_CTYPE|LC_ALL)="; make && make installcheck' 2>&1 | tee "$out"
+	[ "${PIPESTATUS[0]}" = 0 ] || status=1
+	for suite in regress isolation tap; do
+		part=$(mktemp)
+		awk -v s="+++ $suite install-check" 'index($0, s) == 1 { on = 1; next } /^\+\+\+ / { on = 0 } on' "$out" >"$part"
+		line=$(runner_line "$part")
+		summary+=("$suite ${line:-not run}")
+		rm -f "$part"
+	done
+	if [ $status != 0 ]; then
+		for f in regression.diffs output_iso/regression.diffs; do
+			[ -f "$f" ] && { echo "---- $f"; head -200 "$f"; }
+		done
+		for f in tmp_check/log/regress_log_*; do
+			[ -f "$f" ] && { echo "---- $f (last lines)"; tail -40 "$f"; }
+		done
+	fi
+	check_logs "make installcheck"
+	rm -f "$out"
+	if [ $bad_logs = 0 ]; then
+		logs="server logs clean"
+	else
+		logs="$bad_logs server logs with TRAP, PANIC or a crash"
+	fi
+	echo
+	list=$(printf '%s, ' "${summary[@]}")
+	echo "$name: $([ $status = 0 ] && echo passed || echo FAILED) ($("$PG_CONFIG" --version); ${list%, }; $logs)"
+	exit $status
+fi
 
 if [ -n "${KS_VALGRIND:-}" ]; then
 	KS_VALGRIND_LOG_DIR=$(mktemp -d /tmp/kill_session_valgrind.XXXXXX)

@@ -21,10 +21,14 @@
 # KS_MATRIX_SERVERS="15 18-cassert" picks servers.  As another user it
 # tests Debian's 15 only, with the packages and a writable install.
 #
+# On Debian's 15 the suites run as a developer runs them from the README,
+# `make && make installcheck` as the server's user, but with `env -i` (the
+# POSIX locale, no PG_CONFIG, no HOME): tools/suites.sh --pgxs-loop.
 # Every driver test that finds its driver missing fails here rather than
-# skipping (KS_REQUIRE_DRIVERS=1), so a green run has run them all.  As
-# root, the network fault test (t/017) runs on 15 too, as root: 60 faulted
-# calls, or 300 with --all.
+# skipping (KS_REQUIRE_DRIVERS=1, which that loop is given too, with
+# KS_NODE_PATH), so a green run has run them all.  As root, the network
+# fault test (t/017) runs on 15 too, as root: 60 faulted calls, or 300
+# with --all.
 set -u
 cd "$(dirname "$0")/.."
 . tools/common.sh
@@ -146,8 +150,15 @@ ks_test_server() {
 		# The Valgrind server runs the named subset unless told otherwise.
 		local valgrind=
 		[ "$name" = 18-valgrind ] && valgrind=${KS_VALGRIND:-subset}
+		# Debian's 15 runs the suites through PGXS's loop exactly as the
+		# README gives it, in a clean environment (env -i: the POSIX
+		# locale, no PG_CONFIG), so that the loop a developer runs is the
+		# one tested; the other servers through tools/suites.sh's three
+		# separate runs.
+		local mode=("$name")
+		[ "$name" = 15 ] && mode=(--pgxs-loop "15 PGXS loop (env -i, POSIX locale)")
 		PG_CONFIG=$pgc KS_VALGRIND=$valgrind ks_as_server_user \
-			bash "$work/src/tools/suites.sh" "$name" 2>&1 | tee "$log"
+			bash "$work/src/tools/suites.sh" "${mode[@]}" 2>&1 | tee "$log"
 		rc=${PIPESTATUS[0]}
 	fi
 	lines+=("$(tail -1 "$log")")
