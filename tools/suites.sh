@@ -44,6 +44,31 @@ runner_line() {
 		tail -1
 }
 
+# What a failed suite left: the diffs, the ends of the TAP files' logs.
+show_failures() {
+	local f
+	for f in regression.diffs output_iso/regression.diffs; do
+		[ -f "$f" ] && { echo "---- $f"; head -200 "$f"; }
+	done
+	for f in tmp_check/log/regress_log_*; do
+		[ -f "$f" ] && { echo "---- $f (last lines)"; tail -40 "$f"; }
+	done
+}
+
+# The last line: this server's summary; then exit with the run's status.
+finish() {
+	local line
+	if [ $bad_logs = 0 ]; then
+		summary+=("server logs clean")
+	else
+		summary+=("$bad_logs server logs with TRAP, PANIC or a crash")
+	fi
+	echo
+	line="$name ($version): $(printf '%s, ' "${summary[@]}")"
+	echo "${line%, }"
+	exit $status
+}
+
 run_suite() {
 	local suite=$1
 	shift
@@ -57,12 +82,7 @@ run_suite() {
 	else
 		summary+=("$suite FAILED ($(runner_line "$out"))")
 		status=1
-		for f in regression.diffs output_iso/regression.diffs; do
-			[ -f "$f" ] && { echo "---- $f"; head -200 "$f"; }
-		done
-		for f in tmp_check/log/regress_log_*; do
-			[ -f "$f" ] && { echo "---- $f (last lines)"; tail -40 "$f"; }
-		done
+		show_failures
 	fi
 	check_logs "$suite"
 	rm -f "$out"
@@ -135,25 +155,11 @@ if [ -n "$pgxs_loop" ]; then
 		summary+=("$suite ${line:-not run}")
 		rm -f "$part"
 	done
-	if [ $status != 0 ]; then
-		for f in regression.diffs output_iso/regression.diffs; do
-			[ -f "$f" ] && { echo "---- $f"; head -200 "$f"; }
-		done
-		for f in tmp_check/log/regress_log_*; do
-			[ -f "$f" ] && { echo "---- $f (last lines)"; tail -40 "$f"; }
-		done
-	fi
+	summary=("make installcheck $([ $status = 0 ] && echo passed || echo FAILED)" "${summary[@]}")
+	[ $status != 0 ] && show_failures
 	check_logs "make installcheck"
 	rm -f "$out"
-	if [ $bad_logs = 0 ]; then
-		logs="server logs clean"
-	else
-		logs="$bad_logs server logs with TRAP, PANIC or a crash"
-	fi
-	echo
-	list=$(printf '%s, ' "${summary[@]}")
-	echo "$name: $([ $status = 0 ] && echo passed || echo FAILED) ($("$PG_CONFIG" --version); ${list%, }; $logs)"
-	exit $status
+	finish
 fi
 
 if [ -n "${KS_VALGRIND:-}" ]; then
@@ -181,12 +187,4 @@ if [ -n "${KS_VALGRIND:-}" ]; then
 	summary+=("valgrind ($KS_VALGRIND): $(ls "$KS_VALGRIND_LOG_DIR"/valgrind.*.log 2>/dev/null | wc -l) server processes, $valgrind_errors errors")
 	[ "$valgrind_errors" = 0 ] && rm -rf "$KS_VALGRIND_LOG_DIR"
 fi
-if [ $bad_logs = 0 ]; then
-	summary+=("server logs clean")
-else
-	summary+=("$bad_logs server logs with TRAP, PANIC or a crash")
-fi
-echo
-line="$name ($version): $(printf '%s, ' "${summary[@]}")"
-echo "${line%, }"
-exit $status
+finish
