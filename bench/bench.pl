@@ -107,6 +107,39 @@ sub fmt_ms
 my @report;
 sub line { my ($l) = @_; print "$l\n"; push @report, $l; }
 
+# The last line names the machine and the server; with KS_BENCH_REPORT set,
+# the report is also written to that file, for bench/run.sh --write-doc.
+sub finish
+{
+	my $cpu = `grep -m1 'model name' /proc/cpuinfo`;
+	$cpu =~ s/.*:\s*//;
+	chomp $cpu;
+	my $cores = `nproc`;
+	chomp $cores;
+	my $kernel = `uname -r`;
+	chomp $kernel;
+	my $pgv = `$bindir/postgres --version`;
+	chomp $pgv;
+	line("== machine: $cpu, $cores cores, Linux $kernel, $pgv");
+	if ($ENV{KS_BENCH_REPORT})
+	{
+		open(my $fh, '>', $ENV{KS_BENCH_REPORT})
+		  or die "could not write $ENV{KS_BENCH_REPORT}: $!";
+		print $fh "$_\n" for @report;
+		close($fh) or die "could not write $ENV{KS_BENCH_REPORT}: $!";
+	}
+}
+
+# KS_BENCH_FAKE=1 starts no server and reports two made-up lines: it tests
+# the way the report goes into doc/performance.md, not the extension.
+if ($ENV{KS_BENCH_FAKE})
+{
+	line('== fake report (KS_BENCH_FAKE=1): no server was started');
+	line('    kill_session / bare = 1.00x (target <= 1.2x)');
+	finish();
+	exit 0;
+}
+
 # KS_BENCH_ONLY=cluster runs only part 6, KS_BENCH_ONLY=vsession part 7.
 my $only = $ENV{KS_BENCH_ONLY} // '';
 
@@ -768,13 +801,4 @@ $_->stop for reverse @cluster;
 
 }
 
-my $cpu = `grep -m1 'model name' /proc/cpuinfo`;
-$cpu =~ s/.*:\s*//;
-chomp $cpu;
-my $cores = `nproc`;
-chomp $cores;
-my $kernel = `uname -r`;
-chomp $kernel;
-my $pgv = `$bindir/postgres --version`;
-chomp $pgv;
-line("== machine: $cpu, $cores cores, Linux $kernel, $pgv");
+finish();

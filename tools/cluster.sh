@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A three-node streaming cluster on this machine, and the load balancer
-# example of the README's "Clusters" section:
+# example of doc/clusters.md ("The load balancer, on one machine"):
 #
 #   node 1  the primary        127.0.0.1:$KS_CLUSTER_PORT      (default 55431)
 #   node 2  a hot standby      127.0.0.1:$KS_CLUSTER_PORT + 1
