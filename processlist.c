@@ -75,7 +75,7 @@ ks_seconds_since(TimestampTz start, TimestampTz now, bool *isnull)
 
 /*
  * COMMAND and STATE for a backend state, as MySQL and OceanBase users know
- * them.  The README lists every value.
+ * them.  doc/reference.md lists every value.
  */
 static void
 ks_describe_state(BackendState state, bool killed, bool disconnect_pending,

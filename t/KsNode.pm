@@ -116,7 +116,7 @@ sub ks_driver_missing
 	my $check = $ks_drivers{$driver} or die "unknown driver $driver";
 	my ($out, $err);
 	return undef if eval { IPC::Run::run($check, '>', \$out, '2>', \$err) };
-	my $why = "$driver is not installed here (see README, Development)";
+	my $why = "$driver is not installed here (see doc/testing.md, Development)";
 	fail("$driver is required (KS_REQUIRE_DRIVERS) but $why")
 	  if $ENV{KS_REQUIRE_DRIVERS};
 	return $why;

@@ -15,7 +15,7 @@
 # server's bin directory then /usr/bin:/bin, so the POSIX locale, no
 # PG_CONFIG (pg_config is found in PATH), no HOME or USER.  Only the test
 # harness's own variables go along, where set: KS_NODE_PATH and
-# KS_REQUIRE_DRIVERS (the drivers, as the README says) and
+# KS_REQUIRE_DRIVERS (the drivers, as doc/testing.md says) and
 # PG_TEST_PORT_DIR (the ports reserved by concurrent runs).  Its summary:
 #
 #   NAME: passed (PostgreSQL x.y; regress ..., isolation ..., tap ...; logs ...)
