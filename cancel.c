@@ -473,7 +473,16 @@ ks_cancel_sql_id(uint32 sid, const KsSession *target, const KsKiller *me,
 												   timeout_ms);
 			for (;;)
 			{
-				if (!ks_still_running(sid, target->pid, &stmt))
+				KsStatement now;
+
+				/*
+				 * With its start unknown (the session took a later ask
+				 * since), the statement has stopped only when the session
+				 * runs none.
+				 */
+				if (stmt.stmt_start != 0 ?
+					!ks_still_running(sid, target->pid, &stmt) :
+					!ks_running(sid, target->pid, &now))
 				{
 					stopped = true;
 					break;

@@ -90,15 +90,22 @@ typedef struct KsSlot
 	 * (query ID, who asked, the asker's PGPROC number and the ask's number)
 	 * is written under the lock, and only while no ask is unanswered
 	 * (cancel_state RESERVED, ASKED or ABANDONED), so the SIGINT handler
-	 * reads it stable; the handler answers in cancel_state without the lock,
-	 * after writing the start of the statement it took.
+	 * reads it stable; the handler answers in cancel_state without the lock.
 	 */
 	int64		cancel_query_id;
 	KsKiller	cancel_by;
 	int			cancel_asker;
 	uint32		cancel_seq;
-	TimestampTz cancel_stmt_start;
 	pg_atomic_uint32 cancel_state;
+
+	/*
+	 * The last ask the handler took, by its number, and the start of the
+	 * statement it took then: written by the handler alone, number last,
+	 * and not by the next ask, so that the asker of a taken cancel can
+	 * still tell which statement to wait for after another asker came.
+	 */
+	volatile uint32 taken_seq;
+	volatile TimestampTz taken_stmt_start;
 
 	/* Whether the backend's SIGINT handler is this library's, as it saw. */
 	bool		handler_ours;
@@ -538,11 +545,12 @@ ks_registry_send_cancel(const KsAsk *ask)
 
 /*
  * The answer to the ask so far; with TAKEN, the start of the statement
- * taken, or 0 if the session has ended or been asked again since (its
- * statement has then stopped, or another handler has run after this one's
- * answer).  ENDED when the session is gone and had not answered: under the
- * lock, a slot found free was cleared by its backend's exit, which came
- * after any answer its handler wrote, so that answer is seen here.
+ * taken, or 0 if that is no longer known: the session has ended (and its
+ * statement with it), or its handler has taken a later ask since (the
+ * statement may still run, as a COPY waiting for its client does).  ENDED
+ * when the session is gone and had not answered: under the lock, a slot
+ * found free was cleared by its backend's exit, which came after any
+ * answer its handler wrote, so that answer is seen here.
  */
 KsSqlCancel
 ks_registry_cancel_answer(const KsAsk *ask, TimestampTz *stmt_start)
@@ -557,11 +565,16 @@ ks_registry_cancel_answer(const KsAsk *ask, TimestampTz *stmt_start)
 	box = pg_atomic_read_u32(&ks_shared->slots[KS_MY_PROCNO].ask_answer);
 	answer = KS_BOX_SEQ(box) == ask->seq ? KS_BOX_STATE(box) : KS_SQL_CANCEL_ASKED;
 	if (answer == KS_SQL_CANCEL_TAKEN && slot != NULL &&
-		slot->cancel_seq == ask->seq)
+		slot->taken_seq == ask->seq)
 	{
-		/* The start was written before the answer. */
+		TimestampTz start;
+
+		/* The handler writes the number last: read it again after. */
 		pg_read_barrier();
-		*stmt_start = slot->cancel_stmt_start;
+		start = slot->taken_stmt_start;
+		pg_read_barrier();
+		if (slot->taken_seq == ask->seq)
+			*stmt_start = start;
 	}
 	else if (answer == KS_SQL_CANCEL_ASKED && slot == NULL)
 		answer = KS_SQL_CANCEL_ENDED;
@@ -628,8 +641,15 @@ ks_my_cancel_answer(KsSqlCancel asked, KsSqlCancel answer,
 	uint32		seq = slot->cancel_seq;
 	uint32		box = KS_BOX(seq, KS_SQL_CANCEL_ASKED);
 
-	slot->cancel_stmt_start = stmt_start;
-	pg_write_barrier();
+	if (answer == KS_SQL_CANCEL_TAKEN)
+	{
+		slot->taken_seq = 0;
+		pg_write_barrier();
+		slot->taken_stmt_start = stmt_start;
+		pg_write_barrier();
+		slot->taken_seq = seq;
+		pg_write_barrier();
+	}
 	/* The asker may stop waiting meanwhile: ASKED becomes ABANDONED. */
 	while (!pg_atomic_compare_exchange_u32(&slot->cancel_state, &expected,
 										   answer))

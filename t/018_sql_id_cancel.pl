@@ -316,6 +316,43 @@ $caller->close;
 # SQL_ID joins pg_stat_statements, where it is installed (PostgreSQL's
 # contrib; the assertion builds of the test matrix have only what the
 # suites need).
+# Many callers at once, for a statement that takes the cancel but cannot
+# stop yet: a COPY FROM STDIN whose client sends nothing does not look at
+# a cancel until its client writes.  Whichever caller's ask it took, a
+# later ask taken since must not make that caller believe its statement
+# stopped: no caller says true while the COPY still runs.
+$node->safe_psql('postgres', 'CREATE TABLE IF NOT EXISTS copy_target (a int)');
+for my $round (1 .. 3)
+{
+	my $t = KsWire->connect($node);
+	my $tid = $t->session_id;
+	my $tpid = $t->pid;
+	$t->send_query('COPY copy_target FROM STDIN');
+	$node->poll_query_until('postgres',
+		"SELECT query_id IS NOT NULL FROM pg_stat_activity WHERE pid = $tpid AND state = 'active'")
+	  or die 'the COPY did not start';
+	my $qid = $node->safe_psql('postgres',
+		"SELECT query_id FROM pg_stat_activity WHERE pid = $tpid");
+	my @callers = map { KsWire->connect($node) } 1 .. 8;
+	$_->send_query("SET kill_session.wait_timeout = '2s'; SELECT cancel_sql('$tid, 0, $qid')")
+	  for @callers;
+	my (@said, @warned);
+	for my $c (@callers)
+	{
+		my $r = $c->read_result(60);
+		push @said, $r->{rows}[0][0] // 'error';
+		push @warned, grep { ($_->{M} // '') =~ /not cancelled yet|did not answer|has not answered/ } @{ $r->{notices} };
+		$c->close;
+	}
+	my $running = $node->safe_psql('postgres',
+		"SELECT state FROM pg_stat_activity WHERE pid = $tpid");
+	is($running, 'active', "round $round: the COPY still runs after every call");
+	is(scalar(grep { $_ eq 't' } @said), 0,
+		"round $round: no caller says true while it runs (" . join(' ', @said) . ')');
+	cmp_ok(scalar(@warned), '>=', 1, "round $round: and callers are told it has not stopped");
+	$t->close;
+}
+
 my $pkglibdir = $node->config_data('--pkglibdir');
 SKIP:
 {
