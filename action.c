@@ -56,6 +56,40 @@ static int	ks_wait_timeout = 5000;
 static bool ks_origin_vouched(const KsKiller *k);
 
 /*
+ * The role part of an origin, as this database can hold it: the calling
+ * node wrote it in its own database's encoding, which is this one's when
+ * the call comes where it should (the identity check refuses any other
+ * database), but a claim may come from anywhere.  A byte that is no valid
+ * character here becomes '?', so the claim is printed, never refused for
+ * its encoding, and never printed invalid.
+ */
+static void
+ks_origin_role(const char *p, NameData *role)
+{
+	int			len = strlen(p);
+	int			n = 0;
+
+	while (len > 0)
+	{
+		int			l = pg_encoding_verifymbchar(GetDatabaseEncoding(), p, len);
+
+		if (l <= 0)
+		{
+			role->data[n++] = '?';
+			l = 1;
+		}
+		else
+		{
+			memcpy(&role->data[n], p, l);
+			n += l;
+		}
+		p += l;
+		len -= l;
+	}
+	role->data[n] = '\0';
+}
+
+/*
  * Parse an origin into k's origin fields; false if it is not one.  Empty
  * is no origin.
  */
@@ -84,13 +118,12 @@ ks_parse_origin(const char *origin, KsKiller *k)
 	if (end == p || *end != ' ' || pid <= 0 || pid > INT_MAX)
 		return false;
 	p = end + 1;
-	if (*p == '\0' || strlen(p) >= NAMEDATALEN ||
-		!pg_verifymbstr(p, strlen(p), true))
+	if (*p == '\0' || strlen(p) >= NAMEDATALEN)
 		return false;
 	k->origin_node = (int) node;
 	k->origin_sid = sid;
 	k->origin_pid = (int) pid;
-	namestrcpy(&k->origin_role, p);
+	ks_origin_role(p, &k->origin_role);
 	k->origin_vouched = false;
 	return true;
 }

@@ -428,6 +428,18 @@ is($m && $m->{type} eq 'E' ? $m->{fields}{C} : 'no error', '22023',
 	'an origin that is not "node session_id pid role": 22023 at connection start');
 $bad->close;
 
+# An origin is a claim from anywhere: a role part that is no valid text in
+# this database's encoding (a UTF-8 name, here in an EUC_JP database) is
+# taken, not refused at connection start as if it were malformed.
+$n1->safe_psql('postgres', q{CREATE DATABASE euc ENCODING 'EUC_JP' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'});
+my $euc = KsWire->connect($n1, user => 'dba', dbname => 'euc', nowait => 1,
+	options => "-c kill_session.origin=2\\ 123\\ 456\\ \xc3\xa0dmin");
+do { $m = $euc->read_message(30) } until !defined $m || $m->{type} eq 'E' || $m->{type} eq 'Z';
+is($m && $m->{type} eq 'E' ? "$m->{fields}{C}: $m->{fields}{M}" : ($m ? 'ready' : 'no answer'),
+	'ready', 'an origin whose role part is no text in the node database\'s encoding: the connection starts');
+$euc->close;
+$n1->safe_psql('postgres', 'DROP DATABASE euc');
+
 # A node's NOTICEs reach the caller as the node sent them, one by one, each
 # naming the node, after libpq has handed them over.
 my @missing = map { 30_000_000_000 + 9_000_000 + $_ } (2, 1, 3);
