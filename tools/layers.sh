@@ -13,6 +13,12 @@
 # DIR holds the objects (*.o) of a build.  Without it, they are built with
 # $PG_CONFIG (default pg_config) in a temporary copy of the tree.
 set -u
+# DIR as the caller named it, before this script goes to the tree's root.
+if [ $# -ge 1 ]; then
+	objdir=$(cd "$1" 2>/dev/null && pwd) ||
+		{ echo "layers: FAILED: no directory $1"; exit 1; }
+	set -- "$objdir"
+fi
 cd "$(dirname "$0")/.."
 
 tmp=$(mktemp -d /tmp/kill_session_layers.XXXXXX)
