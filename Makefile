@@ -11,6 +11,10 @@ OBJS = \
 	kill.o \
 	kill_session.o \
 	lockgraph.o \
+	node_answer.o \
+	node_call.o \
+	node_drive.o \
+	node_option.o \
 	oracle_hint.o \
 	privilege.o \
 	processlist.o \
@@ -42,7 +46,7 @@ ISOLATION_OPTS = --temp-instance=./tmp_check_iso --temp-config=$(srcdir)/kill_se
 TAP_TESTS = 1
 EXTRA_CLEAN = fuzz/build bench/out
 
-# forward.c reaches other nodes with libpq, as postgres_fdw does.
+# The forwarding files reach other nodes with libpq, as postgres_fdw does.
 PG_CPPFLAGS = -I$(libpq_srcdir)
 SHLIB_LINK_INTERNAL = $(libpq)
 

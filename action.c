@@ -10,6 +10,11 @@
  * whole call on that node (forward.c) and hands back its result.  What
  * stays here is then a session of this server, named by its local ID.
  *
+ * This file owns what the actions share.  It must not call the files of
+ * the actions (kill.c, disconnect.c, cancel.c) nor of the lists: they call
+ * it.  It reaches another node only through forward.c, and passes
+ * kill_session.wait_timeout along in the call.
+ *
  * Copyright (c) 2026, kill_session developers
  *
  * IDENTIFICATION
@@ -41,7 +46,7 @@
 
 /*
  * kill_session.origin: on whose behalf this session says it acts, "node
- * session_id pid role".  forward.c gives it in the startup packet of the
+ * session_id pid role".  node_option.c gives it in the startup packet of the
  * connections it opens to other nodes; empty otherwise.  It can be given
  * only at connection start (PGC_BACKEND), so nothing that runs inside a
  * session, a SET, a function's SET clause or an injected set_config(), can
@@ -221,17 +226,6 @@ ks_wait_timeout_ms(void)
 	return ks_wait_timeout;
 }
 
-/* This session as the origin of a call forwarded to another node. */
-char *
-ks_my_origin(void)
-{
-	uint32		sid = ks_my_session_id();
-
-	return psprintf("%d " INT64_FORMAT " %d %s", ks_node_id(),
-					sid != 0 ? ks_global_id(sid) : 0, MyProcPid,
-					GetUserNameFromId(GetUserId(), false));
-}
-
 pg_noreturn static void
 ks_report_missing(uint32 sid)
 {
@@ -372,7 +366,7 @@ ks_session_arg(FunctionCallInfo fcinfo, int argno, const char *what,
 			session = psprintf(INT64_FORMAT, id);
 		*result = ks_forward_call(fcinfo, argno, id, session,
 								  ks_node_of_session(fcinfo->flinfo->fn_oid, id),
-								  what);
+								  what, ks_wait_timeout_ms());
 		return true;
 	}
 	*sid = ks_id_local(id);
@@ -597,7 +591,7 @@ ks_log_action(uint32 sid, const KsSession *target, const char *done,
 }
 
 /* "role "x" (session N)" or "role "x" (process P)", and its origin */
-static char *
+char *
 ks_describe_marker(const KsKiller *by)
 {
 	if (by->sid != 0)
@@ -608,12 +602,21 @@ ks_describe_marker(const KsKiller *by)
 					by->pid, ks_describe_origin(by));
 }
 
+/* The DETAIL of session sid's statement, cancelled by by. */
+char *
+ks_cancel_detail(uint32 sid, const KsKiller *by)
+{
+	return psprintf("The statement of session " INT64_FORMAT " was cancelled by %s.",
+					ks_global_id(sid), ks_describe_marker(by));
+}
+
 /*
  * Add to this backend's FATAL 57P01 who ended it, if a kill or a
  * disconnect did (a session marked to disconnect but ended another way
  * keeps PostgreSQL's message); to its ERROR 57014 who cancelled its
- * statement, if cancel_sql() did.  Runs inside emit_log_hook, in
- * ErrorContext.
+ * statement, if cancel_sql() did.  A cancel by SQL_ID names its asker
+ * first (cancel.c's ks_add_cancel_detail(), which the entry file asks
+ * before this).  Runs inside emit_log_hook, in ErrorContext.
  */
 void
 ks_add_end_detail(ErrorData *edata)
@@ -623,14 +626,8 @@ ks_add_end_detail(ErrorData *edata)
 
 	if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
 	{
-		/* A cancel by SQL_ID names its asker, even one that stopped waiting. */
-		if (ks_cancel_taken_by(&by))
-			edata->detail = psprintf("The statement of session " INT64_FORMAT " was cancelled by %s.",
-									 ks_global_id(ks_my_session_id()),
-									 ks_describe_marker(&by));
-		else if (ks_my_mark(KS_CANCEL, &my_sid, &by))
-			edata->detail = psprintf("The statement of session " INT64_FORMAT " was cancelled by %s.",
-									 ks_global_id(my_sid), ks_describe_marker(&by));
+		if (ks_my_mark(KS_CANCEL, &my_sid, &by))
+			edata->detail = ks_cancel_detail(my_sid, &by);
 	}
 	else if (ks_my_mark(KS_KILL, &my_sid, &by))
 	{

@@ -35,6 +35,10 @@
  * another library has replaced since says so in the registry, and a cancel
  * by SQL_ID of it is refused before anything is sent.
  *
+ * This file owns both sides of a cancel.  Nothing below it calls it: the
+ * DETAIL of a cancel by SQL_ID is added here, asked by the entry file
+ * before action.c's.
+ *
  * Copyright (c) 2026, kill_session developers
  *
  * IDENTIFICATION
@@ -307,7 +311,7 @@ ks_check_cancel_handler(void)
  * 57014: the asker, if this statement is the one the handler took.  Once
  * told, or for another statement, forgotten.
  */
-bool
+static bool
 ks_cancel_taken_by(KsKiller *by)
 {
 	volatile PgBackendStatus *be = MyBEEntry;
@@ -320,6 +324,24 @@ ks_cancel_taken_by(KsKiller *by)
 		*by = ks_taken_by;
 	ks_taken = 0;
 	return mine;
+}
+
+/*
+ * Add to this backend's ERROR 57014 who asked for the cancel by SQL_ID
+ * that its handler took, even one that stopped waiting; false if none did
+ * (then action.c's ks_add_end_detail() says who cancelled it).  Runs
+ * inside emit_log_hook, in ErrorContext.
+ */
+bool
+ks_add_cancel_detail(ErrorData *edata)
+{
+	KsKiller	by;
+
+	if (edata->sqlerrcode != ERRCODE_QUERY_CANCELED ||
+		!ks_cancel_taken_by(&by))
+		return false;
+	edata->detail = ks_cancel_detail(ks_my_session_id(), &by);
+	return true;
 }
 
 /* The 55000 of a cancel by SQL_ID that the session cannot decide. */

@@ -29,14 +29,18 @@
  * another one, when kill_session.keep_connections is turned off, by
  * kill_session_disconnect_all(), and at backend exit.
  *
- * forward.c reads the directory and checks every rule of a call on every
- * call, whether it opens a connection or takes a kept one: who owns the
- * server, where each option comes from, the password, and who the node is
- * (its node ID, system, database and the object to run, in the round trip
- * before the call).  So a change of the directory needs no invalidation:
- * a kept connection never serves another node than the directory names
- * now.  forward.c also checks that a kept connection is still alive before
- * it sends anything on it, and opens a new one if not.
+ * The forwarding files read the directory and check every rule of a call
+ * on every call, whether it opens a connection or takes a kept one: who
+ * owns the server, where each option comes from, the password
+ * (node_option.c), and who the node is (its node ID, system, database and
+ * the object to run, in the round trip before the call: node_call.c).  So
+ * a change of the directory needs no invalidation: a kept connection never
+ * serves another node than the directory names now.  node_call.c also
+ * checks that a kept connection is still alive before it sends anything
+ * on it, and opens a new one if not.
+ *
+ * This file owns the kept connections.  It must not call back into the
+ * forwarding files: they call it.
  *
  * Copyright (c) 2026, kill_session developers
  *

@@ -46,6 +46,10 @@
  * (so a pooler has already seen its connection close); at once, if it is
  * in one.
  *
+ * This file owns both sides of a disconnect.  It must not be called by the
+ * files below it (action.c, kill.c, selfkill.c, the forwarding files, the
+ * leaves).
+ *
  * Copyright (c) 2026, kill_session developers
  *
  * IDENTIFICATION

@@ -10,6 +10,9 @@
  * target's slot still names the session, so it can only reach that session
  * (see registry.c).  Then the caller waits until the process is gone.
  *
+ * This file owns the kill and its wait.  It must not be called by
+ * action.c, the forwarding files or the leaves.
+ *
  * Copyright (c) 2026, kill_session developers
  *
  * IDENTIFICATION
@@ -400,6 +403,7 @@ ks_kill_calls(FunctionCallInfo fcinfo, const Datum *ids, const int *first,
 		params[0] = psprintf("{%s}", lists[c].data);
 		calls[c].params = params;
 		calls[c].action = psprintf("%ss %s", KS_KILL_WHAT, lists[c].data);
+		calls[c].wait_ms = ks_wait_timeout_ms();
 	}
 	return calls;
 }

@@ -9,6 +9,10 @@
  * takes its ID as it authenticates.  Loaded any other way, every SQL entry
  * point raises an error that names the setting.
  *
+ * This file is the front door: it may call every file, and no file calls
+ * it.  A setting that several files read is defined by the file below them
+ * that owns it, or travels in the call.
+ *
  * Copyright (c) 2026, kill_session developers
  *
  * IDENTIFICATION
@@ -32,6 +36,7 @@
 #include "utils/memutils.h"
 
 #include "kill_session.h"
+#include "node_call.h"
 #include "oracle_hint.h"
 #include "privilege.h"
 #include "registry.h"
@@ -74,7 +79,7 @@ _PG_init(void)
 
 	ks_define_node_setting();
 	ks_define_action_settings();
-	ks_define_forward_settings();
+	ks_define_call_settings();
 	ks_define_connection_settings();
 	ks_define_privilege_parameter();
 
@@ -218,7 +223,10 @@ ks_emit_log(ErrorData *edata)
 			 (edata->elevel == ERROR &&
 			  edata->sqlerrcode == ERRCODE_QUERY_CANCELED)) &&
 			edata->detail == NULL)
-			ks_add_end_detail(edata);
+		{
+			if (!ks_add_cancel_detail(edata))
+				ks_add_end_detail(edata);
+		}
 		else if (edata->elevel == ERROR &&
 				 edata->sqlerrcode == ERRCODE_SYNTAX_ERROR &&
 				 edata->hint == NULL)

@@ -10,10 +10,17 @@
  *					argument and the node it leads to, the privilege, the
  *					aim, the mark, the log line, the DETAIL the session is
  *					told
- * forward.c		the sessions of other nodes: the directory of nodes
- *					and the calls run on them
+ * forward.c		the sessions of other nodes: the directory of nodes,
+ *					the calls forwarded to them, the lists of every node
+ * node_drive.c		the calls to other nodes driven all at once: the wait
+ *					loop
+ * node_call.c/h	one call's steps: start, connect, the node's identity,
+ *					send
+ * node_option.c/h	whom a call may trust and where each connection option
+ *					comes from
+ * node_answer.c/h	what comes back from a call: answer, failure, notices
  * connection.c		the connections to other nodes kept between calls
- *					(with forward.c, the only users of libpq)
+ *					(with the node_ files, the only users of libpq)
  * resolve.c/h		host names resolved by a child process, bounded and
  *					cancellable (leaf)
  * kill.c			kill_session() and kill_sessions(): the kill of
@@ -85,12 +92,27 @@ extern void ks_log_action(uint32 sid, const KsSession *target,
 extern void ks_add_end_detail(ErrorData *edata);
 extern void ks_define_action_settings(void);
 extern int	ks_wait_timeout_ms(void);
-extern char *ks_my_origin(void);
+extern char *ks_describe_marker(const KsKiller *by);
+extern char *ks_cancel_detail(uint32 sid, const KsKiller *by);
 extern char *ks_quote_name(const char *name);
 
+/* Where a call stands (private to the forwarding files). */
+typedef enum KsCallState
+{
+	KS_CALL_NEW,
+	KS_CALL_KEPT,				/* has a kept connection, not yet checked */
+	KS_CALL_RESOLVING,			/* its host names being resolved */
+	KS_CALL_CONNECTING,
+	KS_CALL_CHECKING,			/* asked who the node is */
+	KS_CALL_GUARDING,			/* pipelined: the node checks itself */
+	KS_CALL_RUNNING,			/* its SQL runs there */
+	KS_CALL_SYNCING,			/* pipelined: answered, the pipeline to end */
+	KS_CALL_DONE				/* answered or failed */
+} KsCallState;
+
 /*
- * forward.c: a call of SQL on another node.  The caller fills the first
- * part; forward.c the rest.
+ * A call of SQL on another node.  The caller fills the first part; the
+ * forwarding files (forward.c, node_*.c) the rest.
  */
 typedef struct KsNodeCall
 {
@@ -104,6 +126,8 @@ typedef struct KsNodeCall
 	const char *const *params;	/* $1.. as text, NULL for NULL */
 	const char *action;			/* what it does to sessions there, for the LOG
 								 * line; NULL for a read */
+	int			wait_ms;		/* the caller's kill_session.wait_timeout,
+								 * passed on */
 
 	/* the answer: rows of text (ks_call_value), or why there is none */
 	bool		failed;
@@ -115,9 +139,9 @@ typedef struct KsNodeCall
 	char	   *detail;
 	char	   *hint;
 
-	/* private to forward.c */
+	/* private to the forwarding files */
 	struct pg_conn *conn;
-	int			state;
+	KsCallState	state;
 	int			poll;
 	bool		flushing;
 	bool		password_required;
@@ -137,13 +161,9 @@ typedef struct KsNodeCall
 	bool		sent;			/* the call's SQL may have reached the node */
 } KsNodeCall;
 
-extern void ks_define_forward_settings(void);
+/* forward.c: the directory, forwarded calls and cluster lists */
 extern char *ks_extension_object(Oid fn, const char *name);
 extern char *ks_node_server(Oid fn, int node);
-extern KsNodeCall *ks_directory_calls(Oid fn, int *n);
-extern void ks_nodes_send(KsNodeCall *calls, int n);
-extern void ks_nodes_receive(KsNodeCall *calls, int n);
-extern const char *ks_call_value(const KsNodeCall *call, int row, int col);
 
 struct ReturnSetInfo;
 
@@ -153,12 +173,19 @@ extern void ks_cluster_list(FunctionCallInfo fcinfo, const char *view,
 							const char *columns, int ncols,
 							void (*list_local) (struct ReturnSetInfo *rsinfo,
 												bool with_node),
-							KsNodeRowCheck row_ok);
-extern void ks_nodes_close(KsNodeCall *calls, int n);
-extern void ks_node_report(const KsNodeCall *call, int elevel);
+							KsNodeRowCheck row_ok, int wait_ms);
 extern Datum ks_forward_call(FunctionCallInfo fcinfo, int argno, int64 id,
 							 const char *session, const char *server,
-							 const char *what);
+							 const char *what, int wait_ms);
+
+/* node_drive.c: the calls to other nodes, all at once */
+extern void ks_nodes_send(KsNodeCall *calls, int n);
+extern void ks_nodes_receive(KsNodeCall *calls, int n);
+extern void ks_nodes_close(KsNodeCall *calls, int n);
+
+/* node_answer.c: what comes back from a call */
+extern const char *ks_call_value(const KsNodeCall *call, int row, int col);
+extern void ks_node_report(const KsNodeCall *call, int elevel);
 
 /* connection.c: the connections to other nodes kept between calls */
 extern void ks_define_connection_settings(void);
@@ -191,7 +218,7 @@ extern KsEndReason ks_end_reason(void);
 /* cancel.c: the target's side of a cancel by SQL_ID */
 extern void ks_install_cancel_handler(void);
 extern void ks_check_cancel_handler(void);
-extern bool ks_cancel_taken_by(KsKiller *by);
+extern bool ks_add_cancel_detail(ErrorData *edata);
 
 /* disconnect.c: the target's side of a disconnect */
 extern void ks_disconnect_xact_callback(XactEvent event, void *arg);

@@ -49,6 +49,8 @@
  * that are not lock waits (serializable snapshots, predicate locks) are
  * not in the graph, as they are not in pg_locks' waits.
  *
+ * A leaf: it calls nothing of the project but registry.c.
+ *
  * Copyright (c) 2026, kill_session developers
  *
  * IDENTIFICATION

@@ -9,6 +9,8 @@
  * here, built by the scanner of sql_scan.c from the session string as
  * PostgreSQL's lexer reads it.
  *
+ * A leaf: it calls nothing of the project but sql_scan.c.
+ *
  * Copyright (c) 2026, kill_session developers
  *
  * IDENTIFICATION

@@ -20,6 +20,8 @@
  * grant of a role named "alter system"; it is turned into the parameter
  * privilege here.
  *
+ * A leaf: it calls nothing of the project but sql_scan.c.
+ *
  * Copyright (c) 2026, kill_session developers
  *
  * IDENTIFICATION

@@ -11,6 +11,10 @@
  * roles that may see its details (its own role, members of it, and
  * pg_read_all_stats).
  *
+ * This file owns the process list.  It must not be called by action.c, the
+ * forwarding files or the leaves; it reads other nodes only through
+ * forward.c's ks_cluster_list().
+ *
  * Copyright (c) 2026, kill_session developers
  *
  * IDENTIFICATION
@@ -357,7 +361,8 @@ kill_session_cluster_processlist(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	ks_cluster_list(fcinfo, "processlist",
 					"id, \"user\", host, db, command, \"time\", state, info, pid",
-					KS_PROCESSLIST_COLS, ks_list_sessions, ks_node_row_ok);
+					KS_PROCESSLIST_COLS, ks_list_sessions, ks_node_row_ok,
+					ks_wait_timeout_ms());
 	return (Datum) 0;
 }
 

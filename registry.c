@@ -25,6 +25,9 @@
  * and sees a slot in use therefore knows that the process has not finished
  * exiting, so its PID cannot have been reused.
  *
+ * A leaf: it calls no other file of the project; the others ask it through
+ * registry.h.
+ *
  * Copyright (c) 2026, kill_session developers
  *
  * IDENTIFICATION

@@ -41,6 +41,8 @@
  * and the system's message, with a HINT to give the server a hostaddr
  * option, which needs no child.
  *
+ * A leaf: it calls no other file of the project.
+ *
  * Copyright (c) 2026, kill_session developers
  *
  * IDENTIFICATION

@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * resolve.h
- *		Host names resolved without blocking the caller: what forward.c
- *		may ask of resolve.c.
+ *		Host names resolved without blocking the caller: what the
+ *		forwarding files (node_*.c) may ask of resolve.c.
  *
  * Copyright (c) 2026, kill_session developers
  *

@@ -75,6 +75,9 @@
  * UNSAFE); workers swap PqCommMethods for their own queue and are not
  * affected.
  *
+ * This file owns the end of a session from inside it.  It calls no other
+ * file of the project.
+ *
  * Copyright (c) 2026, kill_session developers
  *
  * IDENTIFICATION

@@ -8,6 +8,8 @@
  * truncated or guessed into one that names another.  CANCEL SQL's form
  * may end in a SQL_ID, split off first.
  *
+ * A leaf, pure C: it calls no other file of the project.
+ *
  * Copyright (c) 2026, kill_session developers
  *
  * IDENTIFICATION

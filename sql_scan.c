@@ -15,6 +15,8 @@
  * never from the user's text; a name is written from its value, quoted as
  * needed, and a password never at all.
  *
+ * A leaf, pure C: it calls nothing of the project but session_id.c.
+ *
  * Copyright (c) 2026, kill_session developers
  *
  * IDENTIFICATION

@@ -16,6 +16,9 @@
  * gv$session adds every node of the cluster, each answering for its own
  * sessions and its own lock graph (locks are not shared between nodes).
  *
+ * This file owns v$session.  No file of the project calls it; it reads
+ * other nodes only through forward.c's ks_cluster_list().
+ *
  * Copyright (c) 2026, kill_session developers
  *
  * IDENTIFICATION
@@ -347,6 +350,7 @@ kill_session_cluster_vsession(PG_FUNCTION_ARGS)
 	ks_check_loaded();
 	InitMaterializedSRF(fcinfo, 0);
 	ks_cluster_list(fcinfo, "v$session", "*", KS_VSESSION_COLS,
-					ks_list_vsession, ks_node_vsession_row_ok);
+					ks_list_vsession, ks_node_vsession_row_ok,
+					ks_wait_timeout_ms());
 	return (Datum) 0;
 }

@@ -109,8 +109,20 @@ ks_package() {
 	fi
 }
 
+# The layers check on the objects of a build (tools/layers.sh): a circle
+# of files fails the run.  Once, on the 15 build.
+ks_layers() {
+	local out rc
+	out=$(bash tools/layers.sh "$1")
+	rc=$?
+	echo "$out"
+	lines+=("$(echo "$out" | head -1)")
+	return "$rc"
+}
+
 # Build with -Werror and install for one server, then run the suites as the
-# server user.  17 runs inside its Debian 13 chroot.
+# server user.  17 runs inside its Debian 13 chroot.  The 15 build's objects
+# also go through the layers check.
 ks_test_server() {
 	local name=$1 install=${2:-install} pgc work log rc
 	pgc=$(ks_matrix_pg_config "$name")
@@ -135,8 +147,10 @@ ks_test_server() {
 		if [ "$name" = 15 ] && [ "$(id -u)" = 0 ] && [ -z "${KS_NO_PACKAGE:-}" ]; then
 			# Debian 12's 15 is tested as the package installs it; the
 			# tree is still built here with -Werror.
-			(cd "$work/src" && make -s PG_CONFIG="$pgc" COPT=-Werror && make -s clean) ||
+			(cd "$work/src" && make -s PG_CONFIG="$pgc" COPT=-Werror) ||
 				{ lines+=("$name: FAILED to build"); return 1; }
+			ks_layers "$work/src" || status=1
+			(cd "$work/src" && make -s clean)
 		elif [ "$install" = noinstall ]; then
 			# Another run of this same tree installed it into this server.
 			(cd "$work/src" && make -s PG_CONFIG="$pgc" COPT=-Werror) ||
@@ -145,6 +159,7 @@ ks_test_server() {
 			(cd "$work/src" && make -s PG_CONFIG="$pgc" COPT=-Werror &&
 				make -s PG_CONFIG="$pgc" install >/dev/null) ||
 				{ lines+=("$name: FAILED to build"); return 1; }
+			[ "$name" = 15 ] && { ks_layers "$work/src" || status=1; }
 		fi
 		[ "$(id -u)" = 0 ] && chown -R "$KS_SERVER_USER" "$work"
 		# The Valgrind server runs the named subset unless told otherwise.
