@@ -26,9 +26,7 @@
 
 #include <limits.h>
 
-#include "catalog/pg_type.h"
 #include "commands/defrem.h"
-#include "executor/spi.h"
 #include "fmgr.h"
 #include "foreign/foreign.h"
 #include "mb/pg_wchar.h"
@@ -428,38 +426,10 @@ ks_aim(uint32 sid, const char *what, bool missing_ok,
 static char *
 ks_directory_servers(int other)
 {
-	MemoryContext caller = CurrentMemoryContext;
-	Oid			argtypes[2] = {INT4OID, INT4OID};
-	Datum		args[2] = {Int32GetDatum(ks_node_id()), Int32GetDatum(other)};
-	char	   *server = NULL;
-	char	   *schema = NULL;
+	char	   *server = ks_node_server(InvalidOid, ks_node_id());
 
-	SPI_connect();
-	if (SPI_execute("SELECT n.nspname FROM pg_catalog.pg_extension e "
-					"JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace "
-					"WHERE e.extname OPERATOR(pg_catalog.=) 'kill_session'",
-					true, 1) == SPI_OK_SELECT && SPI_processed == 1)
-		schema = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	if (schema != NULL)
-	{
-		char	   *nodes = quote_qualified_identifier(schema, "kill_session_nodes");
-
-		if (SPI_execute_with_args(psprintf("SELECT server_name FROM %s "
-										   "WHERE node_id OPERATOR(pg_catalog.=) $1 "
-										   "AND EXISTS (SELECT FROM %s WHERE node_id OPERATOR(pg_catalog.=) $2)",
-										   nodes, nodes),
-								  2, argtypes, args, NULL, true, 1) == SPI_OK_SELECT &&
-			SPI_processed == 1)
-		{
-			char	   *value = SPI_getvalue(SPI_tuptable->vals[0],
-											 SPI_tuptable->tupdesc, 1);
-
-			if (value != NULL)
-				server = MemoryContextStrdup(caller, value);
-		}
-	}
-	SPI_finish();
-	return server;
+	return server != NULL && ks_node_server(InvalidOid, other) != NULL ?
+		server : NULL;
 }
 
 /*

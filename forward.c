@@ -32,14 +32,20 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
 #include "utils/tuplestore.h"
@@ -48,18 +54,40 @@
 
 /*
  * An object of the extension, by name, qualified with its schema: the
- * schema of fn, a function of the extension.
+ * schema of fn, a function of the extension; or with no fn, the schema
+ * pg_extension names.
  */
 char *
 ks_extension_object(Oid fn, const char *name)
 {
-	return quote_qualified_identifier(get_namespace_name(get_func_namespace(fn)),
-									  name);
+	Oid			nsp = InvalidOid;
+
+	if (OidIsValid(fn))
+		nsp = get_func_namespace(fn);
+	else
+	{
+		Oid			ext = get_extension_oid("kill_session", false);
+		Relation	rel = table_open(ExtensionRelationId, AccessShareLock);
+		ScanKeyData key;
+		SysScanDesc scan;
+		HeapTuple	tuple;
+
+		ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber,
+					F_OIDEQ, ObjectIdGetDatum(ext));
+		scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
+		tuple = systable_getnext(scan);
+		if (HeapTupleIsValid(tuple))
+			nsp = ((Form_pg_extension) GETSTRUCT(tuple))->extnamespace;
+		systable_endscan(scan);
+		table_close(rel, AccessShareLock);
+	}
+	return quote_qualified_identifier(get_namespace_name(nsp), name);
 }
 
 /*
  * The foreign server of node in the directory, or NULL; fn is a function of
- * the extension, whose schema holds the directory.
+ * the extension, whose schema holds the directory (or InvalidOid: see
+ * ks_extension_object()).
  */
 char *
 ks_node_server(Oid fn, int node)
