@@ -56,7 +56,9 @@
 #include "libpq/pqsignal.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lwlock.h"
 #include "tcop/pquery.h"
 #include "tcop/tcopprot.h"
 #include "utils/backend_status.h"
@@ -125,6 +127,27 @@ static struct sigaction ks_prev_sigint;
 
 /* Whether this session's SIGINT handler was this library's when last seen. */
 static bool ks_handler_ours = false;
+
+/*
+ * This session's own ask while it is the caller's (reserved, sent or
+ * waited for), for its exit: a caller ended by a FATAL before its ask was
+ * sent would otherwise leave the session reserved, refusing every later
+ * cancel by SQL_ID of it as busy until it disconnects.
+ */
+static KsAsk ks_pending_ask;
+static bool ks_ask_pending = false;
+static bool ks_ask_exit_registered = false;
+
+static void
+ks_cancel_at_exit(int code, Datum arg)
+{
+	if (ks_ask_pending)
+	{
+		LWLockReleaseAll();
+		ks_registry_end_cancel(&ks_pending_ask);
+		ks_ask_pending = false;
+	}
+}
 
 /* Set while the previous handler runs: see ks_sigint_action(). */
 static volatile sig_atomic_t ks_in_prev_handler = 0;
@@ -428,7 +451,17 @@ ks_cancel_sql_id(uint32 sid, const KsSession *target, const KsKiller *me,
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), answer_ms);
 	for (;;)
 	{
+		if (!ks_ask_exit_registered)
+		{
+			before_shmem_exit(ks_cancel_at_exit, (Datum) 0);
+			ks_ask_exit_registered = true;
+		}
 		r = ks_registry_reserve_cancel(sid, target->pid, me, sql_id, &ask);
+		if (r == KS_ASK_SENT)
+		{
+			ks_pending_ask = ask;
+			ks_ask_pending = true;
+		}
 		if (r != KS_ASK_BUSY || GetCurrentTimestamp() >= deadline)
 			break;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
@@ -521,6 +554,7 @@ ks_cancel_sql_id(uint32 sid, const KsSession *target, const KsKiller *me,
 	PG_FINALLY();
 	{
 		ks_registry_end_cancel(&ask);
+		ks_ask_pending = false;
 	}
 	PG_END_TRY();
 

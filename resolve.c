@@ -283,6 +283,9 @@ ks_resolve_start(KsResolver *r, const char *hosts)
 {
 	pid_t		parent = getpid();
 	int			fds[2];
+	int			fork_errno;
+	sigset_t	all,
+				old_mask;
 
 	r->pid = 0;
 	r->fd = -1;
@@ -306,10 +309,21 @@ ks_resolve_start(KsResolver *r, const char *hosts)
 
 	if (pipe2(fds, O_CLOEXEC) != 0)
 		return false;
+
+	/*
+	 * The child starts with every signal blocked: it shares the backend's
+	 * process group, to which a cancel or a termination of the backend is
+	 * sent, and the backend's handlers until it blocks them itself.
+	 */
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, &old_mask);
 	r->pid = fork();
+	fork_errno = errno;
+	if (r->pid != 0)
+		sigprocmask(SIG_SETMASK, &old_mask, NULL);
 	if (r->pid < 0)
 	{
-		int			save_errno = errno;
+		int			save_errno = fork_errno;
 
 		r->pid = 0;
 		close(fds[0]);

@@ -419,6 +419,32 @@ like($log3,
 unlike($log3, qr/^\s*FATAL:  forged/m, 'the log has no forged line, indented or not');
 $forger->close;
 
+# Only a role's own mapping vouches: a PUBLIC mapping's user is shared by
+# every role that may use the server, so a login as that user claiming a
+# role without a mapping of its own is printed as a claim.
+$n1->safe_psql('postgres', q{
+	CREATE ROLE pubrole;
+	CREATE USER MAPPING FOR PUBLIC SERVER node3 OPTIONS (user 'dba', password 'dba-secret');
+});
+$n1->wait_for_catchup($n3, 'replay', $n1->lsn('insert'));
+my $pub = KsWire->connect($n3, user => 'dba',
+	options => '-c kill_session.origin=1\\ 123\\ 456\\ pubrole');
+my $pub_victim = KsWire->connect($n3, user => 'app');
+my $pub_victim_id = $pub_victim->session_id;
+$off3 = -s $n3->logfile;
+is($pub->value("SELECT kill_session('$pub_victim_id')"), 't',
+	'a login as a PUBLIC mapping\'s user kills, claiming a role with no mapping');
+like(slurp_file($n3->logfile, $off3),
+	qr/LOG:  session $pub_victim_id \(pid \d+, role "app", database "postgres"\) killed by session \d+ \(pid \d+, role "dba"\) on behalf of role "pubrole" \(session 123, pid 456\) of node 1, as the calling session claimed\n/,
+	'the node prints that origin as a claim, not as the node\'s report');
+$pub->close;
+$pub_victim->close;
+$n1->safe_psql('postgres', q{
+	DROP USER MAPPING FOR PUBLIC SERVER node3;
+	DROP ROLE pubrole;
+});
+$n1->wait_for_catchup($n3, 'replay', $n1->lsn('insert'));
+
 # An origin not in the node's form is refused at connection start (22023).
 my $bad = KsWire->connect($n3, user => 'dba', nowait => 1,
 	options => '-c kill_session.origin=postgres');
