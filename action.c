@@ -472,10 +472,11 @@ ks_origin_vouched(const KsKiller *k)
 	roleid = get_role_oid(NameStr(k->origin_role), true);
 	if (server == NULL || !OidIsValid(roleid))
 		return false;
+
 	/*
 	 * The role's own mapping only: a PUBLIC mapping's user and password are
-	 * shared by every role that may use the server, any of which could log
-	 * in as that user and claim any other role.
+	 * shared by every role that may use the server, any of which could log in
+	 * as that user and claim any other role.
 	 */
 	if (!SearchSysCacheExists2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(roleid),
 							   ObjectIdGetDatum(server->serverid)))

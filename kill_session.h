@@ -141,7 +141,7 @@ typedef struct KsNodeCall
 
 	/* private to the forwarding files */
 	struct pg_conn *conn;
-	KsCallState	state;
+	KsCallState state;
 	int			poll;
 	bool		flushing;
 	bool		password_required;

@@ -449,4 +449,3 @@ ks_call_checked(KsNodeCall *call, const PGresult *res)
 								  call->object),
 						 pstrdup("Nodes share one extension through replication; correct the directory."));
 }
-

@@ -103,9 +103,9 @@ typedef struct KsSlot
 
 	/*
 	 * The last ask the handler took, by its number, and the start of the
-	 * statement it took then: written by the handler alone, number last,
-	 * and not by the next ask, so that the asker of a taken cancel can
-	 * still tell which statement to wait for after another asker came.
+	 * statement it took then: written by the handler alone, number last, and
+	 * not by the next ask, so that the asker of a taken cancel can still tell
+	 * which statement to wait for after another asker came.
 	 */
 	volatile uint32 taken_seq;
 	volatile TimestampTz taken_stmt_start;
