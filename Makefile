@@ -19,6 +19,7 @@ OBJS = \
 	privilege.o \
 	processlist.o \
 	registry.o \
+	registry_cancel.o \
 	resolve.o \
 	selfkill.o \
 	session_id.o \

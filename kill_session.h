@@ -29,14 +29,19 @@
  *					transaction
  * cancel.c			cancel_sql(): the cancel of a session's statement, or
  *					of the statement named by its SQL_ID
- * vsession.c		v$session: the sessions as Oracle shows them, and the
- *					lock graph in session IDs
+ * vsession.c		v$session: the sessions as Oracle shows them, with
+ *					the lock graph in session IDs
+ * lockgraph.c/h	who waits for whom, read once from the lock table, and
+ *					the head of every chain (leaf)
  * selfkill.c		ending a session from inside it: the caller's own right
  *					after the statement that killed it, a disconnected one
  *					right after its transaction's end reached its client
  * processlist.c	the process list: the view, the SHOW PROCESSLIST front
  *					door, and the list of every node
  * registry.c/h		client session IDs in shared memory (leaf)
+ * registry_cancel.c	the registry's side of a cancel by SQL_ID: the ask,
+ *					and the answer a SIGINT handler writes (leaf, with
+ *					registry.c; both share registry_slot.h)
  * privilege.c/h	who may kill, and the Oracle GRANT ALTER SYSTEM form
  *					(leaf)
  * oracle_hint.c/h	the HINT for the Oracle statement (leaf)

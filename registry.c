@@ -15,10 +15,12 @@
  * N * 10^10 + local, so that an ID names its node by itself; the registry
  * keeps the local part.
  *
- * The shared state and its lock are private to this file; other files get
- * copies of entries and the operations that write another backend's
- * entry: the kill's mark-and-signal, and the cancel by SQL_ID, whose asked
- * backend writes its answer into the asker's entry (registry.h).
+ * The shared state and its lock are private to the registry, this file and
+ * registry_cancel.c (the cancel by SQL_ID's ask and answer), which share
+ * registry_slot.h; other files get copies of entries and the operations
+ * that write another backend's entry: the kill's mark-and-signal, and the
+ * cancel by SQL_ID, whose asked backend writes its answer into the asker's
+ * entry (registry.h).
  *
  * The map is exact under concurrency: a backend clears its slot in its own
  * on_shmem_exit callback under the registry lock.  Whoever holds the lock
@@ -26,7 +28,7 @@
  * exiting, so its PID cannot have been reused.
  *
  * A leaf: it calls no other file of the project; the others ask it through
- * registry.h.
+ * registry.h.  The slots are described in registry_slot.h.
  *
  * Copyright (c) 2026, kill_session developers
  *
@@ -63,86 +65,14 @@
 
 #include "compat.h"
 #include "registry.h"
+#include "registry_slot.h"
 #include "session_id.h"
 
-/*
- * One registry slot per PGPROC, indexed by PGPROC number.  A slot is in use
- * while pid != 0.  The owning backend fills it once authenticated and
- * clears it in its own on_shmem_exit callback; all of it is read and
- * written under the registry lock, but for the state and the answer box of
- * a cancel by SQL_ID, which a SIGINT handler writes (below).
- */
-typedef struct KsSlot
-{
-	pid_t		pid;			/* owning backend, 0 when free */
-	uint32		sid;			/* client session ID */
-	TimestampTz connect_time;	/* when the slot was filled */
-	NameData	user_name;		/* role the session authenticated as */
-	NameData	db_name;		/* database it connected to */
-	char		host[KS_HOST_LEN];	/* "address:port" or "localhost" */
-
-	/*
-	 * Written by a killer, disconnecter or canceller before it signals; read
-	 * by the backend as it reports its end or its cancel.
-	 */
-	bool		marked[KS_NUM_ACTIONS];
-	KsKiller	by[KS_NUM_ACTIONS];
-
-	/*
-	 * A cancel of a statement by its SQL_ID asked of this backend.  The ask
-	 * (query ID, who asked, the asker's PGPROC number and the ask's number)
-	 * is written under the lock, and only while no ask is unanswered
-	 * (cancel_state RESERVED, ASKED or ABANDONED), so the SIGINT handler
-	 * reads it stable; the handler answers in cancel_state without the lock.
-	 */
-	int64		cancel_query_id;
-	KsKiller	cancel_by;
-	int			cancel_asker;
-	uint32		cancel_seq;
-	pg_atomic_uint32 cancel_state;
-
-	/*
-	 * The last ask the handler took, by its number, and the start of the
-	 * statement it took then: written by the handler alone, number last, and
-	 * not by the next ask, so that the asker of a taken cancel can still tell
-	 * which statement to wait for after another asker came.
-	 */
-	volatile uint32 taken_seq;
-	volatile TimestampTz taken_stmt_start;
-
-	/* Whether the backend's SIGINT handler is this library's, as it saw. */
-	bool		handler_ours;
-
-	/*
-	 * The answer to this process's own ask, KS_BOX(seq, KsSqlCancel), in the
-	 * slot of its PGPROC (with a session ID or not): the asked backend's
-	 * handler writes it by a compare-and-swap on the ask's number, so a late
-	 * answer to an earlier ask is dropped.  Here, it outlives the asked
-	 * backend, whose slot is cleared as it exits.
-	 */
-	pg_atomic_uint32 ask_answer;
-} KsSlot;
-
-typedef struct KsShared
-{
-	LWLock	   *lock;			/* protects everything below */
-	uint32		next_sid;		/* next ID to hand out */
-	bool		wrapped;		/* next_sid has passed 4294967295 */
-	uint32		next_ask_seq;	/* number of the next cancel by SQL_ID */
-	int			nslots;
-	KsSlot		slots[FLEXIBLE_ARRAY_MEMBER];
-} KsShared;
-
-static KsShared *ks_shared = NULL;
-
-/* An answer box's word: the ask's number (28 bits) and its KsSqlCancel. */
-#define KS_ASK_SEQ_MASK		0x0FFFFFFF
-#define KS_BOX(seq, state)	(((uint32) (seq) << 4) | (uint32) (state))
-#define KS_BOX_SEQ(box)		((box) >> 4)
-#define KS_BOX_STATE(box)	((KsSqlCancel) ((box) & 0xF))
-
 /* This backend's client session ID, 0 when it has none. */
-static uint32 ks_my_sid = 0;
+uint32		ks_my_sid = 0;
+
+/* The shared state: registry_slot.h. */
+KsShared   *ks_shared = NULL;
 
 /* kill_session.node_id: this server's node in a cluster, 0 for none */
 static int	ks_node = 0;
@@ -241,7 +171,7 @@ ks_check_loaded(void)
 }
 
 /* Slot index holding sid, or -1.  Caller holds the registry lock. */
-static int
+int
 ks_find_slot_locked(uint32 sid)
 {
 	int			i;
@@ -443,241 +373,6 @@ ks_registry_mark_and_signal(uint32 sid, pid_t pid, KsAction action,
 		errno = signal_errno;
 	}
 	return result;
-}
-
-KsAskResult
-ks_registry_reserve_cancel(uint32 sid, pid_t pid, const KsKiller *by,
-						   int64 query_id, KsAsk *ask)
-{
-	int			me = KS_MY_PROCNO;
-	KsSlot	   *slot;
-	KsSqlCancel state;
-	uint32		seq;
-	int			idx;
-
-	if (me < 0 || me >= ks_shared->nslots)
-		elog(ERROR, "kill_session: PGPROC number %d out of range", me);
-	LWLockAcquire(ks_shared->lock, LW_EXCLUSIVE);
-	idx = ks_find_slot_locked(sid);
-	if (idx < 0 || ks_shared->slots[idx].pid != pid)
-	{
-		LWLockRelease(ks_shared->lock);
-		return KS_ASK_GONE;
-	}
-	slot = &ks_shared->slots[idx];
-	if (!slot->handler_ours)
-	{
-		LWLockRelease(ks_shared->lock);
-		return KS_ASK_NOT_OURS;
-	}
-	/* One ask at a time: another caller's is still unanswered. */
-	state = pg_atomic_read_u32(&slot->cancel_state);
-	if (state == KS_SQL_CANCEL_RESERVED || state == KS_SQL_CANCEL_ASKED ||
-		state == KS_SQL_CANCEL_ABANDONED)
-	{
-		LWLockRelease(ks_shared->lock);
-		return KS_ASK_BUSY;
-	}
-	do
-		seq = ks_shared->next_ask_seq++ & KS_ASK_SEQ_MASK;
-	while (seq == 0);
-	slot->cancel_query_id = query_id;
-	slot->cancel_by = *by;
-	slot->cancel_asker = me;
-	slot->cancel_seq = seq;
-	pg_atomic_write_u32(&ks_shared->slots[me].ask_answer,
-						KS_BOX(seq, KS_SQL_CANCEL_ASKED));
-	pg_write_barrier();
-	pg_atomic_write_u32(&slot->cancel_state, KS_SQL_CANCEL_RESERVED);
-	LWLockRelease(ks_shared->lock);
-
-	ask->sid = sid;
-	ask->pid = pid;
-	ask->seq = seq;
-	return KS_ASK_SENT;
-}
-
-/* The slot of the session ask was made of, if it still holds it; or NULL. */
-static KsSlot *
-ks_ask_slot_locked(const KsAsk *ask)
-{
-	int			idx = ks_find_slot_locked(ask->sid);
-
-	if (idx < 0 || ks_shared->slots[idx].pid != ask->pid)
-		return NULL;
-	return &ks_shared->slots[idx];
-}
-
-KsAskResult
-ks_registry_send_cancel(const KsAsk *ask)
-{
-	KsAskResult result = KS_ASK_SENT;
-	int			signal_errno = 0;
-	KsSlot	   *slot;
-
-	LWLockAcquire(ks_shared->lock, LW_EXCLUSIVE);
-	slot = ks_ask_slot_locked(ask);
-	if (slot == NULL)
-	{
-		LWLockRelease(ks_shared->lock);
-		return KS_ASK_GONE;
-	}
-	/* Reserved: no one but this caller changes it. */
-	Assert(slot->cancel_seq == ask->seq &&
-		   pg_atomic_read_u32(&slot->cancel_state) == KS_SQL_CANCEL_RESERVED);
-	/* The handler may have been replaced while the ask was logged. */
-	if (!slot->handler_ours)
-		result = KS_ASK_NOT_OURS;
-	else
-	{
-		pg_atomic_write_u32(&slot->cancel_state, KS_SQL_CANCEL_ASKED);
-		pg_memory_barrier();
-		/* Backends lead their own process group, as pg_signal_backend knows. */
-		if (kill(-ask->pid, SIGINT) != 0 && kill(ask->pid, SIGINT) != 0)
-		{
-			signal_errno = errno;
-			result = (signal_errno == ESRCH) ? KS_ASK_GONE : KS_ASK_SIGNAL_FAILED;
-		}
-	}
-	if (result != KS_ASK_SENT)
-		pg_atomic_write_u32(&slot->cancel_state, KS_SQL_CANCEL_NONE);
-	LWLockRelease(ks_shared->lock);
-	errno = signal_errno;
-	return result;
-}
-
-/*
- * The answer to the ask so far; with TAKEN, the start of the statement
- * taken, or 0 if that is no longer known: the session has ended (and its
- * statement with it), or its handler has taken a later ask since (the
- * statement may still run, as a COPY waiting for its client does).  ENDED
- * when the session is gone and had not answered: under the lock, a slot
- * found free was cleared by its backend's exit, which came after any
- * answer its handler wrote, so that answer is seen here.
- */
-KsSqlCancel
-ks_registry_cancel_answer(const KsAsk *ask, TimestampTz *stmt_start)
-{
-	KsSlot	   *slot;
-	uint32		box;
-	KsSqlCancel answer;
-
-	*stmt_start = 0;
-	LWLockAcquire(ks_shared->lock, LW_SHARED);
-	slot = ks_ask_slot_locked(ask);
-	box = pg_atomic_read_u32(&ks_shared->slots[KS_MY_PROCNO].ask_answer);
-	answer = KS_BOX_SEQ(box) == ask->seq ? KS_BOX_STATE(box) : KS_SQL_CANCEL_ASKED;
-	if (answer == KS_SQL_CANCEL_TAKEN && slot != NULL &&
-		slot->taken_seq == ask->seq)
-	{
-		TimestampTz start;
-
-		/* The handler writes the number last: read it again after. */
-		pg_read_barrier();
-		start = slot->taken_stmt_start;
-		pg_read_barrier();
-		if (slot->taken_seq == ask->seq)
-			*stmt_start = start;
-	}
-	else if (answer == KS_SQL_CANCEL_ASKED && slot == NULL)
-		answer = KS_SQL_CANCEL_ENDED;
-	LWLockRelease(ks_shared->lock);
-	return answer;
-}
-
-void
-ks_registry_end_cancel(const KsAsk *ask)
-{
-	KsSlot	   *slot;
-
-	LWLockAcquire(ks_shared->lock, LW_EXCLUSIVE);
-	slot = ks_ask_slot_locked(ask);
-	if (slot != NULL && slot->cancel_seq == ask->seq)
-	{
-		uint32		asked = KS_SQL_CANCEL_ASKED;
-
-		/* Reserved and never sent: nothing to leave behind. */
-		if (pg_atomic_read_u32(&slot->cancel_state) == KS_SQL_CANCEL_RESERVED)
-			pg_atomic_write_u32(&slot->cancel_state, KS_SQL_CANCEL_NONE);
-
-		/*
-		 * Unanswered: the handler still decides when the signal comes, and
-		 * the ask and its asker stay for it.
-		 */
-		else
-			(void) pg_atomic_compare_exchange_u32(&slot->cancel_state, &asked,
-												  KS_SQL_CANCEL_ABANDONED);
-	}
-	LWLockRelease(ks_shared->lock);
-}
-
-KsSqlCancel
-ks_my_cancel_ask(int64 *query_id, KsKiller *by)
-{
-	KsSlot	   *slot;
-	KsSqlCancel state;
-
-	if (ks_shared == NULL || ks_my_sid == 0 || MyProc == NULL)
-		return KS_SQL_CANCEL_NONE;
-	slot = &ks_shared->slots[KS_MY_PROCNO];
-	state = pg_atomic_read_u32(&slot->cancel_state);
-	if (state != KS_SQL_CANCEL_ASKED && state != KS_SQL_CANCEL_ABANDONED)
-		return KS_SQL_CANCEL_NONE;
-	/* The ask was written before the state, and before the signal. */
-	pg_read_barrier();
-	*query_id = slot->cancel_query_id;
-	*by = slot->cancel_by;
-	return state;
-}
-
-/*
- * Answer the ask found in state asked: in this slot, where it frees the
- * slot for the next ask, and in the asker's answer box.
- */
-void
-ks_my_cancel_answer(KsSqlCancel asked, KsSqlCancel answer,
-					TimestampTz stmt_start)
-{
-	KsSlot	   *slot = &ks_shared->slots[KS_MY_PROCNO];
-	uint32		expected = asked;
-	int			asker = slot->cancel_asker;
-	uint32		seq = slot->cancel_seq;
-	uint32		box = KS_BOX(seq, KS_SQL_CANCEL_ASKED);
-
-	if (answer == KS_SQL_CANCEL_TAKEN)
-	{
-		slot->taken_seq = 0;
-		pg_write_barrier();
-		slot->taken_stmt_start = stmt_start;
-		pg_write_barrier();
-		slot->taken_seq = seq;
-		pg_write_barrier();
-	}
-	/* The asker may stop waiting meanwhile: ASKED becomes ABANDONED. */
-	while (!pg_atomic_compare_exchange_u32(&slot->cancel_state, &expected,
-										   answer))
-	{
-		if (expected != KS_SQL_CANCEL_ASKED &&
-			expected != KS_SQL_CANCEL_ABANDONED)
-			return;
-	}
-	if (asker >= 0 && asker < ks_shared->nslots)
-		(void) pg_atomic_compare_exchange_u32(&ks_shared->slots[asker].ask_answer,
-											  &box, KS_BOX(seq, answer));
-}
-
-void
-ks_registry_publish_handler(bool ours)
-{
-	KsSlot	   *slot;
-
-	if (ks_shared == NULL || ks_my_sid == 0 || MyProc == NULL)
-		return;
-	slot = &ks_shared->slots[KS_MY_PROCNO];
-	LWLockAcquire(ks_shared->lock, LW_EXCLUSIVE);
-	if (slot->pid == MyProcPid)
-		slot->handler_ours = ours;
-	LWLockRelease(ks_shared->lock);
 }
 
 bool
