@@ -61,17 +61,20 @@ sub waiting_rows
 }
 
 # The head a breadth-first walk finds from sid along the blockers in the
-# order v$session lists them: the first session that is not blocked.
+# order v$session lists them: the first session that is not blocked.  A
+# waiting session blocked only by processes that are no sessions (a
+# prepared transaction) lists no blockers but is blocked all the same;
+# one that waits with no holder at all is not.
 sub bfs_head
 {
-	my ($blockers, $sid) = @_;
+	my ($blockers, $status, $sid) = @_;
 	my @queue = ($sid);
 	my %seen = ($sid => 1);
 	while (@queue)
 	{
 		my $p = shift @queue;
 		my $b = $blockers->{$p};
-		return $p if $p ne $sid && (!defined $b || !@$b);
+		return $p if $p ne $sid && (!exists $status->{$p} || $status->{$p} eq 'NO HOLDER');
 		for my $q (@{ $b // [] })
 		{
 			push @queue, $q unless $seen{$q}++;
@@ -87,6 +90,7 @@ sub check_graph
 	my $rows = waiting_rows();
 	is(scalar @$rows, $count, "$what: $count sessions wait");
 	my %blockers = map { $_->[0] => [ split / /, $_->[3] ] } @$rows;
+	my %status = map { $_->[0] => $_->[1] } @$rows;
 	my (@wrong_set, @wrong_first, @wrong_head);
 	for my $row (@$rows)
 	{
@@ -95,7 +99,7 @@ sub check_graph
 		push @wrong_set, "$sid: [$mine] vs [$pg]" if $mine ne $pg;
 		push @wrong_first, $sid
 		  unless $status eq 'VALID' && defined $first && $list =~ /^\Q$first\E\b/;
-		my $want = bfs_head(\%blockers, $sid);
+		my $want = bfs_head(\%blockers, \%status, $sid);
 		push @wrong_head, "$sid: " . ($final // 'NULL') . " vs " . ($want // 'NULL')
 		  unless defined $final && defined $want && $final eq $want
 		  && $fstatus eq 'VALID';
