@@ -48,6 +48,7 @@
  */
 #include "postgres.h"
 
+#include <link.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -234,6 +235,17 @@ ks_sigint_action(int signo, siginfo_t *info, void *context)
 	errno = save_errno;
 }
 
+/* dl_iterate_phdr()'s callback: the count of objects ever loaded, at once. */
+static int
+ks_loaded_objects(struct dl_phdr_info *info, size_t size, void *data)
+{
+	if (size >= offsetof(struct dl_phdr_info, dlpi_adds) + sizeof(info->dlpi_adds))
+		*(unsigned long long *) data = info->dlpi_adds;
+	else
+		*(unsigned long long *) data = ~0ULL;	/* unknown: look every time */
+	return 1;
+}
+
 /* Whether SIGINT's handler is this library's now. */
 static bool
 ks_sigint_is_ours(void)
@@ -317,10 +329,26 @@ ks_install_cancel_handler(void)
 void
 ks_check_cancel_handler(void)
 {
+	static unsigned long long seen_adds = 0;
+	static bool seen = false;
+	unsigned long long adds = 0;
 	bool		ours;
 
 	if (ks_my_session_id() == 0)
 		return;
+
+	/*
+	 * Another library's _PG_init is what replaces the handler: look again
+	 * only when the process has loaded an object since the last look.  The
+	 * dynamic loader counts the objects ever added; reading that count takes
+	 * its lock, not a system call, so that every statement pays nothing
+	 * measurable.
+	 */
+	dl_iterate_phdr(ks_loaded_objects, &adds);
+	if (seen && adds == seen_adds && adds != ~0ULL)
+		return;
+	seen = true;
+	seen_adds = adds;
 	ours = ks_sigint_is_ours();
 	if (ours != ks_handler_ours)
 	{
