@@ -35,6 +35,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/syscache.h"
 
 #include "compat.h"
@@ -433,6 +434,21 @@ ks_directory_servers(int other)
 }
 
 /*
+ * Whether the origin's vouching is known, for this connection's life: its
+ * origin cannot change (PGC_BACKEND), and a change of a user mapping, a
+ * foreign server or a role makes it read again.  A node that joins or
+ * leaves the directory is seen by connections that start after.
+ */
+static bool ks_origin_checked = false;
+static bool ks_origin_callbacks = false;
+
+static void
+ks_origin_invalidate(Datum arg, int cacheid, uint32 hashvalue)
+{
+	ks_origin_checked = false;
+}
+
+/*
  * Whether this session's origin reads as the report of its node: the
  * session logged in as the user that the claimed role's user mapping for
  * this node's foreign server names, the user a call forwarded by that role
@@ -443,12 +459,11 @@ ks_directory_servers(int other)
  * (PGC_BACKEND).  That is all a node can know: whoever holds that user's
  * password could claim the same, so the LOG line and the DETAIL still name
  * the session that acted here first.  Anything else is printed as a claim.
- * Read once per transaction.
+ * Read once per connection (ks_origin_checked).
  */
 static bool
 ks_origin_vouched(const KsKiller *k)
 {
-	static LocalTransactionId checked_lxid = InvalidLocalTransactionId;
 	static bool vouched = false;
 	Oid			roleid;
 	char	   *server_name;
@@ -460,9 +475,16 @@ ks_origin_vouched(const KsKiller *k)
 	if (k->origin_pid == 0 || ks_node_id() == 0 ||
 		k->origin_node == 0 || k->origin_node == ks_node_id())
 		return false;
-	if (checked_lxid == KS_PROC_LXID(MyProc))
+	if (ks_origin_checked)
 		return vouched;
-	checked_lxid = KS_PROC_LXID(MyProc);
+	if (!ks_origin_callbacks)
+	{
+		CacheRegisterSyscacheCallback(USERMAPPINGOID, ks_origin_invalidate, (Datum) 0);
+		CacheRegisterSyscacheCallback(FOREIGNSERVEROID, ks_origin_invalidate, (Datum) 0);
+		CacheRegisterSyscacheCallback(AUTHOID, ks_origin_invalidate, (Datum) 0);
+		ks_origin_callbacks = true;
+	}
+	ks_origin_checked = true;
 	vouched = false;
 
 	server_name = ks_directory_servers(k->origin_node);
