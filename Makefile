@@ -4,10 +4,12 @@ MODULE_big = kill_session
 OBJS = \
 	$(WIN32RES) \
 	action.o \
+	activity.o \
 	cancel.o \
 	connection.o \
 	disconnect.o \
 	forward.o \
+	history.o \
 	kill.o \
 	kill_session.o \
 	lockgraph.o \
@@ -18,6 +20,7 @@ OBJS = \
 	oracle_hint.o \
 	privilege.o \
 	processlist.o \
+	record.o \
 	registry.o \
 	registry_cancel.o \
 	resolve.o \
@@ -28,7 +31,8 @@ OBJS = \
 
 EXTENSION = kill_session
 DATA = kill_session--1.0.sql kill_session--1.0--1.1.sql kill_session--1.1--1.2.sql \
-	kill_session--1.2--1.3.sql kill_session--1.3--1.4.sql
+	kill_session--1.2--1.3.sql kill_session--1.3--1.4.sql \
+	kill_session--1.4--1.5.sql
 PGFILEDESC = "kill_session - Oracle-mode ALTER SYSTEM KILL SESSION"
 
 REGRESS = setup processlist kill oracle vsession

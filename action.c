@@ -293,6 +293,43 @@ ks_node_of_session(Oid fn, int64 id)
 }
 
 /*
+ * Run this call on the node of session id, with the row of what it is on
+ * record here: the node answered true (done), false (not done), NULL or
+ * 08007 (unknown), or refused with an error; the node writes its own row.
+ */
+static Datum
+ks_forward_recorded(FunctionCallInfo fcinfo, int argno, int64 id,
+					const char *session, const char *what,
+					KsHistAction action, const char *reason)
+{
+	MemoryContext context = CurrentMemoryContext;
+	char	   *server = ks_node_of_session(fcinfo->flinfo->fn_oid, id);
+	KsKiller	me;
+	Datum		result;
+
+	ks_actor(reason, &me);
+	ks_record_begin_forwarded(action, id, ks_id_node(id), &me);
+	PG_TRY();
+	{
+		result = ks_forward_call(fcinfo, argno, id, session, server, what,
+								 ks_wait_timeout_ms());
+	}
+	PG_CATCH();
+	{
+		ks_record_error(&me, action, false, context);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	ks_record_end(&me, action,
+				  fcinfo->isnull ? KS_O_UNKNOWN :
+				  DatumGetBool(result) ? KS_O_DONE : KS_O_NOT_DONE,
+				  psprintf("node %d answered %s", ks_id_node(id),
+						   fcinfo->isnull ? "NULL" :
+						   DatumGetBool(result) ? "true" : "false"));
+	return result;
+}
+
+/*
  * The session argument at argno of an action's SQL function: 'sid',
  * 'sid, serial#' or 'sid, serial#, @N'; NULL and anything else is ORA-00026.
  * The serial# is accepted and ignored.  what is the action, as
@@ -307,6 +344,7 @@ ks_node_of_session(Oid fn, int64 id)
  */
 bool
 ks_session_arg(FunctionCallInfo fcinfo, int argno, const char *what,
+			   KsHistAction action, const char *reason,
 			   uint32 *sid, bool *has_sql_id, int64 *sql_id, Datum *result)
 {
 	text	   *arg = PG_ARGISNULL(argno) ? NULL : PG_GETARG_TEXT_PP(argno);
@@ -363,9 +401,10 @@ ks_session_arg(FunctionCallInfo fcinfo, int argno, const char *what,
 			session = psprintf(INT64_FORMAT ", 0, " INT64_FORMAT, id, *sql_id);
 		else
 			session = psprintf(INT64_FORMAT, id);
-		*result = ks_forward_call(fcinfo, argno, id, session,
-								  ks_node_of_session(fcinfo->flinfo->fn_oid, id),
-								  what, ks_wait_timeout_ms());
+		*result = ks_forward_recorded(fcinfo, argno, id, session, what,
+									  action == KS_H_CANCEL && has_sql_id != NULL &&
+									  *has_sql_id ? KS_H_CANCEL_SQL_ID : action,
+									  reason);
 		return true;
 	}
 	*sid = ks_id_local(id);
@@ -395,7 +434,7 @@ ks_check_privilege(const char *what)
  * missing_ok: return false for a session that is not there.
  */
 bool
-ks_aim(uint32 sid, const char *what, bool missing_ok,
+ks_aim(uint32 sid, const char *what, bool missing_ok, const char *reason,
 	   KsSession *target, KsKiller *me)
 {
 	if (!ks_registry_lookup(sid, target))
@@ -411,13 +450,23 @@ ks_aim(uint32 sid, const char *what, bool missing_ok,
 				 errmsg("permission denied to %s", what),
 				 errdetail("Only superusers can %ss of superusers.", what)));
 
+	ks_actor(reason, me);
+	return true;
+}
+
+/* Who the caller is, on whose behalf it says it acts, and its reason. */
+void
+ks_actor(const char *reason, KsKiller *me)
+{
+	memset(me, 0, sizeof(KsKiller));
 	me->sid = ks_my_session_id();
 	me->pid = MyProcPid;
 	namestrcpy(&me->role, GetUserNameFromId(GetUserId(), false));
+	if (reason != NULL)
+		strlcpy(me->reason, reason, KS_REASON_LEN);
 	if (!ks_parse_origin(ks_origin, me))
 		me->origin_pid = 0;		/* cannot happen: the setting was checked */
 	me->origin_vouched = ks_origin_vouched(me);
-	return true;
 }
 
 /*
@@ -556,6 +605,15 @@ ks_describe_origin(const KsKiller *by)
 					by->origin_pid, by->origin_node);
 }
 
+/* ", for the reason "..."", or nothing: the reason is never a format. */
+static char *
+ks_describe_reason(const KsKiller *by)
+{
+	if (by->reason[0] == '\0')
+		return "";
+	return psprintf(", for the reason %s", ks_quote_name(by->reason));
+}
+
 /*
  * Log an action on a session: who did what to whom.  done is "killed",
  * "marked to disconnect after its transaction", "disconnected" or "had its
@@ -579,23 +637,23 @@ ks_log_action(uint32 sid, const KsSession *target, const char *done,
 		killer = psprintf("process %d (role %s)", me->pid,
 						  ks_quote_name(NameStr(me->role)));
 	ereport(LOG,
-			(errmsg("session " INT64_FORMAT " (pid %d, role %s, database %s) %s by %s%s",
+			(errmsg("session " INT64_FORMAT " (pid %d, role %s, database %s) %s by %s%s%s",
 					ks_global_id(sid), (int) target->pid,
 					ks_quote_name(target_name),
 					ks_quote_name(NameStr(target->db_name)), done, killer,
-					ks_describe_origin(me))));
+					ks_describe_origin(me), ks_describe_reason(me))));
 }
 
-/* "role "x" (session N)" or "role "x" (process P)", and its origin */
+/* "role "x" (session N)" or "role "x" (process P)", its origin and reason */
 char *
 ks_describe_marker(const KsKiller *by)
 {
 	if (by->sid != 0)
-		return psprintf("role %s (session " INT64_FORMAT ")%s",
+		return psprintf("role %s (session " INT64_FORMAT ")%s%s",
 						ks_quote_name(NameStr(by->role)), ks_global_id(by->sid),
-						ks_describe_origin(by));
-	return psprintf("role %s (process %d)%s", ks_quote_name(NameStr(by->role)),
-					by->pid, ks_describe_origin(by));
+						ks_describe_origin(by), ks_describe_reason(by));
+	return psprintf("role %s (process %d)%s%s", ks_quote_name(NameStr(by->role)),
+					by->pid, ks_describe_origin(by), ks_describe_reason(by));
 }
 
 /* The DETAIL of session sid's statement, cancelled by by. */
@@ -628,8 +686,8 @@ ks_add_end_detail(ErrorData *edata)
 	else if (ks_my_mark(KS_KILL, &my_sid, &by))
 	{
 		if (by.sid == my_sid)
-			edata->detail = psprintf("Session " INT64_FORMAT " was killed by itself.",
-									 ks_global_id(my_sid));
+			edata->detail = psprintf("Session " INT64_FORMAT " was killed by itself%s.",
+									 ks_global_id(my_sid), ks_describe_reason(&by));
 		else
 			edata->detail = psprintf("Session " INT64_FORMAT " was killed by %s.",
 									 ks_global_id(my_sid), ks_describe_marker(&by));

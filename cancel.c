@@ -395,6 +395,9 @@ ks_add_cancel_detail(ErrorData *edata)
 	return true;
 }
 
+/* Whether this call's cancel has been sent, for its history row. */
+static volatile bool ks_cancel_signalled = false;
+
 /* The 55000 of a cancel by SQL_ID that the session cannot decide. */
 pg_noreturn static void
 ks_report_handler_replaced(uint32 sid)
@@ -446,6 +449,8 @@ ks_cancel_sql_id(uint32 sid, const KsSession *target, const KsKiller *me,
 	if (!ks_backend_activity(target->pid, &activity) &&
 		!ks_registry_proc_state(sid, target->pid, &proc))
 	{
+		ks_record_end(me, KS_H_CANCEL_SQL_ID, KS_O_NOT_RUNNING,
+					  "the session had ended");
 		ks_notice_ended(sid);
 		return false;
 	}
@@ -456,10 +461,14 @@ ks_cancel_sql_id(uint32 sid, const KsSession *target, const KsKiller *me,
 				(errmsg("the SQL_ID of session " INT64_FORMAT "'s statement is not known",
 						ks_global_id(sid)),
 				 errdetail("track_activities is off for it.")));
+		ks_record_end(me, KS_H_CANCEL_SQL_ID, KS_O_REFUSED,
+					  "its SQL_ID is not known: track_activities is off for it");
 		return false;
 	}
 	if (activity.state != STATE_RUNNING && activity.state != STATE_FASTPATH)
 	{
+		ks_record_end(me, KS_H_CANCEL_SQL_ID, KS_O_NOT_RUNNING,
+					  "it was not running a statement");
 		ereport(NOTICE,
 				(errmsg("session " INT64_FORMAT " is not running a statement",
 						ks_global_id(sid))));
@@ -467,6 +476,8 @@ ks_cancel_sql_id(uint32 sid, const KsSession *target, const KsKiller *me,
 	}
 	if (activity.query_id != sql_id)
 	{
+		ks_record_end(me, KS_H_CANCEL_SQL_ID, KS_O_NOT_RUNNING,
+					  psprintf("it was running SQL_ID " INT64_FORMAT, activity.query_id));
 		ereport(NOTICE,
 				(errmsg("session " INT64_FORMAT " is running another statement",
 						ks_global_id(sid)),
@@ -501,6 +512,8 @@ ks_cancel_sql_id(uint32 sid, const KsSession *target, const KsKiller *me,
 		ks_report_handler_replaced(sid);
 	if (r == KS_ASK_BUSY)
 	{
+		ks_record_end(me, KS_H_CANCEL_SQL_ID, KS_O_REFUSED,
+					  "an earlier cancel by SQL_ID was unanswered");
 		ereport(WARNING,
 				(errmsg("session " INT64_FORMAT " has not answered an earlier cancel by SQL_ID within %d ms",
 						ks_global_id(sid), answer_ms),
@@ -509,6 +522,8 @@ ks_cancel_sql_id(uint32 sid, const KsSession *target, const KsKiller *me,
 	}
 	if (r == KS_ASK_GONE)
 	{
+		ks_record_end(me, KS_H_CANCEL_SQL_ID, KS_O_NOT_RUNNING,
+					  "the session had ended");
 		ks_notice_ended(sid);
 		return false;
 	}
@@ -522,6 +537,8 @@ ks_cancel_sql_id(uint32 sid, const KsSession *target, const KsKiller *me,
 							   sql_id),
 					  me);
 		r = ks_registry_send_cancel(&ask);
+		if (r == KS_ASK_SENT)
+			ks_cancel_signalled = true;
 		if (r == KS_ASK_SIGNAL_FAILED)
 			ereport(ERROR,
 					(errcode(ERRCODE_SYSTEM_ERROR),
@@ -590,7 +607,14 @@ ks_cancel_sql_id(uint32 sid, const KsSession *target, const KsKiller *me,
 	{
 		case KS_SQL_CANCEL_TAKEN:
 			if (stopped || timeout_ms == 0)
+			{
+				ks_record_end(me, KS_H_CANCEL_SQL_ID, KS_O_CANCELLED,
+							  stopped ? NULL : "no wait: kill_session.wait_timeout is 0");
 				return true;
+			}
+			ks_record_end(me, KS_H_CANCEL_SQL_ID, KS_O_MARKED,
+						  psprintf("it took the cancel, and did not stop within %d ms",
+								   timeout_ms));
 			ereport(WARNING,
 					(errmsg("statement of session " INT64_FORMAT " not cancelled yet",
 							ks_global_id(sid)),
@@ -598,6 +622,8 @@ ks_cancel_sql_id(uint32 sid, const KsSession *target, const KsKiller *me,
 							   timeout_ms)));
 			return false;
 		case KS_SQL_CANCEL_REFUSED:
+			ks_record_end(me, KS_H_CANCEL_SQL_ID, KS_O_NOT_RUNNING,
+						  "its statement ended before the cancel reached it");
 			ereport(NOTICE,
 					(errmsg("session " INT64_FORMAT " is running another statement, or none",
 							ks_global_id(sid)),
@@ -605,9 +631,14 @@ ks_cancel_sql_id(uint32 sid, const KsSession *target, const KsKiller *me,
 							   sql_id)));
 			return false;
 		case KS_SQL_CANCEL_ENDED:
+			ks_record_end(me, KS_H_CANCEL_SQL_ID, KS_O_NOT_RUNNING,
+						  "the session ended before it took the cancel");
 			ks_notice_ended(sid);
 			return false;
 		default:
+			ks_record_end(me, KS_H_CANCEL_SQL_ID, KS_O_MARKED,
+						  psprintf("not answered within %d ms; it may still be cancelled",
+								   answer_ms));
 			ereport(WARNING,
 					(errmsg("session " INT64_FORMAT " did not answer the cancel within %d ms; its statement may still be cancelled",
 							ks_global_id(sid), answer_ms),
@@ -618,48 +649,33 @@ ks_cancel_sql_id(uint32 sid, const KsSession *target, const KsKiller *me,
 }
 
 /*
- * cancel_sql(session text) returns boolean
- *
- * true once the statement the session was running has stopped; false with
- * a NOTICE when it was not running one, or with a WARNING when it did not
- * stop within kill_session.wait_timeout.  With a SQL_ID in the session
- * string, only that statement (ks_cancel_sql_id()).
+ * Cancel whatever statement session sid runs: true once it has stopped;
+ * false with a NOTICE when it runs none, or with a WARNING when it did
+ * not stop within kill_session.wait_timeout.
  */
-Datum
-cancel_sql(PG_FUNCTION_ARGS)
+static bool
+ks_cancel_statement(uint32 sid, const KsSession *target, const KsKiller *me)
 {
-	uint32		sid;
-	KsSession	target;
-	KsKiller	me;
 	KsStatement stmt;
 	int			timeout_ms = ks_wait_timeout_ms();
 	TimestampTz deadline;
 	volatile bool stopped = false;
-	Datum		result;
-	bool		has_sql_id;
-	int64		sql_id;
 
-	ks_check_loaded();
-	if (ks_session_arg(fcinfo, 0, KS_CANCEL_WHAT, &sid, &has_sql_id, &sql_id,
-					   &result))
-		return result;
-	ks_check_privilege(KS_CANCEL_WHAT);
-	ks_aim(sid, KS_CANCEL_WHAT, false, &target, &me);
-	if (has_sql_id)
-		PG_RETURN_BOOL(ks_cancel_sql_id(sid, &target, &me, sql_id));
-
-	if (!ks_running(sid, target.pid, &stmt))
+	if (!ks_running(sid, target->pid, &stmt))
 	{
+		ks_record_end(me, KS_H_CANCEL, KS_O_NOT_RUNNING,
+					  "it was not running a statement");
 		ereport(NOTICE,
 				(errmsg("session " INT64_FORMAT " is not running a statement",
 						ks_global_id(sid))));
-		PG_RETURN_BOOL(false);
+		return false;
 	}
 
-	ks_mark(sid, &target, KS_CANCEL, &me, SIGINT, NULL, NULL);
+	ks_mark(sid, target, KS_CANCEL, me, SIGINT, NULL, NULL);
+	ks_cancel_signalled = true;
 	PG_TRY();
 	{
-		ks_log_action(sid, &target, "had its statement cancelled", &me);
+		ks_log_action(sid, target, "had its statement cancelled", me);
 		/* The caller's own statement is this one: it ends here. */
 		CHECK_FOR_INTERRUPTS();
 
@@ -667,7 +683,7 @@ cancel_sql(PG_FUNCTION_ARGS)
 											   timeout_ms);
 		for (;;)
 		{
-			if (!ks_still_running(sid, target.pid, &stmt))
+			if (!ks_still_running(sid, target->pid, &stmt))
 			{
 				stopped = true;
 				break;
@@ -684,15 +700,69 @@ cancel_sql(PG_FUNCTION_ARGS)
 	PG_FINALLY();
 	{
 		/* The mark is for this statement only. */
-		ks_registry_unmark(sid, target.pid, KS_CANCEL);
+		ks_registry_unmark(sid, target->pid, KS_CANCEL);
 	}
 	PG_END_TRY();
 
 	if (stopped || timeout_ms == 0)
-		PG_RETURN_BOOL(true);
+	{
+		ks_record_end(me, KS_H_CANCEL, KS_O_CANCELLED,
+					  stopped ? NULL : "no wait: kill_session.wait_timeout is 0");
+		return true;
+	}
+	ks_record_end(me, KS_H_CANCEL, KS_O_MARKED,
+				  psprintf("it did not stop within %d ms", timeout_ms));
 	ereport(WARNING,
 			(errmsg("statement of session " INT64_FORMAT " not cancelled yet",
 					ks_global_id(sid)),
 			 errdetail("It did not stop within %d ms.", timeout_ms)));
-	PG_RETURN_BOOL(false);
+	return false;
+}
+
+/*
+ * cancel_sql(session text, reason text DEFAULT NULL) returns boolean
+ *
+ * true once the statement the session was running has stopped; false with
+ * a NOTICE when it was not running one, or with a WARNING when it did not
+ * stop within kill_session.wait_timeout.  With a SQL_ID in the session
+ * string, only that statement (ks_cancel_sql_id()).
+ */
+Datum
+cancel_sql(PG_FUNCTION_ARGS)
+{
+	MemoryContext context = CurrentMemoryContext;
+	uint32		sid;
+	KsSession	target;
+	KsKiller	me;
+	Datum		result;
+	bool		has_sql_id;
+	int64		sql_id;
+	const char *reason;
+	KsHistAction action;
+	volatile bool answer = false;
+
+	ks_check_loaded();
+	reason = ks_reason_arg(fcinfo, 1);
+	if (ks_session_arg(fcinfo, 0, KS_CANCEL_WHAT, KS_H_CANCEL, reason, &sid,
+					   &has_sql_id, &sql_id, &result))
+		return result;
+	ks_check_privilege(KS_CANCEL_WHAT);
+	ks_aim(sid, KS_CANCEL_WHAT, false, reason, &target, &me);
+	action = has_sql_id ? KS_H_CANCEL_SQL_ID : KS_H_CANCEL;
+	ks_record_begin(action, sid, &target, &me);
+	ks_cancel_signalled = false;
+	PG_TRY();
+	{
+		if (has_sql_id)
+			answer = ks_cancel_sql_id(sid, &target, &me, sql_id);
+		else
+			answer = ks_cancel_statement(sid, &target, &me);
+	}
+	PG_CATCH();
+	{
+		ks_record_error(&me, action, ks_cancel_signalled, context);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	PG_RETURN_BOOL(answer);
 }

@@ -127,7 +127,8 @@ ks_in_failed_block(pid_t pid)
 
 /*
  * disconnect_session(session text, post_transaction boolean DEFAULT false,
- *					  immediate boolean DEFAULT false) returns boolean
+ *					  immediate boolean DEFAULT false,
+ *					  reason text DEFAULT NULL) returns boolean
  *
  * With post_transaction: true once the session is marked, if it is in a
  * transaction, or once it is gone, if it was not (with kill_session.
@@ -137,9 +138,11 @@ ks_in_failed_block(pid_t pid)
 Datum
 disconnect_session(PG_FUNCTION_ARGS)
 {
+	MemoryContext context = CurrentMemoryContext;
 	uint32		sid;
 	bool		post_transaction = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
 	bool		immediate = !PG_ARGISNULL(2) && PG_GETARG_BOOL(2);
+	const char *reason;
 	KsSession	target;
 	KsKiller	me;
 	KsProcState before;
@@ -147,13 +150,17 @@ disconnect_session(PG_FUNCTION_ARGS)
 	bool		self;
 	int			pidfd = -1;
 	int			timeout_ms = ks_wait_timeout_ms();
+	volatile bool signalled = false;
+	volatile bool waited = false;
 	volatile bool gone = true;
 	Datum		result;
 
 	ks_check_loaded();
+	reason = ks_reason_arg(fcinfo, 3);
 	if (ks_session_arg(fcinfo, 0,
 					   post_transaction ? KS_DISCONNECT_WHAT : KS_KILL_WHAT,
-					   &sid, NULL, NULL, &result))
+					   post_transaction ? KS_H_DISCONNECT_POST : KS_H_DISCONNECT,
+					   reason, &sid, NULL, NULL, &result))
 		return result;
 	if (post_transaction && immediate)
 		ereport(ERROR,
@@ -161,11 +168,12 @@ disconnect_session(PG_FUNCTION_ARGS)
 				 errmsg("POST_TRANSACTION and IMMEDIATE cannot be used together"),
 				 errhint("POST_TRANSACTION waits for the session's transaction; IMMEDIATE rolls it back now.")));
 	if (!post_transaction)
-		PG_RETURN_BOOL(ks_kill_session(sid));
+		PG_RETURN_BOOL(ks_kill_session(sid, KS_H_DISCONNECT, reason));
 
 	ks_check_privilege(KS_DISCONNECT_WHAT);
-	ks_aim(sid, KS_DISCONNECT_WHAT, false, &target, &me);
+	ks_aim(sid, KS_DISCONNECT_WHAT, false, reason, &target, &me);
 	self = target.pid == MyProcPid;
+	ks_record_begin(KS_H_DISCONNECT_POST, sid, &target, &me);
 
 	/*
 	 * The caller's own session is in this statement's transaction.  Another
@@ -173,33 +181,55 @@ disconnect_session(PG_FUNCTION_ARGS)
 	 * transaction (its PGPROC holds a local transaction ID), it ends after
 	 * it; otherwise it ends at once.
 	 */
-	ks_mark(sid, &target, KS_DISCONNECT, &me, self ? 0 : KS_SIGNAL_WAKE,
-			self ? NULL : &pidfd, &before);
 	PG_TRY();
 	{
+		ks_mark(sid, &target, KS_DISCONNECT, &me, self ? 0 : KS_SIGNAL_WAKE,
+				self ? NULL : &pidfd, &before);
+		signalled = true;
 		ks_log_action(sid, &target, "marked to disconnect after its transaction",
 					  &me);
 		if (!self && !before.in_transaction && !ks_in_failed_block(target.pid) &&
 			timeout_ms > 0)
+		{
+			waited = true;
 			gone = ks_wait_gone(target.pid, pidfd, timeout_ms);
+		}
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
 		if (pidfd >= 0)
 			close(pidfd);
+		ks_record_error(&me, KS_H_DISCONNECT_POST, signalled, context);
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	if (pidfd >= 0)
+		close(pidfd);
 
 	if (gone)
+	{
+		if (waited)
+			ks_record_end(&me, KS_H_DISCONNECT_POST, KS_O_EXITED, NULL);
+		else
+			ks_record_end(&me, KS_H_DISCONNECT_POST, KS_O_MARKED,
+						  self ? "it ends after its transaction" :
+						  timeout_ms == 0 && !before.in_transaction ?
+						  "no wait: kill_session.wait_timeout is 0" :
+						  "it ends after its transaction");
 		PG_RETURN_BOOL(true);
+	}
 	if (ks_registry_proc_state(sid, target.pid, &now) && now.in_transaction)
 	{
+		ks_record_end(&me, KS_H_DISCONNECT_POST, KS_O_MARKED,
+					  "it began a transaction as it was marked; it ends after it");
 		ereport(NOTICE,
 				(errmsg("session " INT64_FORMAT " is in a transaction",
 						ks_global_id(sid)),
 				 errdetail("It began one as it was marked; it will end after it.")));
 		PG_RETURN_BOOL(true);
 	}
+	ks_record_end(&me, KS_H_DISCONNECT_POST, KS_O_MARKED,
+				  psprintf("it did not end within %d ms", timeout_ms));
 	ereport(WARNING,
 			(errmsg("session " INT64_FORMAT " marked to disconnect",
 					ks_global_id(sid)),

@@ -279,6 +279,15 @@ ks_forward_call(FunctionCallInfo fcinfo, int argno, int64 id,
 	int			i;
 
 	rettype = get_func_signature(fn, &argtypes, &nargs);
+
+	/*
+	 * Trailing arguments left NULL are left out: every argument after the
+	 * session has a default that means what NULL means, and a node of an
+	 * older version, without the newer arguments, still takes the call.
+	 */
+	while (nargs > argno + 1 &&
+		   (nargs - 1 >= PG_NARGS() || PG_ARGISNULL(nargs - 1)))
+		nargs--;
 	params = palloc(sizeof(char *) * Max(nargs, 1));
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "SELECT %s(",

@@ -161,44 +161,62 @@ ks_wait_gone(pid_t pid, int pidfd, int timeout_ms)
  * false with a WARNING when it did not end in time.
  */
 bool
-ks_kill_session(uint32 sid)
+ks_kill_session(uint32 sid, KsHistAction action, const char *reason)
 {
+	MemoryContext context = CurrentMemoryContext;
 	KsSession	target;
 	KsKiller	me;
 	int			pidfd = -1;
 	int			wait_ms = ks_wait_timeout_ms();
 	bool		self;
+	volatile bool signalled = false;
 	volatile bool gone = true;
 
 	ks_check_loaded();
 	ks_check_privilege(KS_KILL_WHAT);
-	ks_aim(sid, KS_KILL_WHAT, false, &target, &me);
+	ks_aim(sid, KS_KILL_WHAT, false, reason, &target, &me);
 	self = (target.pid == MyProcPid);
-	ks_mark(sid, &target, KS_KILL, &me, self ? 0 : SIGTERM, &pidfd, NULL);
+	ks_record_begin(action, sid, &target, &me);
 
 	/*
 	 * From here the pidfd is closed however the call ends: the LOG line
 	 * serves interrupts, so a cancel or statement_timeout can end the call
-	 * right there, as well as during the wait.
+	 * right there, as well as during the wait.  An error completes the row.
 	 */
 	PG_TRY();
 	{
+		ks_mark(sid, &target, KS_KILL, &me, self ? 0 : SIGTERM, &pidfd, NULL);
+		signalled = true;
 		ks_log_action(sid, &target, "killed", &me);
 		if (self)
 			ks_end_after_statement();
 		else if (wait_ms > 0)
 			gone = ks_wait_gone(target.pid, pidfd, wait_ms);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
 		if (pidfd >= 0)
 			close(pidfd);
+		ks_record_error(&me, action, signalled, context);
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	if (pidfd >= 0)
+		close(pidfd);
 
-	if (gone)
+	if (gone && !self && wait_ms > 0)
+	{
+		ks_record_end(&me, action, KS_O_EXITED, NULL);
 		return true;
-
+	}
+	if (gone)
+	{
+		ks_record_end(&me, action, KS_O_MARKED,
+					  self ? "it ends after the statement" : "no wait: kill_session.wait_timeout is 0");
+		return true;
+	}
+	ks_record_end(&me, action, KS_O_MARKED,
+				  psprintf("it did not end within %d ms", wait_ms));
 	ereport(WARNING,
 			(errmsg("session " INT64_FORMAT " marked for kill", ks_global_id(sid)),
 			 errdetail("The session did not end within %d ms; it will end as soon as it can.",
@@ -207,21 +225,26 @@ ks_kill_session(uint32 sid)
 }
 
 /*
- * kill_session(session text, immediate boolean DEFAULT false)
+ * kill_session(session text, immediate boolean DEFAULT false,
+ *				reason text DEFAULT NULL)
  *
  * The SQL form of ALTER SYSTEM KILL SESSION 'session' [IMMEDIATE].  The
- * serial# and immediate are accepted for compatibility and ignored.
+ * serial# and immediate are accepted for compatibility and ignored; the
+ * reason is told to the session, logged and kept in the history.
  */
 Datum
 kill_session(PG_FUNCTION_ARGS)
 {
 	uint32		sid;
 	Datum		result;
+	const char *reason;
 
 	ks_check_loaded();
-	if (ks_session_arg(fcinfo, 0, KS_KILL_WHAT, &sid, NULL, NULL, &result))
+	reason = ks_reason_arg(fcinfo, 2);
+	if (ks_session_arg(fcinfo, 0, KS_KILL_WHAT, KS_H_KILL, reason, &sid,
+					   NULL, NULL, &result))
 		return result;
-	PG_RETURN_BOOL(ks_kill_session(sid));
+	PG_RETURN_BOOL(ks_kill_session(sid, KS_H_KILL, reason));
 }
 
 /*
@@ -358,13 +381,16 @@ ks_first_listed(const Datum *ids, int n, int *first)
  */
 static KsNodeCall *
 ks_kill_calls(FunctionCallInfo fcinfo, const Datum *ids, const int *first,
-			  int n, int *node_of, int *ncalls)
+			  int n, const char *reason, int *node_of, int *ncalls)
 {
 	KsNodeCall *calls = palloc0(sizeof(KsNodeCall) * Max(n, 1));
 	StringInfoData *lists = palloc(sizeof(StringInfoData) * Max(n, 1));
-	char	   *sql = psprintf("SELECT id, killed FROM %s($1::pg_catalog.int8[])",
+
+	/* Without a reason, the call a node of an older version takes too. */
+	char	   *sql = psprintf("SELECT id, killed FROM %s($1::pg_catalog.int8[]%s)",
 							   ks_extension_object(fcinfo->flinfo->fn_oid,
-												   "kill_sessions"));
+												   "kill_sessions"),
+							   reason != NULL ? ", $2::pg_catalog.text" : "");
 	int			i;
 	int			c;
 
@@ -387,7 +413,7 @@ ks_kill_calls(FunctionCallInfo fcinfo, const Datum *ids, const int *first,
 			calls[c].fn = fcinfo->flinfo->fn_oid;
 			calls[c].object = fcinfo->flinfo->fn_oid;
 			calls[c].sql = sql;
-			calls[c].nparams = 1;
+			calls[c].nparams = reason != NULL ? 2 : 1;
 			initStringInfo(&lists[c]);
 			(*ncalls)++;
 		}
@@ -398,9 +424,10 @@ ks_kill_calls(FunctionCallInfo fcinfo, const Datum *ids, const int *first,
 	}
 	for (c = 0; c < *ncalls; c++)
 	{
-		const char **params = palloc(sizeof(char *));
+		const char **params = palloc(sizeof(char *) * 2);
 
 		params[0] = psprintf("{%s}", lists[c].data);
+		params[1] = reason;
 		calls[c].params = params;
 		calls[c].action = psprintf("%ss %s", KS_KILL_WHAT, lists[c].data);
 		calls[c].wait_ms = ks_wait_timeout_ms();
@@ -435,7 +462,8 @@ ks_killed_there(const KsNodeCall *call, int64 id, bool *unknown)
 }
 
 /*
- * kill_sessions(ids bigint[]) returns table (id bigint, killed boolean)
+ * kill_sessions(ids bigint[], reason text DEFAULT NULL)
+ *		returns table (id bigint, killed boolean)
  *
  * Many kills at once: every session is checked first (an invalid ID or a
  * superuser's session stops the call before any kill), then all are
@@ -461,21 +489,25 @@ kill_sessions(PG_FUNCTION_ARGS)
 	bool	   *elem_nulls;
 	int			n;
 	KsSession  *targets;
-	KsKiller	me;
+	KsKiller   *mes;
+	const char *reason;
 	pid_t	   *pids;
 	int		   *pidfds;
 	int		   *first;
 	int		   *node_of;
 	bool	   *listed_again;
 	bool	   *found;
+	bool	   *marked;
 	bool	   *gone;
 	KsNodeCall *calls;
 	int			ncalls;
 	int			not_gone = 0;
 	int			wait_ms = ks_wait_timeout_ms();
+	MemoryContext context = CurrentMemoryContext;
 	int			i;
 
 	ks_check_loaded();
+	reason = ks_reason_arg(fcinfo, 1);
 	if (PG_ARGISNULL(0))
 		ks_report_invalid();
 	ids = PG_GETARG_ARRAYTYPE_P(0);
@@ -486,12 +518,14 @@ kill_sessions(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 
 	targets = palloc(sizeof(KsSession) * Max(n, 1));
+	mes = palloc0(sizeof(KsKiller) * Max(n, 1));
 	pids = palloc0(sizeof(pid_t) * Max(n, 1));
 	pidfds = palloc(sizeof(int) * Max(n, 1));
 	first = palloc(sizeof(int) * Max(n, 1));
 	node_of = palloc(sizeof(int) * Max(n, 1));
 	listed_again = palloc0(sizeof(bool) * Max(n, 1));
 	found = palloc0(sizeof(bool) * Max(n, 1));
+	marked = palloc0(sizeof(bool) * Max(n, 1));
 	gone = palloc0(sizeof(bool) * Max(n, 1));
 
 	/* Every ID is valid and may be killed, before anything is killed. */
@@ -502,7 +536,7 @@ kill_sessions(PG_FUNCTION_ARGS)
 			ks_report_invalid();
 	}
 	ks_first_listed(elems, n, first);
-	calls = ks_kill_calls(fcinfo, elems, first, n, node_of, &ncalls);
+	calls = ks_kill_calls(fcinfo, elems, first, n, reason, node_of, &ncalls);
 	ks_check_privilege(KS_KILL_WHAT);
 	for (i = 0; i < n; i++)
 	{
@@ -520,11 +554,24 @@ kill_sessions(PG_FUNCTION_ARGS)
 		}
 		if (node_of[i] >= 0)
 			continue;
-		found[i] = ks_aim(ks_id_local(id), KS_KILL_WHAT, true, &targets[i], &me);
+		found[i] = ks_aim(ks_id_local(id), KS_KILL_WHAT, true, reason,
+						  &targets[i], &mes[i]);
 		if (!found[i])
 			ereport(NOTICE,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("session ID " INT64_FORMAT " does not exist", id)));
+	}
+
+	/* The rows of the IDs sent to other nodes, each node writing its own. */
+	for (i = 0; i < n; i++)
+	{
+		if (first[i] == i && node_of[i] >= 0)
+		{
+			ks_actor(reason, &mes[i]);
+			ks_record_begin_forwarded(KS_H_KILL, DatumGetInt64(elems[i]),
+									  ks_id_node(DatumGetInt64(elems[i])),
+									  &mes[i]);
+		}
 	}
 
 	PG_TRY();
@@ -537,8 +584,9 @@ kill_sessions(PG_FUNCTION_ARGS)
 			if (!found[i])
 				continue;
 			self = (targets[i].pid == MyProcPid);
+			ks_record_begin(KS_H_KILL, targets[i].sid, &targets[i], &mes[i]);
 			switch (ks_registry_mark_and_signal(targets[i].sid, targets[i].pid,
-												KS_KILL, &me,
+												KS_KILL, &mes[i],
 												self ? 0 : SIGTERM,
 												&pidfds[i], NULL))
 			{
@@ -547,6 +595,8 @@ kill_sessions(PG_FUNCTION_ARGS)
 				case KS_MARK_GONE:
 					/* It ended meanwhile, on its own. */
 					found[i] = false;
+					ks_record_end(&mes[i], KS_H_KILL, KS_O_NOT_RUNNING,
+								  "the session had ended");
 					ereport(NOTICE,
 							(errcode(ERRCODE_UNDEFINED_OBJECT),
 							 errmsg("session ID " INT64_FORMAT " does not exist",
@@ -554,6 +604,8 @@ kill_sessions(PG_FUNCTION_ARGS)
 					continue;
 				case KS_MARK_SIGNAL_FAILED:
 					found[i] = false;
+					ks_record_end(&mes[i], KS_H_KILL, KS_O_REFUSED,
+								  psprintf("could not send signal: %m"));
 					ereport(WARNING,
 							(errcode(ERRCODE_SYSTEM_ERROR),
 							 errmsg("could not send signal to process %d: %m",
@@ -563,6 +615,7 @@ kill_sessions(PG_FUNCTION_ARGS)
 					continue;
 			}
 			pids[i] = targets[i].pid;
+			marked[i] = true;
 			if (self)
 			{
 				ks_end_after_statement();
@@ -572,7 +625,7 @@ kill_sessions(PG_FUNCTION_ARGS)
 		for (i = 0; i < n; i++)
 		{
 			if (found[i])
-				ks_log_action(targets[i].sid, &targets[i], "killed", &me);
+				ks_log_action(targets[i].sid, &targets[i], "killed", &mes[i]);
 			else
 				gone[i] = true; /* nothing to wait for */
 		}
@@ -580,16 +633,49 @@ kill_sessions(PG_FUNCTION_ARGS)
 			ks_wait_for_all(pids, pidfds, gone, n, wait_ms);
 		ks_nodes_receive(calls, ncalls);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
 		for (i = 0; i < n; i++)
 		{
 			if (pidfds[i] >= 0)
 				close(pidfds[i]);
+			if (marked[i] || (first[i] == i && node_of[i] >= 0))
+				ks_record_error(&mes[i], KS_H_KILL, marked[i], context);
 		}
 		ks_nodes_close(calls, ncalls);
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	for (i = 0; i < n; i++)
+	{
+		if (pidfds[i] >= 0)
+			close(pidfds[i]);
+		if (marked[i])
+			ks_record_end(&mes[i], KS_H_KILL,
+						  gone[i] && wait_ms > 0 && pids[i] != MyProcPid ?
+						  KS_O_EXITED : KS_O_MARKED,
+						  pids[i] == MyProcPid ? "it ends after the statement" :
+						  wait_ms == 0 ? "no wait: kill_session.wait_timeout is 0" :
+						  gone[i] ? NULL :
+						  psprintf("it did not end within %d ms", wait_ms));
+		else if (first[i] == i && node_of[i] >= 0)
+		{
+			const KsNodeCall *call = &calls[node_of[i]];
+			bool		unknown;
+			bool		killed = ks_killed_there(call, DatumGetInt64(elems[i]),
+												 &unknown);
+
+			ks_record_end(&mes[i], KS_H_KILL,
+						  unknown ? KS_O_UNKNOWN :
+						  killed ? KS_O_DONE :
+						  call->failed ? KS_O_REFUSED : KS_O_NOT_DONE,
+						  call->failed && call->message ?
+						  psprintf("node %d: %s", call->node, call->message) :
+						  psprintf("node %d answered %s", call->node,
+								   killed ? "true" : "false"));
+		}
+	}
+	ks_nodes_close(calls, ncalls);
 
 	for (i = 0; i < ncalls; i++)
 	{

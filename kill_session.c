@@ -79,6 +79,7 @@ _PG_init(void)
 
 	ks_define_node_setting();
 	ks_define_action_settings();
+	ks_define_history_settings();
 	ks_define_call_settings();
 	ks_define_connection_settings();
 	ks_define_privilege_parameter();
@@ -111,6 +112,7 @@ ks_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	ks_registry_shmem_request();
+	ks_history_shmem_request();
 }
 
 static void
@@ -119,6 +121,7 @@ ks_shmem_startup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	ks_registry_shmem_startup();
+	ks_history_shmem_startup();
 }
 
 /*

@@ -31,6 +31,13 @@
  *					of the statement named by its SQL_ID
  * vsession.c		v$session: the sessions as Oracle shows them, with
  *					the lock graph in session IDs
+ * record.c		every action on record: the reason, the history row an
+ *					action writes and completes, the views of the history
+ *					and its counters
+ * history.c/h		the history's ring and counters in shared memory, and
+ *					their file over a clean restart (leaf)
+ * activity.c/h		what a backend is doing now, read in place from its
+ *					status entry (leaf)
  * lockgraph.c/h	who waits for whom, read once from the lock table, and
  *					the head of every chain (leaf)
  * selfkill.c		ending a session from inside it: the caller's own right
@@ -68,7 +75,9 @@
 #include "fmgr.h"
 #include "utils/backend_status.h"
 
+#include "activity.h"
 #include "compat.h"
+#include "history.h"
 #include "registry.h"
 #include "resolve.h"
 #include "session_id.h"
@@ -78,17 +87,30 @@ struct PlannedStmt;
 struct Query;
 struct pg_result;
 
+/* record.c: every action on record */
+extern const char *ks_reason_arg(FunctionCallInfo fcinfo, int argno);
+extern void ks_record_begin(KsHistAction action, uint32 sid,
+							const KsSession *target, KsKiller *me);
+extern void ks_record_begin_forwarded(KsHistAction action, int64 id, int node,
+									  KsKiller *me);
+extern void ks_record_end(const KsKiller *me, KsHistAction action,
+						  KsHistOutcome outcome, const char *detail);
+extern void ks_record_error(const KsKiller *me, KsHistAction action,
+							bool signalled, MemoryContext context);
+
 /* action.c: what every action on a session shares */
 #define KS_KILL_WHAT	"kill session"
 extern bool ks_session_arg(FunctionCallInfo fcinfo, int argno,
-						   const char *what, uint32 *sid, bool *has_sql_id,
+						   const char *what, KsHistAction action,
+						   const char *reason, uint32 *sid, bool *has_sql_id,
 						   int64 *sql_id, Datum *result);
+extern void ks_actor(const char *reason, KsKiller *me);
 pg_noreturn extern void ks_report_invalid(void);
 extern int	ks_id_home(int64 id);
 extern char *ks_node_of_session(Oid fn, int64 id);
 extern void ks_check_privilege(const char *what);
 extern bool ks_aim(uint32 sid, const char *what, bool missing_ok,
-				   KsSession *target, KsKiller *me);
+				   const char *reason, KsSession *target, KsKiller *me);
 extern void ks_mark(uint32 sid, const KsSession *target, KsAction action,
 					const KsKiller *me, int signo, int *pidfd,
 					KsProcState *before);
@@ -203,7 +225,8 @@ extern void ks_connection_close(struct pg_conn *conn);
 extern void ks_ignore_notice(void *arg, const struct pg_result *res);
 
 /* kill.c: the one kill behind every front door, and the wait */
-extern bool ks_kill_session(uint32 sid);
+extern bool ks_kill_session(uint32 sid, KsHistAction action,
+							const char *reason);
 extern bool ks_wait_gone(pid_t pid, int pidfd, int timeout_ms);
 
 /* selfkill.c: ending a session from inside it */
@@ -228,29 +251,6 @@ extern bool ks_add_cancel_detail(ErrorData *edata);
 /* disconnect.c: the target's side of a disconnect */
 extern void ks_disconnect_xact_callback(XactEvent event, void *arg);
 extern void ks_disconnect_leaving_block(void);
-
-/*
- * processlist.c: what a backend is doing now, read in place from its
- * backend status entry
- */
-typedef struct KsActivity
-{
-	BackendState state;
-	Oid			userid;
-	Oid			databaseid;
-	int64		query_id;		/* its statement's query ID, or 0 */
-	TimestampTz proc_start;		/* when its process started */
-	TimestampTz xact_start;		/* when its transaction started, or 0 */
-	TimestampTz stmt_start;		/* when its current statement started */
-	TimestampTz state_start;	/* when its state last changed */
-	char		appname[NAMEDATALEN];
-	char	   *statement;		/* if a buffer was given, and one runs: its
-								 * text there */
-} KsActivity;
-
-extern bool ks_read_activity(int procno, pid_t pid, KsActivity *activity,
-							 char *statement);
-extern bool ks_backend_activity(pid_t pid, KsActivity *activity);
 
 /* processlist.c: the SHOW PROCESSLIST front door */
 extern void ks_rewrite_show(struct Query *query);

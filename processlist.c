@@ -210,67 +210,6 @@ ks_put_row(ReturnSetInfo *rsinfo, bool with_node, const KsSession *session,
 }
 
 /*
- * Read the status entry of the backend whose PGPROC number is procno into
- * *activity, in place, as pgstat_read_current_status() reads each entry:
- * until its change count says no write came in between.  Unlike that
- * function, it copies no other backend's entry, and a statement's text
- * only if the caller gives a buffer for it (pgstat_track_activity_query_size
- * bytes) and the backend runs one; activity->statement then points to it,
- * else it is NULL.  False if the entry is not pid's: the backend is still
- * starting, or gone.
- */
-bool
-ks_read_activity(int procno, pid_t pid, KsActivity *activity,
-				 char *statement)
-{
-	volatile PgBackendStatus *be = ks_status_entry(procno);
-	pid_t		entry_pid;
-
-	if (be == NULL)
-		return false;
-	for (;;)
-	{
-		int			before;
-		int			after;
-
-		pgstat_begin_read_activity(be, before);
-		entry_pid = be->st_procpid;
-		activity->state = be->st_state;
-		activity->userid = be->st_userid;
-		activity->databaseid = be->st_databaseid;
-		activity->query_id = (int64) be->st_query_id;
-		activity->proc_start = be->st_proc_start_timestamp;
-		activity->xact_start = be->st_xact_start_timestamp;
-		activity->stmt_start = be->st_activity_start_timestamp;
-		activity->state_start = be->st_state_start_timestamp;
-		strlcpy(activity->appname, (char *) be->st_appname, NAMEDATALEN);
-		activity->statement = NULL;
-		if (statement != NULL &&
-			(activity->state == STATE_RUNNING || activity->state == STATE_FASTPATH))
-		{
-			strlcpy(statement, (char *) be->st_activity_raw,
-					pgstat_track_activity_query_size);
-			activity->statement = statement;
-		}
-		pgstat_end_read_activity(be, after);
-		if (pgstat_read_activity_complete(before, after))
-			break;
-		CHECK_FOR_INTERRUPTS();
-	}
-	return entry_pid == pid;
-}
-
-/* What the backend pid is doing now; false if it is not in the array. */
-bool
-ks_backend_activity(pid_t pid, KsActivity *activity)
-{
-	PGPROC	   *proc = BackendPidGetProc(pid);
-
-	return proc != NULL &&
-		ks_read_activity(KS_PROCNO(proc), pid, activity, NULL);
-}
-
-/*
  * Put a row for each session of this server, with this node's number first
  * if with_node: each registry entry, with its status entry read in place.
  */
@@ -290,7 +229,7 @@ ks_list_sessions(ReturnSetInfo *rsinfo, bool with_node)
 	{
 		KsActivity	activity;
 		bool		known = ks_read_activity(sessions[i].procno, sessions[i].pid,
-											 &activity, statement);
+											 &activity, statement, false);
 
 		ks_put_row(rsinfo, with_node, &sessions[i], known ? &activity : NULL,
 				   read_all_stats, now);

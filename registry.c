@@ -64,6 +64,7 @@
 #include "utils/wait_event.h"
 
 #include "compat.h"
+#include "history.h"
 #include "registry.h"
 #include "registry_slot.h"
 #include "session_id.h"
@@ -427,12 +428,22 @@ static void
 ks_unregister_session(int code, Datum arg)
 {
 	KsSlot	   *slot = &ks_shared->slots[DatumGetInt32(arg)];
+	uint64		ended[2] = {0, 0};
 
 	LWLockAcquire(ks_shared->lock, LW_EXCLUSIVE);
 	if (slot->pid == MyProcPid)
+	{
+		/* The history rows of a kill or disconnect aimed at it say it ended. */
+		if (slot->marked[KS_KILL])
+			ended[0] = slot->by[KS_KILL].history_seq;
+		if (slot->marked[KS_DISCONNECT])
+			ended[1] = slot->by[KS_DISCONNECT].history_seq;
 		memset(slot, 0, sizeof(KsSlot));
+	}
 	LWLockRelease(ks_shared->lock);
 	ks_my_sid = 0;
+	ks_history_ended(ended[0]);
+	ks_history_ended(ended[1]);
 }
 
 static void

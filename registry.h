@@ -49,12 +49,17 @@ typedef struct KsSession
 	char		host[KS_HOST_LEN];	/* "address:port" or "localhost" */
 } KsSession;
 
+/* Longest reason an action may give, in bytes with its terminator. */
+#define KS_REASON_LEN	256
+
 /* Who marked a session, as recorded in its entry. */
 typedef struct KsKiller
 {
 	uint32		sid;			/* 0 when the killer has no session ID */
 	int			pid;
 	NameData	role;
+	char		reason[KS_REASON_LEN];	/* the caller's reason, "" if none */
+	uint64		history_seq;	/* the action's row in the history, 0 if none */
 
 	/*
 	 * The session of another node on whose behalf the killer said it acted

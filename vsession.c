@@ -253,7 +253,7 @@ ks_list_vsession(ReturnSetInfo *rsinfo, bool with_node)
 
 		ks_put_vsession_row(rsinfo, with_node, &graph, &sessions[i],
 							ks_read_activity(sessions[i].procno, sessions[i].pid,
-											 &activity, NULL) ? &activity : NULL,
+											 &activity, NULL, false) ? &activity : NULL,
 							read_all_stats, now);
 	}
 }

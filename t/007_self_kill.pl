@@ -207,9 +207,9 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM pg_largeobject_metadata'),
 
 # The kill itself as a fastpath call: its answer, then FATAL.
 my $kill_oid = $node->safe_psql('postgres',
-	"SELECT 'kill_session(text, boolean)'::regprocedure::oid");
+	"SELECT 'kill_session(text, boolean, text)'::regprocedure::oid");
 ($c, $id, $kill) = session();
-$c->function_call($kill_oid, $id, 'f');
+$c->function_call($kill_oid, $id, 'f', 'fastpath');
 $c->send_query('INSERT INTO t VALUES (13)');
 is_deeply($c->trace(10), [ 'V:t', @$KILLED ], 'fastpath kill: its answer, then FATAL');
 is(table_rows('t'), '', 'fastpath kill: the statement queued behind it never ran');

@@ -141,7 +141,7 @@ like(refused($n1, 'postgres', qq{
 	CREATE SCHEMA moved;
 	ALTER EXTENSION kill_session SET SCHEMA moved;
 	SELECT moved.kill_session('$id');}),
-	qr/ERROR:  55000: node 3 does not have this extension's function moved\.kill_session\(pg_catalog\.text,boolean\)\nDETAIL:  The node has no such object\./,
+	qr/ERROR:  55000: node 3 does not have this extension's function moved\.kill_session\(pg_catalog\.text,boolean,pg_catalog\.text\)\nDETAIL:  The node has no such object\./,
 	'an object the node does not have as this extension\'s: 55000');
 is($v->value('SELECT 2'), '2', 'the session lives on');
 

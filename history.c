@@ -1,0 +1,394 @@
+/*-------------------------------------------------------------------------
+ *
+ * history.c
+ *		The record of actions on sessions: a fixed ring of rows in shared
+ *		memory, the counters beside it, and the file that keeps both over a
+ *		clean restart.
+ *
+ * kill_session.history_size rows (a postmaster setting; 0 turns the
+ * history off), each written whole under the history's own lock, so a
+ * reader never sees a torn row.  A row is numbered as it is written; the
+ * ring keeps the newest, and a row overwritten before its actor completes
+ * it stays overwritten.  The counters count every completed action, by
+ * action, outcome and kind of actor, whether its row is still in the ring
+ * or not, and whether the history is on or not.
+ *
+ * Like pg_stat_statements, the postmaster writes the ring and counters to
+ * a file under pg_stat at a clean shutdown and reads it back, then removes
+ * it, at the next start; after a crash they start empty.
+ *
+ * This file owns the ring, the counters and their file.  It is a leaf: it
+ * must not call the project's other files; record.c fills its rows and
+ * reads them, and the registry tells it of a session's end.
+ *
+ * Copyright (c) 2026, kill_session developers
+ *
+ * IDENTIFICATION
+ *	  history.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <limits.h>
+#include <unistd.h>
+
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/fd.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/guc.h"
+
+#include "history.h"
+
+/* The file the ring is kept in over a clean restart. */
+#define KS_HISTORY_FILE		PGSTAT_STAT_PERMANENT_DIRECTORY "/kill_session_history.stat"
+
+/* Its first word, and its version: a file of another layout is not read. */
+#define KS_HISTORY_MAGIC	0x4B534831	/* "KSH1" */
+#define KS_HISTORY_VERSION	1
+
+typedef struct KsHistShared
+{
+	LWLock	   *lock;			/* protects everything below */
+	uint64		next_seq;		/* number of the next row, from 1 */
+	int			size;			/* rows in the ring */
+	KsHistCounts counts;
+	KsHistRow	rows[FLEXIBLE_ARRAY_MEMBER];
+} KsHistShared;
+
+typedef struct KsHistFileHeader
+{
+	uint32		magic;
+	uint32		version;
+	uint32		row_size;		/* sizeof(KsHistRow) of the writer */
+	uint32		nrows;
+	uint64		next_seq;
+	KsHistCounts counts;
+} KsHistFileHeader;
+
+/* kill_session.history_size */
+static int	ks_history_size = 1000;
+
+static KsHistShared *ks_hist = NULL;
+
+void
+ks_define_history_settings(void)
+{
+	DefineCustomIntVariable("kill_session.history_size",
+							"Sets how many actions on sessions kill_session_history keeps.",
+							"The newest actions are kept in shared memory, and over a clean restart. "
+							"Zero turns the history off.",
+							&ks_history_size,
+							1000,
+							0, 1000000,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+}
+
+static Size
+ks_history_shmem_size(void)
+{
+	return add_size(offsetof(KsHistShared, rows),
+					mul_size(ks_history_size, sizeof(KsHistRow)));
+}
+
+void
+ks_history_shmem_request(void)
+{
+	RequestAddinShmemSpace(ks_history_shmem_size());
+	RequestNamedLWLockTranche("kill_session_history", 1);
+}
+
+static KsHistRow *
+ks_row_of(uint64 seq)
+{
+	return &ks_hist->rows[(seq - 1) % ks_hist->size];
+}
+
+/*
+ * Write the ring and counters to the file, at the postmaster's clean exit
+ * only: after a crash their memory may be half-written.
+ */
+static void
+ks_history_save(int code, Datum arg)
+{
+	FILE	   *file;
+	KsHistFileHeader header;
+	uint64		seq;
+	uint64		first;
+
+	if (code != 0 || ks_hist == NULL)
+		return;
+	file = AllocateFile(KS_HISTORY_FILE ".tmp", PG_BINARY_W);
+	if (file == NULL)
+		goto error;
+	first = ks_hist->size == 0 || ks_hist->next_seq <= (uint64) ks_hist->size ?
+		1 : ks_hist->next_seq - ks_hist->size;
+	header.magic = KS_HISTORY_MAGIC;
+	header.version = KS_HISTORY_VERSION;
+	header.row_size = sizeof(KsHistRow);
+	header.nrows = ks_hist->size == 0 ? 0 : (uint32) (ks_hist->next_seq - first);
+	header.next_seq = ks_hist->next_seq;
+	header.counts = ks_hist->counts;
+	if (fwrite(&header, sizeof(header), 1, file) != 1)
+		goto error;
+	for (seq = first; ks_hist->size > 0 && seq < ks_hist->next_seq; seq++)
+	{
+		if (fwrite(ks_row_of(seq), sizeof(KsHistRow), 1, file) != 1)
+			goto error;
+	}
+	if (FreeFile(file))
+	{
+		file = NULL;
+		goto error;
+	}
+	(void) durable_rename(KS_HISTORY_FILE ".tmp", KS_HISTORY_FILE, LOG);
+	return;
+
+error:
+	ereport(LOG,
+			(errcode_for_file_access(),
+			 errmsg("could not write file \"%s\": %m", KS_HISTORY_FILE ".tmp")));
+	if (file)
+		FreeFile(file);
+	unlink(KS_HISTORY_FILE ".tmp");
+}
+
+/*
+ * Read the file a clean shutdown left, into a ring just made, and remove
+ * it: the newest rows that fit, their numbers kept, and the counters.
+ */
+static void
+ks_history_load(void)
+{
+	FILE	   *file = AllocateFile(KS_HISTORY_FILE, PG_BINARY_R);
+	KsHistFileHeader header;
+	KsHistRow	row;
+	uint32		i;
+
+	if (file == NULL)
+	{
+		if (errno != ENOENT)
+			ereport(LOG,
+					(errcode_for_file_access(),
+					 errmsg("could not read file \"%s\": %m", KS_HISTORY_FILE)));
+		return;
+	}
+	if (fread(&header, sizeof(header), 1, file) != 1 ||
+		header.magic != KS_HISTORY_MAGIC ||
+		header.version != KS_HISTORY_VERSION ||
+		header.row_size != sizeof(KsHistRow))
+	{
+		ereport(LOG,
+				(errmsg("ignoring file \"%s\": it was not written by this version of kill_session",
+						KS_HISTORY_FILE)));
+		goto done;
+	}
+	ks_hist->counts = header.counts;
+	ks_hist->next_seq = Max(header.next_seq, 1);
+	for (i = 0; i < header.nrows; i++)
+	{
+		if (fread(&row, sizeof(row), 1, file) != 1)
+		{
+			ereport(LOG,
+					(errcode_for_file_access(),
+					 errmsg("could not read file \"%s\": %m", KS_HISTORY_FILE)));
+			break;
+		}
+		if (ks_hist->size > 0 && row.seq != 0 && row.seq < ks_hist->next_seq &&
+			row.seq + ks_hist->size >= ks_hist->next_seq)
+			*ks_row_of(row.seq) = row;
+	}
+
+done:
+	FreeFile(file);
+	unlink(KS_HISTORY_FILE);
+}
+
+void
+ks_history_shmem_startup(void)
+{
+	bool		found;
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	ks_hist = ShmemInitStruct("kill_session_history", ks_history_shmem_size(),
+							  &found);
+	if (!found)
+	{
+		memset(ks_hist, 0, ks_history_shmem_size());
+		ks_hist->lock = &(GetNamedLWLockTranche("kill_session_history"))->lock;
+		ks_hist->size = ks_history_size;
+		ks_hist->next_seq = 1;
+		ks_hist->counts.reset_at = GetCurrentTimestamp();
+		ks_history_load();
+	}
+	LWLockRelease(AddinShmemInitLock);
+
+	if (!IsUnderPostmaster)
+		on_shmem_exit(ks_history_save, (Datum) 0);
+}
+
+bool
+ks_history_on(void)
+{
+	return ks_hist != NULL && ks_hist->size > 0;
+}
+
+uint64
+ks_history_write(KsHistRow *row)
+{
+	uint64		seq;
+
+	if (!ks_history_on())
+		return 0;
+	LWLockAcquire(ks_hist->lock, LW_EXCLUSIVE);
+	seq = ks_hist->next_seq++;
+	row->seq = seq;
+	*ks_row_of(seq) = *row;
+	LWLockRelease(ks_hist->lock);
+	return seq;
+}
+
+void
+ks_history_complete(uint64 seq, KsHistAction action, KsHistActor actor,
+					KsHistOutcome outcome, const char *detail)
+{
+	if (ks_hist == NULL)
+		return;
+	LWLockAcquire(ks_hist->lock, LW_EXCLUSIVE);
+	ks_hist->counts.n[action][outcome][actor]++;
+	if (seq != 0 && ks_hist->size > 0)
+	{
+		KsHistRow  *row = ks_row_of(seq);
+
+		if (row->seq == seq && row->outcome == KS_O_PENDING)
+		{
+			row->outcome = outcome;
+			row->done_at = GetCurrentTimestamp();
+			strlcpy(row->detail, detail ? detail : "", KS_HISTORY_DETAIL_LEN);
+		}
+	}
+	LWLockRelease(ks_hist->lock);
+}
+
+void
+ks_history_count(KsHistAction action, KsHistActor actor, KsHistOutcome outcome)
+{
+	ks_history_complete(0, action, actor, outcome, NULL);
+}
+
+void
+ks_history_ended(uint64 seq)
+{
+	KsHistRow  *row;
+
+	if (seq == 0 || !ks_history_on())
+		return;
+	LWLockAcquire(ks_hist->lock, LW_EXCLUSIVE);
+	row = ks_row_of(seq);
+	if (row->seq == seq && row->ended_at == 0)
+		row->ended_at = GetCurrentTimestamp();
+	LWLockRelease(ks_hist->lock);
+}
+
+KsHistRow *
+ks_history_rows(int *count)
+{
+	KsHistRow  *rows;
+	uint64		first;
+	uint64		seq;
+	int			n = 0;
+
+	*count = 0;
+	if (!ks_history_on())
+		return NULL;
+	rows = palloc(sizeof(KsHistRow) * ks_hist->size);
+	LWLockAcquire(ks_hist->lock, LW_SHARED);
+	first = ks_hist->next_seq <= (uint64) ks_hist->size ?
+		1 : ks_hist->next_seq - ks_hist->size;
+	for (seq = first; seq < ks_hist->next_seq; seq++)
+	{
+		KsHistRow  *row = ks_row_of(seq);
+
+		if (row->seq == seq)
+			rows[n++] = *row;
+	}
+	LWLockRelease(ks_hist->lock);
+	*count = n;
+	return rows;
+}
+
+void
+ks_history_counts(KsHistCounts *counts)
+{
+	LWLockAcquire(ks_hist->lock, LW_SHARED);
+	*counts = ks_hist->counts;
+	LWLockRelease(ks_hist->lock);
+}
+
+void
+ks_history_reset_counts(void)
+{
+	LWLockAcquire(ks_hist->lock, LW_EXCLUSIVE);
+	memset(ks_hist->counts.n, 0, sizeof(ks_hist->counts.n));
+	ks_hist->counts.reset_at = GetCurrentTimestamp();
+	LWLockRelease(ks_hist->lock);
+}
+
+const char *
+ks_history_action_name(KsHistAction action)
+{
+	switch (action)
+	{
+		case KS_H_KILL:
+			return "kill";
+		case KS_H_DISCONNECT:
+			return "disconnect";
+		case KS_H_DISCONNECT_POST:
+			return "disconnect post_transaction";
+		case KS_H_CANCEL:
+			return "cancel";
+		case KS_H_CANCEL_SQL_ID:
+			return "cancel sql_id";
+		default:
+			return "?";
+	}
+}
+
+const char *
+ks_history_outcome_name(KsHistOutcome outcome)
+{
+	switch (outcome)
+	{
+		case KS_O_PENDING:
+			return NULL;
+		case KS_O_EXITED:
+			return "exited";
+		case KS_O_CANCELLED:
+			return "cancelled";
+		case KS_O_MARKED:
+			return "marked";
+		case KS_O_NOT_RUNNING:
+			return "not running";
+		case KS_O_REFUSED:
+			return "refused";
+		case KS_O_UNKNOWN:
+			return "unknown";
+		case KS_O_DONE:
+			return "done";
+		case KS_O_NOT_DONE:
+			return "not done";
+		default:
+			return "?";
+	}
+}
+
+const char *
+ks_history_actor_name(KsHistActor actor)
+{
+	return actor == KS_A_FORWARDED ? "forwarded" : "session";
+}
