@@ -6,6 +6,7 @@ OBJS = \
 	action.o \
 	activity.o \
 	cancel.o \
+	checker.o \
 	connection.o \
 	disconnect.o \
 	forward.o \
@@ -21,6 +22,7 @@ OBJS = \
 	privilege.o \
 	processlist.o \
 	record.o \
+	record_view.o \
 	registry.o \
 	registry_cancel.o \
 	resolve.o \

@@ -37,6 +37,7 @@
 #include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 
 #include "compat.h"
 #include "kill_session.h"
@@ -685,7 +686,11 @@ ks_add_end_detail(ErrorData *edata)
 	}
 	else if (ks_my_mark(KS_KILL, &my_sid, &by))
 	{
-		if (by.sid == my_sid)
+		if (by.drain)
+			edata->detail = psprintf("Session " INT64_FORMAT " was disconnected by %s: its transaction had not ended by the drain deadline, %s, and was rolled back.",
+									 ks_global_id(my_sid), ks_describe_marker(&by),
+									 timestamptz_to_str(by.deadline));
+		else if (by.sid == my_sid)
 			edata->detail = psprintf("Session " INT64_FORMAT " was killed by itself%s.",
 									 ks_global_id(my_sid), ks_describe_reason(&by));
 		else

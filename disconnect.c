@@ -66,6 +66,7 @@
 #include "fmgr.h"
 #include "libpq/libpq.h"
 #include "miscadmin.h"
+#include "utils/timestamp.h"
 
 #include "kill_session.h"
 
@@ -125,9 +126,43 @@ ks_in_failed_block(pid_t pid)
 		activity.state == STATE_IDLEINTRANSACTION_ABORTED;
 }
 
+/* The longest drain deadline, in seconds: Oracle's TIMEOUT's range. */
+#define KS_MAX_DRAIN_S	2147483
+
+/*
+ * The timeout argument at argno, the drain deadline, in milliseconds from
+ * now; 0 if none.  Only with post_transaction; positive and at most
+ * KS_MAX_DRAIN_S seconds, else 22023.
+ */
+static int
+ks_drain_arg(FunctionCallInfo fcinfo, int argno, bool post_transaction)
+{
+	Interval   *timeout;
+	double		ms;
+
+	if (argno >= PG_NARGS() || PG_ARGISNULL(argno))
+		return 0;
+	if (!post_transaction)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a drain deadline needs post_transaction"),
+				 errhint("disconnect_session(id, post_transaction => true, timeout => ...) ends the session after its transaction, or kills it at the deadline.")));
+	timeout = PG_GETARG_INTERVAL_P(argno);
+	ms = ((double) timeout->time +
+		  ((double) timeout->day + (double) timeout->month * DAYS_PER_MONTH) *
+		  USECS_PER_DAY) / 1000.0;
+	if (!(ms >= 1.0 && ms <= KS_MAX_DRAIN_S * 1000.0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("drain deadline must be between 1 ms and %d seconds", KS_MAX_DRAIN_S),
+				 errhint("To end the session now, use disconnect_session(id, immediate => true).")));
+	return (int) ms;
+}
+
 /*
  * disconnect_session(session text, post_transaction boolean DEFAULT false,
  *					  immediate boolean DEFAULT false,
+ *					  timeout interval DEFAULT NULL,
  *					  reason text DEFAULT NULL) returns boolean
  *
  * With post_transaction: true once the session is marked, if it is in a
@@ -154,9 +189,11 @@ disconnect_session(PG_FUNCTION_ARGS)
 	volatile bool waited = false;
 	volatile bool gone = true;
 	Datum		result;
+	int			deadline_ms;
 
 	ks_check_loaded();
-	reason = ks_reason_arg(fcinfo, 3);
+	reason = ks_reason_arg(fcinfo, 4);
+	deadline_ms = ks_drain_arg(fcinfo, 3, post_transaction);
 	if (ks_session_arg(fcinfo, 0,
 					   post_transaction ? KS_DISCONNECT_WHAT : KS_KILL_WHAT,
 					   post_transaction ? KS_H_DISCONNECT_POST : KS_H_DISCONNECT,
@@ -171,7 +208,16 @@ disconnect_session(PG_FUNCTION_ARGS)
 		PG_RETURN_BOOL(ks_kill_session(sid, KS_H_DISCONNECT, reason));
 
 	ks_check_privilege(KS_DISCONNECT_WHAT);
+	if (deadline_ms > 0 && !ks_registry_checker_running())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot set a drain deadline: the kill_session checker is not running"),
+				 errdetail("The deadline is kept by the background worker \"kill_session checker\", so that it holds when the caller has gone."),
+				 errhint("Check max_worker_processes and the server log.")));
 	ks_aim(sid, KS_DISCONNECT_WHAT, false, reason, &target, &me);
+	if (deadline_ms > 0)
+		me.deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												  deadline_ms);
 	self = target.pid == MyProcPid;
 	ks_record_begin(KS_H_DISCONNECT_POST, sid, &target, &me);
 
@@ -186,8 +232,13 @@ disconnect_session(PG_FUNCTION_ARGS)
 		ks_mark(sid, &target, KS_DISCONNECT, &me, self ? 0 : KS_SIGNAL_WAKE,
 				self ? NULL : &pidfd, &before);
 		signalled = true;
-		ks_log_action(sid, &target, "marked to disconnect after its transaction",
-					  &me);
+		if (me.deadline != 0)
+			ks_registry_wake_checker();
+		ks_log_action(sid, &target,
+					  me.deadline != 0 ?
+					  psprintf("marked to disconnect after its transaction, or at its drain deadline %s,",
+							   timestamptz_to_str(me.deadline)) :
+					  "marked to disconnect after its transaction", &me);
 		if (!self && !before.in_transaction && !ks_in_failed_block(target.pid) &&
 			timeout_ms > 0)
 		{
@@ -212,9 +263,11 @@ disconnect_session(PG_FUNCTION_ARGS)
 			ks_record_end(&me, KS_H_DISCONNECT_POST, KS_O_EXITED, NULL);
 		else
 			ks_record_end(&me, KS_H_DISCONNECT_POST, KS_O_MARKED,
-						  self ? "it ends after its transaction" :
-						  timeout_ms == 0 && !before.in_transaction ?
+						  timeout_ms == 0 && !self && !before.in_transaction ?
 						  "no wait: kill_session.wait_timeout is 0" :
+						  me.deadline != 0 ?
+						  psprintf("it ends after its transaction, or at its drain deadline in %d ms",
+								   deadline_ms) :
 						  "it ends after its transaction");
 		PG_RETURN_BOOL(true);
 	}

@@ -354,6 +354,8 @@ ks_history_action_name(KsHistAction action)
 			return "cancel";
 		case KS_H_CANCEL_SQL_ID:
 			return "cancel sql_id";
+		case KS_H_DRAIN:
+			return "drain deadline";
 		default:
 			return "?";
 	}
@@ -390,5 +392,13 @@ ks_history_outcome_name(KsHistOutcome outcome)
 const char *
 ks_history_actor_name(KsHistActor actor)
 {
-	return actor == KS_A_FORWARDED ? "forwarded" : "session";
+	switch (actor)
+	{
+		case KS_A_FORWARDED:
+			return "forwarded";
+		case KS_A_AUTOMATIC:
+			return "automatic";
+		default:
+			return "session";
+	}
 }

@@ -34,6 +34,7 @@ typedef enum KsHistAction
 	KS_H_DISCONNECT_POST,		/* disconnect_session(post_transaction) */
 	KS_H_CANCEL,				/* cancel_sql() */
 	KS_H_CANCEL_SQL_ID,			/* cancel_sql() with a SQL_ID */
+	KS_H_DRAIN,					/* the kill at a drain deadline */
 	KS_H_NUM_ACTIONS
 } KsHistAction;
 
@@ -59,6 +60,7 @@ typedef enum KsHistActor
 {
 	KS_A_SESSION,				/* a session of this server, for itself */
 	KS_A_FORWARDED,				/* a session acting for another node's */
+	KS_A_AUTOMATIC,				/* the checker, at a deadline */
 	KS_A_NUM_ACTORS
 } KsHistActor;
 

@@ -24,17 +24,21 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 10;
 COMMENT ON FUNCTION kill_sessions(bigint[], text) IS
 'Ends the client sessions with the given session IDs, waiting for all of them together';
 
+-- With post_transaction and a timeout: Oracle 23ai's drain (KILL SESSION
+-- ... TIMEOUT n); a session whose transaction is still open at the
+-- deadline is killed, whether or not the caller is still there.
 DROP FUNCTION disconnect_session(text, boolean, boolean);
 CREATE FUNCTION disconnect_session(session text,
                                    post_transaction boolean DEFAULT false,
                                    immediate boolean DEFAULT false,
+                                   timeout interval DEFAULT NULL,
                                    reason text DEFAULT NULL)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'disconnect_session'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
-COMMENT ON FUNCTION disconnect_session(text, boolean, boolean, text) IS
-'Ends the client session with the given session ID after its transaction (post_transaction) or now, like ALTER SYSTEM DISCONNECT SESSION';
+COMMENT ON FUNCTION disconnect_session(text, boolean, boolean, interval, text) IS
+'Ends the client session with the given session ID after its transaction (post_transaction, killed at the timeout''s deadline) or now, like ALTER SYSTEM DISCONNECT SESSION';
 
 DROP FUNCTION cancel_sql(text);
 CREATE FUNCTION cancel_sql(session text, reason text DEFAULT NULL)

@@ -85,6 +85,7 @@ _PG_init(void)
 	ks_define_privilege_parameter();
 
 	MarkGUCPrefixReserved("kill_session");
+	ks_register_checker();
 
 	/*
 	 * v$session's SQL_ID is the query ID that pg_stat_statements shows:

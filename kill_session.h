@@ -23,6 +23,8 @@
  *					(with the node_ files, the only users of libpq)
  * resolve.c/h		host names resolved by a child process, bounded and
  *					cancellable (leaf)
+ * checker.c		the background worker that ends sessions at their drain
+ *					deadline
  * kill.c			kill_session() and kill_sessions(): the kill of
  *					sessions and the wait
  * disconnect.c		disconnect_session(): the end of a session after its
@@ -31,9 +33,10 @@
  *					of the statement named by its SQL_ID
  * vsession.c		v$session: the sessions as Oracle shows them, with
  *					the lock graph in session IDs
- * record.c		every action on record: the reason, the history row an
- *					action writes and completes, the views of the history
- *					and its counters
+ * record.c		every action on record: the reason, and the history row
+ *					an action writes and completes
+ * record_view.c	the record as views: the history of this node and of
+ *					every node, and the counters
  * history.c/h		the history's ring and counters in shared memory, and
  *					their file over a clean restart (leaf)
  * activity.c/h		what a backend is doing now, read in place from its
@@ -223,6 +226,9 @@ extern void ks_connection_give_back(Oid serverid, Oid userid, Oid umid,
 									bool clean);
 extern void ks_connection_close(struct pg_conn *conn);
 extern void ks_ignore_notice(void *arg, const struct pg_result *res);
+
+/* checker.c: the background worker that ends sessions at their deadline */
+extern void ks_register_checker(void);
 
 /* kill.c: the one kill behind every front door, and the wait */
 extern bool ks_kill_session(uint32 sid, KsHistAction action,

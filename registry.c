@@ -150,6 +150,7 @@ ks_registry_shmem_startup(void)
 					(errcode(ERRCODE_INTERNAL_ERROR),
 					 errmsg("could not generate a random starting session ID")));
 		ks_shared->next_sid = (start % PG_UINT32_MAX) + 1;
+		ks_shared->checker_procno = -1;
 		ks_shared->wrapped = false;
 	}
 	LWLockRelease(AddinShmemInitLock);
@@ -339,6 +340,13 @@ ks_registry_mark_and_signal(uint32 sid, pid_t pid, KsAction action,
 		ks_shared->slots[idx].marked[action] = true;
 		ks_shared->slots[idx].by[action] = *by;
 	}
+	else if (action == KS_DISCONNECT && by->deadline != 0 &&
+			 (ks_shared->slots[idx].by[action].deadline == 0 ||
+			  by->deadline < ks_shared->slots[idx].by[action].deadline))
+	{
+		/* A drain deadline, or an earlier one, for a session marked before. */
+		ks_shared->slots[idx].by[action] = *by;
+	}
 	if (before != NULL)
 		ks_proc_state_locked(idx, before);
 	if (signo != 0)
@@ -391,6 +399,66 @@ ks_registry_proc_state(uint32 sid, pid_t pid, KsProcState *state)
 	ks_proc_state_locked(idx, state);
 	LWLockRelease(ks_shared->lock);
 	return true;
+}
+
+/* The checker's PGPROC, published as it starts and cleared as it ends. */
+void
+ks_registry_set_checker(bool running)
+{
+	LWLockAcquire(ks_shared->lock, LW_EXCLUSIVE);
+	ks_shared->checker_procno = running ? KS_MY_PROCNO : -1;
+	ks_shared->checker_pid = running ? MyProcPid : 0;
+	LWLockRelease(ks_shared->lock);
+}
+
+bool
+ks_registry_checker_running(void)
+{
+	bool		running;
+
+	LWLockAcquire(ks_shared->lock, LW_SHARED);
+	running = ks_shared->checker_pid != 0;
+	LWLockRelease(ks_shared->lock);
+	return running;
+}
+
+void
+ks_registry_wake_checker(void)
+{
+	LWLockAcquire(ks_shared->lock, LW_SHARED);
+	if (ks_shared->checker_pid != 0)
+		SetLatch(&GetPGProcByNumber(ks_shared->checker_procno)->procLatch);
+	LWLockRelease(ks_shared->lock);
+}
+
+int
+ks_registry_drains_due(TimestampTz now, KsDrain *due, int max,
+					   TimestampTz *next)
+{
+	int			n = 0;
+	int			i;
+
+	*next = 0;
+	LWLockAcquire(ks_shared->lock, LW_SHARED);
+	for (i = 0; i < ks_shared->nslots; i++)
+	{
+		KsSlot	   *slot = &ks_shared->slots[i];
+		TimestampTz deadline = slot->by[KS_DISCONNECT].deadline;
+
+		if (slot->pid == 0 || !slot->marked[KS_DISCONNECT] || deadline == 0 ||
+			slot->marked[KS_KILL])
+			continue;
+		if (deadline <= now && n < max)
+		{
+			ks_copy_session(i, &due[n].session);
+			due[n].by = slot->by[KS_DISCONNECT];
+			n++;
+		}
+		else if (*next == 0 || deadline < *next)
+			*next = deadline;
+	}
+	LWLockRelease(ks_shared->lock);
+	return n;
 }
 
 int

@@ -59,6 +59,8 @@ typedef struct KsKiller
 	int			pid;
 	NameData	role;
 	char		reason[KS_REASON_LEN];	/* the caller's reason, "" if none */
+	TimestampTz deadline;		/* a disconnect's drain deadline, 0 if none */
+	bool		drain;			/* a kill at that deadline, by the checker */
 	uint64		history_seq;	/* the action's row in the history, 0 if none */
 
 	/*
@@ -130,6 +132,24 @@ typedef struct KsAsk
  * as it next starts a transaction or waits for its client.
  */
 #define KS_SIGNAL_WAKE	(-1)
+
+/* A session whose drain deadline has passed, and who marked it. */
+typedef struct KsDrain
+{
+	KsSession	session;
+	KsKiller	by;
+} KsDrain;
+
+/*
+ * The checker (checker.c): whether it runs, and waking it when a deadline
+ * is set; the sessions whose deadline has passed at now, at most max, and
+ * the next deadline after now (0 if none).
+ */
+extern void ks_registry_set_checker(bool running);
+extern bool ks_registry_checker_running(void);
+extern void ks_registry_wake_checker(void);
+extern int	ks_registry_drains_due(TimestampTz now, KsDrain *due, int max,
+								   TimestampTz *next);
 
 /*
  * What a session's process is doing, from its PGPROC: kept by the backend

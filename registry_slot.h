@@ -89,6 +89,8 @@ typedef struct KsShared
 	uint32		next_sid;		/* next ID to hand out */
 	bool		wrapped;		/* next_sid has passed 4294967295 */
 	uint32		next_ask_seq;	/* number of the next cancel by SQL_ID */
+	int			checker_procno; /* the checker's PGPROC number, -1 if none */
+	pid_t		checker_pid;
 	int			nslots;
 	KsSlot		slots[FLEXIBLE_ARRAY_MEMBER];
 } KsShared;

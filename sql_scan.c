@@ -678,7 +678,7 @@ invalid_session(KsHintOut *out, const char *function, long long nodeless)
 	append(out, "SELECT %s('session_id')%s", function, why, "");
 }
 
-/* Longest Oracle TIMEOUT, in seconds, that kill_session.wait_timeout holds. */
+/* Longest Oracle TIMEOUT, in seconds, a drain deadline takes. */
 #define KS_MAX_TIMEOUT_S	2147483UL
 
 /*
@@ -739,17 +739,21 @@ end_clauses(const KsScanner *sc, const KsToken *tok, int first, int n,
 
 /*
  * The HINT for ALTER SYSTEM KILL SESSION, DISCONNECT SESSION and CANCEL
- * SQL: the call, after the SET that gives Oracle's TIMEOUT, followed by
- * what of Oracle's clauses has no equivalent here.
+ * SQL: the call, followed by what of Oracle's clauses has no equivalent
+ * here.  Oracle 23ai's TIMEOUT n is a drain: the session has n seconds to
+ * end its transaction, then it is killed; that is disconnect_session()
+ * with post_transaction and timeout.  IMMEDIATE, and TIMEOUT 0, end it
+ * now; FORCE changes neither (PostgreSQL's kill never waits for the
+ * session's work).
  */
 static KsOracleResult
 session_statement_hint(const char *function, const KsToken *session_token,
 					   const KsEndClauses * c, KsHintOut *out)
 {
 	char		session[32];
-	char		timeout[24];
-	const char *option = "";
+	char		option[64] = "";
 	long long	nodeless;
+	bool		drain = c->has_timeout && c->timeout_s > 0 && !c->immediate;
 
 	if (!session_of(session_token, out->node, session, sizeof(session),
 					&nodeless))
@@ -757,24 +761,25 @@ session_statement_hint(const char *function, const KsToken *session_token,
 		invalid_session(out, function, nodeless);
 		return KS_ORACLE_INVALID;
 	}
-	if (c->post_transaction)
-		option = ", post_transaction => true";
-	else if (c->immediate || c->force)
-		option = ", immediate => true";
-	if (c->has_timeout && !c->post_transaction)
+	if (drain)
 	{
-		snprintf(timeout, sizeof(timeout), "%lus", c->timeout_s);
-		append(out, "SET kill_session.wait_timeout = '%s'; ", timeout, "", "");
+		function = "disconnect_session";
+		snprintf(option, sizeof(option),
+				 ", post_transaction => true, timeout => '%lus'", c->timeout_s);
 	}
+	else if (c->post_transaction && !c->has_timeout)
+		snprintf(option, sizeof(option), ", post_transaction => true");
+	else if (c->immediate || c->force || c->has_timeout)
+		snprintf(option, sizeof(option), ", immediate => true");
 	append(out, "SELECT %s('%s'%s);", function, session, option);
 	if (c->force)
-		append(out, " FORCE is not supported: the session ends as with IMMEDIATE.%s%s%s",
+		append(out, " FORCE is not needed: PostgreSQL rolls back a killed session's work at once.%s%s%s",
 			   "", "", "");
 	if (c->noreplay)
 		append(out, " NOREPLAY is not needed: PostgreSQL never replays the work of an ended session.%s%s%s",
 			   "", "", "");
-	if (c->has_timeout && c->post_transaction)
-		append(out, " TIMEOUT is not supported with POST_TRANSACTION: the transaction takes as long as it needs.%s%s%s",
+	if (c->immediate && c->has_timeout && c->timeout_s > 0)
+		append(out, " TIMEOUT is ignored with IMMEDIATE: the session ends now.%s%s%s",
 			   "", "", "");
 	return KS_ORACLE_VALID;
 }

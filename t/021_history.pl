@@ -367,6 +367,94 @@ is($off->safe_psql('postgres', "SELECT count FROM kill_session_stats WHERE actio
 	'the counters still count');
 $off->stop;
 
+# -- The drain deadline ---------------------------------------------------
+
+$node = ks_node('drain', "kill_session.history_size = 100\n");
+$node->safe_psql('postgres', q{
+	CREATE TABLE t (a int);
+	GRANT ALL ON t TO PUBLIC;
+	CREATE ROLE app LOGIN;
+	CREATE ROLE dba LOGIN;
+	GRANT ALTER SYSTEM ON PARAMETER kill_session.kill TO dba;
+});
+# The checker is a child of the postmaster, named in its process title.
+sub checker_pid
+{
+	my ($n) = @_;
+	my $postmaster = $n->{_pid};
+	for my $stat (glob '/proc/[0-9]*/stat')
+	{
+		open(my $fh, '<', $stat) or next;
+		my $line = <$fh> // '';
+		close $fh;
+		my ($pid, $ppid) = $line =~ /^(\d+) \(.*\) \S+ (\d+)/ or next;
+		next unless $ppid == $postmaster;
+		open(my $cmd, '<', "/proc/$pid/cmdline") or next;
+		my $title = <$cmd> // '';
+		close $cmd;
+		return $pid if $title =~ /kill_session checker/;
+	}
+	return undef;
+}
+my $deadline = time() + 30 * ks_slow();
+usleep(50_000) until checker_pid($node) || time() > $deadline;
+ok(checker_pid($node), 'the checker runs, a child of the postmaster');
+
+# A transaction still open at the deadline: killed then, though the caller
+# has gone, its work rolled back.
+$dba = KsWire->connect($node, user => 'dba');
+$dba_id = $dba->session_id;
+($v, $vid) = ks_victim($node);
+$v->query('BEGIN');
+$v->query('INSERT INTO t VALUES (1)');
+my $t0 = time();
+$r = $dba->query("SELECT disconnect_session('$vid', post_transaction => true, timeout => '1.5 s', reason => 'drain for the upgrade')");
+is_deeply($r->{rows}, [ ['t'] ], 'drain: marked');
+$dba->close;
+$r = $v->read_result(30);
+my $waited = time() - $t0;
+is($r->{error}{C}, '57P01', 'at the deadline the session was killed, with the caller gone');
+cmp_ok($waited, '>=', 1.4, 'not before the deadline');
+cmp_ok($waited, '<', 1.5 + 2 * ks_slow(), 'and soon after it');
+like($r->{error}{D},
+	qr/^Session $vid was disconnected by role "dba" \(session $dba_id\), for the reason "drain for the upgrade": its transaction had not ended by the drain deadline, .*, and was rolled back\.$/,
+	'its DETAIL says the drain deadline passed');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM t'), '0', 'its transaction was rolled back');
+is($node->safe_psql('postgres', "SELECT string_agg(action || ':' || coalesce(outcome, '-') || ':' || actor_session_id || ':' || coalesce(reason, '-'), ' ' ORDER BY seq) FROM kill_session_history WHERE session_id = $vid"),
+	"disconnect post_transaction:marked:$dba_id:drain for the upgrade drain deadline:marked:$dba_id:drain for the upgrade",
+	'history: the disconnect, then the kill at the deadline, with the same actor and reason');
+is($node->safe_psql('postgres', "SELECT count FROM kill_session_stats WHERE action = 'drain deadline' AND actor = 'automatic'"),
+	'1', 'counted as automatic');
+ok($node->log_contains(qr/session $vid \(pid \d+, role "app", database "postgres"\) killed at its drain deadline .*, as role "dba" \(session $dba_id\), for the reason "drain for the upgrade" asked/),
+	'and its LOG line');
+
+# A transaction that ends before the deadline: committed, not killed.
+$dba = KsWire->connect($node, user => 'dba');
+($v, $vid) = ks_victim($node);
+$v->query('BEGIN');
+$v->query('INSERT INTO t VALUES (2)');
+$r = $dba->query("SELECT disconnect_session('$vid', post_transaction => true, timeout => '30 s')");
+is_deeply($r->{rows}, [ ['t'] ], 'a long drain: marked');
+$r = $v->query('COMMIT');
+is($r->{tag}, 'COMMIT', 'its COMMIT is reported committed');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM t'), '1', 'and is kept');
+$node->poll_query_until('postgres', "SELECT count(*) = 0 FROM processlist WHERE id = $vid");
+is($node->safe_psql('postgres', "SELECT count(*) FROM kill_session_history WHERE session_id = $vid AND action = 'drain deadline'"),
+	'0', 'no kill at the deadline for a session that ended');
+
+# The argument's rules.
+($v, $vid) = ks_victim($node);
+for my $bad ([ "timeout => '1 s'", '22023', 'a drain deadline needs post_transaction' ],
+	[ "post_transaction => true, timeout => '0'", '22023', 'drain deadline must be between 1 ms and 2147483 seconds' ],
+	[ "post_transaction => true, timeout => '-1 s'", '22023', 'drain deadline must be between 1 ms and 2147483 seconds' ],
+	[ "post_transaction => true, timeout => '1 year'", '22023', 'drain deadline must be between 1 ms and 2147483 seconds' ])
+{
+	$r = $dba->query("SELECT disconnect_session('$vid', $bad->[0])");
+	is_deeply([ $r->{error}{C}, $r->{error}{M} ], [ $bad->[1], $bad->[2] ], "$bad->[0]: $bad->[1]");
+}
+$dba->close;
+$node->stop;
+
 # -- A forwarded action: on record on both nodes; read on a standby -------
 
 my ($n1, $n2, $n3) = ks_cluster();
