@@ -6,6 +6,7 @@ OBJS = \
 	action.o \
 	activity.o \
 	cancel.o \
+	cancel_handler.o \
 	checker.o \
 	connection.o \
 	disconnect.o \

@@ -31,6 +31,8 @@
  *					transaction
  * cancel.c			cancel_sql(): the cancel of a session's statement, or
  *					of the statement named by its SQL_ID
+ * cancel_handler.c	the session's side of a cancel by SQL_ID: its SIGINT
+ *					handler, and the DETAIL of a cancel it took
  * vsession.c		v$session: the sessions as Oracle shows them, with
  *					the lock graph in session IDs
  * record.c		every action on record: the reason, and the history row
@@ -249,7 +251,7 @@ extern void ks_end_after_transaction(void);
 extern void ks_end_now(KsEndReason reason);
 extern KsEndReason ks_end_reason(void);
 
-/* cancel.c: the target's side of a cancel by SQL_ID */
+/* cancel_handler.c: the session's side of a cancel by SQL_ID */
 extern void ks_install_cancel_handler(void);
 extern void ks_check_cancel_handler(void);
 extern bool ks_add_cancel_detail(ErrorData *edata);
