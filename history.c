@@ -15,7 +15,8 @@
  *
  * Like pg_stat_statements, the postmaster writes the ring and counters to
  * a file under pg_stat at a clean shutdown and reads it back, then removes
- * it, at the next start; after a crash they start empty.
+ * it, at the next start; after a crash or an immediate shutdown they start
+ * empty.
  *
  * This file owns the ring, the counters and their file.  It is a leaf: it
  * must not call the project's other files; record.c fills its rows and
@@ -33,6 +34,8 @@
 #include <limits.h>
 #include <unistd.h>
 
+#include "catalog/pg_control.h"
+#include "common/controldata_utils.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/fd.h"
@@ -110,8 +113,25 @@ ks_row_of(uint64 seq)
 }
 
 /*
- * Write the ring and counters to the file, at the postmaster's clean exit
- * only: after a crash their memory may be half-written.
+ * Whether the server has just shut down cleanly: its last checkpoint was a
+ * shutdown checkpoint.  An immediate shutdown exits the postmaster cleanly
+ * too, but after killing every backend, one of which may have been
+ * writing a row; the next start recovers, as after a crash.
+ */
+static bool
+ks_clean_shutdown(void)
+{
+	bool		crc_ok;
+	ControlFileData *control = get_controlfile(DataDir, &crc_ok);
+
+	return crc_ok && (control->state == DB_SHUTDOWNED ||
+					  control->state == DB_SHUTDOWNED_IN_RECOVERY);
+}
+
+/*
+ * Write the ring and counters to the file, at the postmaster's exit after a
+ * clean shutdown only: after a crash or an immediate shutdown their memory
+ * may be half-written.
  */
 static void
 ks_history_save(int code, Datum arg)
@@ -121,7 +141,7 @@ ks_history_save(int code, Datum arg)
 	uint64		seq;
 	uint64		first;
 
-	if (code != 0 || ks_hist == NULL)
+	if (code != 0 || ks_hist == NULL || !ks_clean_shutdown())
 		return;
 	file = AllocateFile(KS_HISTORY_FILE ".tmp", PG_BINARY_W);
 	if (file == NULL)

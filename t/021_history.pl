@@ -351,6 +351,15 @@ kill 'KILL', $crash->pid;
 $node->poll_query_until('postgres', 'SELECT true');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM kill_session_history'), '0',
 	'a crash loses the history (as pg_stat_statements loses its own)');
+$dba = KsWire->connect($node, user => 'dba');
+($v, $vid) = ks_victim($node);
+$dba->query("SELECT kill_session('$vid')");
+$dba->close;
+is($node->safe_psql('postgres', 'SELECT count(*) FROM kill_session_history'), '1', 'a new row');
+$node->stop('immediate');
+$node->start;
+is($node->safe_psql('postgres', 'SELECT count(*) FROM kill_session_history'), '0',
+	'an immediate shutdown loses it too: the next start recovers');
 ok(!$node->log_contains(qr/PANIC|TRAP/), 'no crash but the one made');
 $node->stop;
 
