@@ -117,7 +117,7 @@ KS_VALGRIND_SUBSET="t/001_registry.pl t/002_kill.pl t/003_killed_detail.pl
 	t/006_privilege.pl t/007_self_kill.pl t/008_show_processlist.pl
 	t/009_session_statements.pl t/010_reasons.pl t/011_disconnect.pl
 	t/015_trust.pl t/016_connections.pl t/018_sql_id_cancel.pl
-	t/019_lock_queue.pl t/020_resolver.pl"
+	t/019_lock_queue.pl t/020_resolver.pl t/021_history.pl"
 valgrind_errors=0
 check_valgrind() {
 	local suite=$1 n f
