@@ -577,6 +577,7 @@ kill_sessions(PG_FUNCTION_ARGS)
 	PG_TRY();
 	{
 		ks_nodes_send(calls, ncalls);
+		ks_record_hold_graph();
 		for (i = 0; i < n; i++)
 		{
 			bool		self;
@@ -622,6 +623,7 @@ kill_sessions(PG_FUNCTION_ARGS)
 				gone[i] = true;
 			}
 		}
+		ks_record_release_graph();
 		for (i = 0; i < n; i++)
 		{
 			if (found[i])
@@ -635,6 +637,7 @@ kill_sessions(PG_FUNCTION_ARGS)
 	}
 	PG_CATCH();
 	{
+		ks_record_release_graph();
 		for (i = 0; i < n; i++)
 		{
 			if (pidfds[i] >= 0)

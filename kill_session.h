@@ -102,6 +102,8 @@ extern void ks_record_end(const KsKiller *me, KsHistAction action,
 						  KsHistOutcome outcome, const char *detail);
 extern void ks_record_error(const KsKiller *me, KsHistAction action,
 							bool signalled, MemoryContext context);
+extern void ks_record_hold_graph(void);
+extern void ks_record_release_graph(void);
 
 /* action.c: what every action on a session shares */
 #define KS_KILL_WHAT	"kill session"

@@ -87,6 +87,11 @@ ks_reason_arg(FunctionCallInfo fcinfo, int argno)
 	return text_to_cstring(arg);
 }
 
+/* The lock graph held for an action on many sessions, and whether read. */
+static bool ks_graph_held = false;
+static bool ks_graph_read = false;
+static KsLockGraph ks_graph;
+
 /* Whether any process waits for a heavyweight lock, as PGPROCs say now. */
 static bool
 ks_any_lock_waiter(void)
@@ -111,22 +116,52 @@ ks_any_lock_waiter(void)
 static int
 ks_blocking_count(pid_t pid)
 {
-	KsLockGraph graph;
-	KsSession  *sessions;
-	int			nsessions;
+	KsLockGraph local;
+	KsLockGraph *graph = &local;
 	int			count = 0;
 	int			i;
 
-	if (!ks_any_lock_waiter())
-		return 0;
-	sessions = ks_registry_snapshot(&nsessions, true);
-	ks_lock_graph_read(&graph, sessions, nsessions);
-	for (i = 0; i < graph.nblocks; i++)
+	if (ks_graph_held && ks_graph_read)
+		graph = &ks_graph;
+	else
 	{
-		if (graph.blocks[i].blocker == pid)
+		KsSession  *sessions;
+		int			nsessions;
+
+		if (!ks_any_lock_waiter())
+			return 0;
+		if (ks_graph_held)
+			graph = &ks_graph;
+		sessions = ks_registry_snapshot(&nsessions, true);
+		ks_lock_graph_read(graph, sessions, nsessions);
+		ks_graph_read = ks_graph_held;
+	}
+	for (i = 0; i < graph->nblocks; i++)
+	{
+		if (graph->blocks[i].blocker == pid)
 			count++;
 	}
 	return count;
+}
+
+/*
+ * For an action on many sessions at once (kill_sessions()): the lock graph
+ * is read once, at the first row that needs it, and every row until
+ * ks_record_release_graph() counts from that read, instead of taking the
+ * lock table's partition locks again for each session.
+ */
+void
+ks_record_hold_graph(void)
+{
+	ks_graph_held = true;
+	ks_graph_read = false;
+}
+
+void
+ks_record_release_graph(void)
+{
+	ks_graph_held = false;
+	ks_graph_read = false;
 }
 
 static KsHistActor

@@ -140,7 +140,8 @@ if ($ENV{KS_BENCH_FAKE})
 	exit 0;
 }
 
-# KS_BENCH_ONLY=cluster runs only part 6, KS_BENCH_ONLY=vsession part 7.
+# KS_BENCH_ONLY=cluster runs only part 6, KS_BENCH_ONLY=vsession part 7,
+# KS_BENCH_ONLY=record part 8.
 my $only = $ENV{KS_BENCH_ONLY} // '';
 
 # ---- 1. kill latency -----------------------------------------------------
@@ -798,6 +799,106 @@ line(sprintf("    cluster list / slowest node's list = %.2fx (target <= 1.2x); "
 	$sl{cluster}{median} / $sl{triple}{median}));
 $_->close for @held, @listers;
 $_->stop for reverse @cluster;
+
+}
+
+# ---- 8. on record -----------------------------------------------------------
+
+# The history's cost: a kill with the history on (its row written before
+# the signal, completed after) against the same kill on a server with
+# kill_session.history_size = 0, alternated; then reading a full ring of
+# 1,000 rows against pg_stat_activity with 500 sessions, on that server,
+# through libpq (pgbench) and through this script's client.
+if ($only eq '' || $only eq 'record') {
+
+my $on = Server->new('record_on',
+	"shared_preload_libraries = 'kill_session'\nkill_session.history_size = 1000");
+my $off = Server->new('record_off',
+	"shared_preload_libraries = 'kill_session'\nkill_session.history_size = 0");
+my %rk;
+for my $srv ($on, $off)
+{
+	$srv->start;
+	$srv->psql('CREATE EXTENSION kill_session');
+	$rk{ $srv->{name} } = KsWire->connect($srv);
+}
+
+sub record_kill
+{
+	my ($srv) = @_;
+	my $t = KsWire->connect($srv);
+	my $id = $t->session_id;
+	my $pid = $t->pid;
+	my $t0 = time();
+	my $r = $rk{ $srv->{name} }->query("SELECT kill_session('$id', reason => 'bench')");
+	my $elapsed = time() - $t0;
+	die "kill_session failed" unless ($r->{rows}[0][0] // '') eq 't';
+	die "target $pid still there" if kill(0, $pid);
+	$t->close;
+	return $elapsed;
+}
+
+my $kills = $quick ? 41 : 301;
+my %kl;
+record_kill($_) for $on, $off;	# warm
+for my $i (1 .. $kills)
+{
+	for my $srv ($i % 2 ? ($on, $off) : ($off, $on))
+	{
+		push @{ $kl{ $srv->{name} } }, record_kill($srv);
+	}
+}
+my %skl = map { $_ => summary(@{ $kl{$_} }) } keys %kl;
+line("== on record: a kill of an idle session, history on and off ($kills samples each, alternated)");
+line("    history_size = 1000                 " . fmt_ms($skl{record_on}));
+line("    history_size = 0                    " . fmt_ms($skl{record_off}));
+line(sprintf("    on / off = %.3fx (target <= 1.02x)",
+	$skl{record_on}{median} / $skl{record_off}{median}));
+
+# A full ring: 1,000 rows, each with its statement.
+while ($on->psql('SELECT count(*) FROM kill_session_history') < 1000)
+{
+	my @v = map { KsWire->connect($on) } 1 .. 100;
+	$_->query("SELECT 'a statement of this session, as the history keeps it'") for @v;
+	my $ids = join(',', map { $_->session_id } @v);
+	$rk{record_on}->query("SELECT count(*) FROM kill_sessions(ARRAY[$ids], 'bench')");
+	$_->close for @v;
+}
+my @idle = map { KsWire->connect($on) } 1 .. 498;
+my (%rp, %rl);
+for (1 .. ($quick ? 5 : 11))
+{
+	push @{ $rp{history} }, pgbench_latency($on, 'SELECT * FROM kill_session_history');
+	push @{ $rp{psa} }, pgbench_latency($on, 'SELECT * FROM pg_stat_activity');
+	push @{ $rp{history_built} }, pgbench_latency($on, 'SELECT count(*) FROM kill_session_history');
+	push @{ $rp{psa_built} }, pgbench_latency($on, 'SELECT count(*) FROM pg_stat_activity');
+}
+for (1 .. $samples)
+{
+	push @{ $rl{history} }, time_query($rk{record_on}, 'SELECT * FROM kill_session_history');
+	push @{ $rl{psa} }, time_query($rk{record_on}, 'SELECT * FROM pg_stat_activity');
+}
+my %srp = map { $_ => summary(@{ $rp{$_} }) } keys %rp;
+my %srl = map { $_ => summary(@{ $rl{$_} }) } keys %rl;
+line("== on record: reading 1,000 history rows, against pg_stat_activity with 500 sessions (alternated)");
+line("    through libpq (pgbench, average latency of each run, " . scalar(@{ $rp{psa} }) . " runs each):");
+line("      SELECT * FROM kill_session_history  " . fmt_ms($srp{history}));
+line("      SELECT * FROM pg_stat_activity      " . fmt_ms($srp{psa}));
+line(sprintf("      history / pg_stat_activity = %.2fx (target <= 0.5x); per row %.2fx",
+	$srp{history}{median} / $srp{psa}{median},
+	($srp{history}{median} / 1000) / ($srp{psa}{median} / 500)));
+line("      the rows built but not sent, count(*):");
+line("      SELECT count(*) FROM kill_session_history " . fmt_ms($srp{history_built}));
+line("      SELECT count(*) FROM pg_stat_activity     " . fmt_ms($srp{psa_built}));
+line(sprintf("      history / pg_stat_activity = %.2fx",
+	$srp{history_built}{median} / $srp{psa_built}{median}));
+line("    through this script's Perl client, which parses every row ($samples samples each):");
+line("      SELECT * FROM kill_session_history  " . fmt_ms($srl{history}));
+line("      SELECT * FROM pg_stat_activity      " . fmt_ms($srl{psa}));
+line(sprintf("      history / pg_stat_activity = %.2fx",
+	$srl{history}{median} / $srl{psa}{median}));
+$_->close for @idle, values %rk;
+$_->stop for $on, $off;
 
 }
 

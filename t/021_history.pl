@@ -223,6 +223,27 @@ is_deeply([ @$h{qw(state blocking outcome)} ], [ 'idle in transaction', 3, 'exit
 	'history: it was blocking 3 sessions');
 $_->read_result(10), $_->close for @waiters;
 
+# kill_sessions reads the lock graph once for all its sessions: each row
+# still has its own count.
+my ($h1, $hid1) = ks_victim($node);
+my ($h2, $hid2) = ks_victim($node);
+$h1->query('SELECT pg_advisory_lock(101)');
+$h2->query('SELECT pg_advisory_lock(102)');
+@waiters = ();
+for my $lock (101, 101, 102)
+{
+	my $w = KsWire->connect($node, user => 'app');
+	$w->send_query("SELECT pg_advisory_lock($lock)");
+	push @waiters, $w;
+}
+$node->poll_query_until('postgres',
+	"SELECT count(*) = 3 FROM pg_locks WHERE NOT granted AND locktype = 'advisory'");
+$r = $dba->query("SELECT id, killed FROM kill_sessions(ARRAY[$hid1, $hid2])");
+is_deeply($r->{rows}, [ [ $hid1, 't' ], [ $hid2, 't' ] ], 'kill_sessions of two holders');
+is_deeply([ row_of($node, $hid1)->{blocking}, row_of($node, $hid2)->{blocking} ], [ 2, 1 ],
+	'history: each with the sessions it was blocking, from one read of the lock graph');
+$_->read_result(10), $_->close for @waiters;
+
 # -- The reason's rules -------------------------------------------------
 
 ($v, $vid) = ks_victim($node);
