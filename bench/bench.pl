@@ -900,6 +900,94 @@ line(sprintf("      history / pg_stat_activity = %.2fx",
 $_->close for @idle, values %rk;
 $_->stop for $on, $off;
 
+# A stress run: three killers in parallel, for 10 minutes (30 s with
+# KS_BENCH_QUICK), each doing in turn a kill, a disconnect after the
+# transaction (its session then commits), a cancel of a running statement
+# and a kill_sessions of two, about ten actions a second; then every
+# action the killers did must be in the history and in the counters, by
+# action, each with its outcome, none lost.
+my $st = Server->new('record_stress',
+	"shared_preload_libraries = 'kill_session'\nkill_session.history_size = 20000");
+$st->start;
+$st->psql('CREATE EXTENSION kill_session');
+my @sk = map { KsWire->connect($st) } 1 .. 3;
+my $secs = $quick ? 30 : 600;
+my $end = time() + $secs;
+my %did;
+my $round = 0;
+while (time() < $end)
+{
+	my $t0 = time();
+	my (@v, @after);
+	for my $k (0 .. 2)
+	{
+		my $kind = ($round + $k) % 4;
+		my $w = KsWire->connect($st);
+		my $id = $w->session_id;
+		push @v, $w;
+		if ($kind == 0)
+		{
+			$sk[$k]->send_query("SELECT kill_session('$id', reason => 'stress')");
+			$did{kill}++;
+		}
+		elsif ($kind == 1)
+		{
+			$w->query('BEGIN');
+			$sk[$k]->send_query("SELECT disconnect_session('$id', post_transaction => true)");
+			push @after, $w;
+			$did{'disconnect post_transaction'}++;
+		}
+		elsif ($kind == 2)
+		{
+			my $pid = $w->pid;
+			$w->send_query('SELECT pg_sleep(10)');
+			usleep(1000) until $st->psql("SELECT state FROM pg_stat_activity WHERE pid = $pid") eq 'active';
+			$sk[$k]->send_query("SELECT cancel_sql('$id')");
+			$did{cancel}++;
+		}
+		else
+		{
+			my $w2 = KsWire->connect($st);
+			push @v, $w2;
+			$sk[$k]->send_query("SELECT count(*) FROM kill_sessions(ARRAY[$id, " . $w2->session_id . '])');
+			$did{kill} += 2;
+		}
+	}
+	for my $k (0 .. 2)
+	{
+		my $r = $sk[$k]->read_result(60);
+		die "stress: $r->{error}{M}" if $r->{error};
+	}
+	$_->query('COMMIT') for @after;
+	$_->close for @v;
+	$round++;
+	my $rest = 0.3 - (time() - $t0);
+	usleep($rest * 1e6) if $rest > 0;
+}
+usleep(100_000);
+my $total = 0;
+$total += $_ for values %did;
+my %hist = map { split /\|/ } split /\n/,
+  $st->psql('SELECT action, count(*) FROM kill_session_history WHERE outcome IS NOT NULL GROUP BY 1');
+my %stat = map { split /\|/ } split /\n/,
+  $st->psql('SELECT action, sum(count) FROM kill_session_stats GROUP BY 1');
+my $lost = 0;
+for my $a (keys %did)
+{
+	$lost += abs($did{$a} - ($hist{$a} // 0)) + abs($did{$a} - ($stat{$a} // 0));
+}
+my $pending = $st->psql('SELECT count(*) FROM kill_session_history WHERE outcome IS NULL');
+my $outcomes = $st->psql(q{SELECT string_agg(action || ' ' || outcome || ' ' || n, ', ' ORDER BY action, outcome) }
+	  . q{FROM (SELECT action, outcome, count(*) AS n FROM kill_session_history GROUP BY 1, 2) o});
+line("== on record: stress, 3 killers for ${secs} s: $total actions ("
+	  . join(', ', map { "$_ $did{$_}" } sort keys %did) . ')');
+line("    in the history: " . join(', ', map { "$_ " . ($hist{$_} // 0) } sort keys %did)
+	  . "; in the counters: " . join(', ', map { "$_ " . ($stat{$_} // 0) } sort keys %did)
+	  . "; lost $lost, without an outcome $pending (target: none lost, at least 2,000 actions)");
+line("    outcomes: $outcomes");
+$_->close for @sk;
+$st->stop;
+
 }
 
 finish();

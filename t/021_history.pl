@@ -530,6 +530,17 @@ is($gout, '2|app|localhost|SELECT count(*) FROM generate_series(1, 1000000000)',
 	"SELECT inst_id, username, client, statement FROM gkill_session_history WHERE session_id = $vid AND inst_id = 2");
 is($gout, '2|app||<insufficient privilege>', 'as another role: no client, no statement');
 
+# A drain forwarded to the standby: its deadline kept there.
+($v, $vid) = ks_victim($n2);
+$v->query('BEGIN');
+$v->query('SELECT 1');
+$r = $caller->query("SELECT disconnect_session('$vid', post_transaction => true, timeout => '1 s', reason => 'drain from node 1')");
+is_deeply($r->{rows}, [ ['t'] ], 'a drain forwarded from node 1 to standby 2');
+$r = $v->read_result(30);
+is($r->{error}{C}, '57P01', 'standby 2 killed its session at the deadline');
+like($r->{error}{D}, qr/on behalf of role "dba" \(session $caller_id, pid \d+\) of node 1, as node 1 reported, for the reason "drain from node 1": its transaction had not ended by the drain deadline/,
+	'with the origin, the reason and the deadline in its DETAIL');
+
 sub busy_on
 {
 	my ($n, $w) = @_;
