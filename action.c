@@ -61,37 +61,41 @@ static int	ks_wait_timeout = 5000;
 static bool ks_origin_vouched(const KsKiller *k);
 
 /*
- * The role part of an origin, as this database can hold it: the calling
- * node wrote it in its own database's encoding, which is this one's when
- * the call comes where it should (the identity check refuses any other
- * database), but a claim may come from anywhere.  A byte that is no valid
- * character here becomes '?', so the claim is printed, never refused for
- * its encoding, and never printed invalid.
+ * Text written in another database, as this one can hold it: a caller's
+ * reason, or a session's statement, is in the encoding of the database it
+ * came from.  A byte that is no valid character here becomes '?', so the
+ * text is printed, never refused for its encoding, and never printed
+ * invalid.  Returns p itself when it is valid as it is.
  */
-static void
-ks_origin_role(const char *p, NameData *role)
+char *
+ks_valid_text(const char *p)
 {
 	int			len = strlen(p);
+	char	   *out;
 	int			n = 0;
 
+	if (pg_verifymbstr(p, len, true))
+		return unconstify(char *, p);
+	out = palloc(len + 1);
 	while (len > 0)
 	{
 		int			l = pg_encoding_verifymbchar(GetDatabaseEncoding(), p, len);
 
 		if (l <= 0)
 		{
-			role->data[n++] = '?';
+			out[n++] = '?';
 			l = 1;
 		}
 		else
 		{
-			memcpy(&role->data[n], p, l);
+			memcpy(&out[n], p, l);
 			n += l;
 		}
 		p += l;
 		len -= l;
 	}
-	role->data[n] = '\0';
+	out[n] = '\0';
+	return out;
 }
 
 /*
@@ -128,7 +132,7 @@ ks_parse_origin(const char *origin, KsKiller *k)
 	k->origin_node = (int) node;
 	k->origin_sid = sid;
 	k->origin_pid = (int) pid;
-	ks_origin_role(p, &k->origin_role);
+	namestrcpy(&k->origin_role, ks_valid_text(p));
 	k->origin_vouched = false;
 	return true;
 }
@@ -317,7 +321,7 @@ ks_forward_recorded(FunctionCallInfo fcinfo, int argno, int64 id,
 	}
 	PG_CATCH();
 	{
-		ks_record_error(&me, action, false, context);
+		ks_record_error(&me, action, false, true, context);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
@@ -612,7 +616,8 @@ ks_describe_reason(const KsKiller *by)
 {
 	if (by->reason[0] == '\0')
 		return "";
-	return psprintf(", for the reason %s", ks_quote_name(by->reason));
+	return psprintf(", for the reason %s",
+					ks_quote_name(ks_valid_text(by->reason)));
 }
 
 /*

@@ -173,7 +173,7 @@ ks_notice_ended(uint32 sid)
  * cancelled").  The ask is logged before it is sent, with who asks.
  */
 static bool
-ks_cancel_sql_id(uint32 sid, const KsSession *target, const KsKiller *me,
+ks_cancel_sql_id(uint32 sid, const KsSession *target, KsKiller *me,
 				 int64 sql_id)
 {
 	KsActivity	activity;
@@ -395,7 +395,7 @@ ks_cancel_sql_id(uint32 sid, const KsSession *target, const KsKiller *me,
  * not stop within kill_session.wait_timeout.
  */
 static bool
-ks_cancel_statement(uint32 sid, const KsSession *target, const KsKiller *me)
+ks_cancel_statement(uint32 sid, const KsSession *target, KsKiller *me)
 {
 	KsStatement stmt;
 	int			timeout_ms = ks_wait_timeout_ms();
@@ -414,6 +414,10 @@ ks_cancel_statement(uint32 sid, const KsSession *target, const KsKiller *me)
 
 	ks_mark(sid, target, KS_CANCEL, me, SIGINT, NULL, NULL);
 	ks_cancel_signalled = true;
+	/* The caller's own statement: cancelled at the next interrupt check. */
+	if (target->pid == MyProcPid)
+		ks_record_end(me, KS_H_CANCEL, KS_O_CANCELLED,
+					  "the caller's own statement");
 	PG_TRY();
 	{
 		ks_log_action(sid, target, "had its statement cancelled", me);
@@ -501,7 +505,7 @@ cancel_sql(PG_FUNCTION_ARGS)
 	}
 	PG_CATCH();
 	{
-		ks_record_error(&me, action, ks_cancel_signalled, context);
+		ks_record_error(&me, action, ks_cancel_signalled, false, context);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();

@@ -57,7 +57,7 @@ ks_register_checker(void)
 	BackgroundWorker worker;
 
 	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS;
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_ConsistentState;
 	worker.bgw_restart_time = 1;
 	strlcpy(worker.bgw_library_name, "kill_session", BGW_MAXLEN);
@@ -123,6 +123,13 @@ ks_checker_main(Datum arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	BackgroundWorkerUnblockSignals();
 
+	/*
+	 * Connected to no database, as the logical replication launcher is: a
+	 * backend status entry of its own, shown in pg_stat_activity, through
+	 * which it reads the status of the sessions it ends.
+	 */
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+
 	pass_context = AllocSetContextCreate(TopMemoryContext,
 										 "kill_session checker",
 										 ALLOCSET_DEFAULT_SIZES);
@@ -164,5 +171,11 @@ ks_checker_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 	}
-	proc_exit(0);
+
+	/*
+	 * Not 0, which would unregister the worker: one stopped by a signal
+	 * (pg_terminate_backend()) is started again after bgw_restart_time, and
+	 * the deadlines it keeps hold.  At shutdown the postmaster starts none.
+	 */
+	proc_exit(1);
 }

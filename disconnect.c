@@ -250,7 +250,7 @@ disconnect_session(PG_FUNCTION_ARGS)
 	{
 		if (pidfd >= 0)
 			close(pidfd);
-		ks_record_error(&me, KS_H_DISCONNECT_POST, signalled, context);
+		ks_record_error(&me, KS_H_DISCONNECT_POST, signalled, false, context);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();

@@ -37,6 +37,7 @@
 #include "catalog/pg_control.h"
 #include "common/controldata_utils.h"
 #include "miscadmin.h"
+#include "port/pg_crc32c.h"
 #include "pgstat.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
@@ -51,7 +52,7 @@
 
 /* Its first word, and its version: a file of another layout is not read. */
 #define KS_HISTORY_MAGIC	0x4B534831	/* "KSH1" */
-#define KS_HISTORY_VERSION	1
+#define KS_HISTORY_VERSION	2
 
 typedef struct KsHistShared
 {
@@ -86,7 +87,7 @@ ks_define_history_settings(void)
 							"Zero turns the history off.",
 							&ks_history_size,
 							1000,
-							0, 1000000,
+							0, 100000,
 							PGC_POSTMASTER,
 							0,
 							NULL, NULL, NULL);
@@ -140,6 +141,7 @@ ks_history_save(int code, Datum arg)
 	KsHistFileHeader header;
 	uint64		seq;
 	uint64		first;
+	pg_crc32c	crc;
 
 	if (code != 0 || ks_hist == NULL || !ks_clean_shutdown())
 		return;
@@ -148,19 +150,26 @@ ks_history_save(int code, Datum arg)
 		goto error;
 	first = ks_hist->size == 0 || ks_hist->next_seq <= (uint64) ks_hist->size ?
 		1 : ks_hist->next_seq - ks_hist->size;
+	memset(&header, 0, sizeof(header));
 	header.magic = KS_HISTORY_MAGIC;
 	header.version = KS_HISTORY_VERSION;
 	header.row_size = sizeof(KsHistRow);
 	header.nrows = ks_hist->size == 0 ? 0 : (uint32) (ks_hist->next_seq - first);
 	header.next_seq = ks_hist->next_seq;
 	header.counts = ks_hist->counts;
+	INIT_CRC32C(crc);
+	COMP_CRC32C(crc, &header, sizeof(header));
 	if (fwrite(&header, sizeof(header), 1, file) != 1)
 		goto error;
 	for (seq = first; ks_hist->size > 0 && seq < ks_hist->next_seq; seq++)
 	{
+		COMP_CRC32C(crc, ks_row_of(seq), sizeof(KsHistRow));
 		if (fwrite(ks_row_of(seq), sizeof(KsHistRow), 1, file) != 1)
 			goto error;
 	}
+	FIN_CRC32C(crc);
+	if (fwrite(&crc, sizeof(crc), 1, file) != 1)
+		goto error;
 	if (FreeFile(file))
 	{
 		file = NULL;
@@ -178,9 +187,25 @@ error:
 	unlink(KS_HISTORY_FILE ".tmp");
 }
 
+/* Every string of a row read from the file ends within its field. */
+static void
+ks_terminate_strings(KsHistRow *row)
+{
+	row->victim_role.data[NAMEDATALEN - 1] = '\0';
+	row->victim_db.data[NAMEDATALEN - 1] = '\0';
+	row->victim_app[NAMEDATALEN - 1] = '\0';
+	row->victim_client[KS_HOST_LEN - 1] = '\0';
+	row->victim_statement[KS_HISTORY_TEXT_LEN - 1] = '\0';
+	row->detail[KS_HISTORY_DETAIL_LEN - 1] = '\0';
+	row->actor.role.data[NAMEDATALEN - 1] = '\0';
+	row->actor.origin_role.data[NAMEDATALEN - 1] = '\0';
+	row->actor.reason[KS_REASON_LEN - 1] = '\0';
+}
+
 /*
  * Read the file a clean shutdown left, into a ring just made, and remove
- * it: the newest rows that fit, their numbers kept, and the counters.
+ * it: the newest rows that fit, their numbers kept, and the counters; a
+ * file whose checksum does not match gives nothing.
  */
 static void
 ks_history_load(void)
@@ -188,6 +213,8 @@ ks_history_load(void)
 	FILE	   *file = AllocateFile(KS_HISTORY_FILE, PG_BINARY_R);
 	KsHistFileHeader header;
 	KsHistRow	row;
+	pg_crc32c	crc;
+	pg_crc32c	stored;
 	uint32		i;
 
 	if (file == NULL)
@@ -208,21 +235,33 @@ ks_history_load(void)
 						KS_HISTORY_FILE)));
 		goto done;
 	}
-	ks_hist->counts = header.counts;
-	ks_hist->next_seq = Max(header.next_seq, 1);
+	INIT_CRC32C(crc);
+	COMP_CRC32C(crc, &header, sizeof(header));
 	for (i = 0; i < header.nrows; i++)
 	{
 		if (fread(&row, sizeof(row), 1, file) != 1)
-		{
-			ereport(LOG,
-					(errcode_for_file_access(),
-					 errmsg("could not read file \"%s\": %m", KS_HISTORY_FILE)));
 			break;
-		}
-		if (ks_hist->size > 0 && row.seq != 0 && row.seq < ks_hist->next_seq &&
-			row.seq + ks_hist->size >= ks_hist->next_seq)
+		COMP_CRC32C(crc, &row, sizeof(row));
+		if (ks_hist->size > 0 && row.seq != 0 && row.seq < header.next_seq &&
+			row.seq + ks_hist->size >= header.next_seq)
+		{
+			ks_terminate_strings(&row);
 			*ks_row_of(row.seq) = row;
+		}
 	}
+	FIN_CRC32C(crc);
+	if (i < header.nrows || fread(&stored, sizeof(stored), 1, file) != 1 ||
+		!EQ_CRC32C(crc, stored))
+	{
+		/* Torn or damaged: nothing of it is kept. */
+		ereport(LOG,
+				(errmsg("ignoring file \"%s\": it is truncated or damaged",
+						KS_HISTORY_FILE)));
+		memset(ks_hist->rows, 0, sizeof(KsHistRow) * ks_hist->size);
+		goto done;
+	}
+	ks_hist->counts = header.counts;
+	ks_hist->next_seq = Max(header.next_seq, 1);
 
 done:
 	FreeFile(file);
@@ -323,13 +362,23 @@ ks_history_rows(int *count)
 	uint64		seq;
 	int			n = 0;
 
+	uint64		room;
+
 	*count = 0;
 	if (!ks_history_on())
 		return NULL;
-	rows = palloc(sizeof(KsHistRow) * ks_hist->size);
+
+	/*
+	 * Room for the rows in use now and those a few writers may add before the
+	 * lock is taken; if more come, the newest that fit are copied.
+	 */
 	LWLockAcquire(ks_hist->lock, LW_SHARED);
-	first = ks_hist->next_seq <= (uint64) ks_hist->size ?
-		1 : ks_hist->next_seq - ks_hist->size;
+	room = Min((uint64) ks_hist->size, ks_hist->next_seq - 1 + 64);
+	LWLockRelease(ks_hist->lock);
+	rows = MemoryContextAllocHuge(CurrentMemoryContext,
+								  sizeof(KsHistRow) * Max(room, 1));
+	LWLockAcquire(ks_hist->lock, LW_SHARED);
+	first = ks_hist->next_seq <= room ? 1 : ks_hist->next_seq - room;
 	for (seq = first; seq < ks_hist->next_seq; seq++)
 	{
 		KsHistRow  *row = ks_row_of(seq);

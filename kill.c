@@ -197,7 +197,7 @@ ks_kill_session(uint32 sid, KsHistAction action, const char *reason)
 	{
 		if (pidfd >= 0)
 			close(pidfd);
-		ks_record_error(&me, action, signalled, context);
+		ks_record_error(&me, action, signalled, false, context);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
@@ -643,7 +643,7 @@ kill_sessions(PG_FUNCTION_ARGS)
 			if (pidfds[i] >= 0)
 				close(pidfds[i]);
 			if (marked[i] || (first[i] == i && node_of[i] >= 0))
-				ks_record_error(&mes[i], KS_H_KILL, marked[i], context);
+				ks_record_error(&mes[i], KS_H_KILL, marked[i], !marked[i], context);
 		}
 		ks_nodes_close(calls, ncalls);
 		PG_RE_THROW();

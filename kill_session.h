@@ -98,10 +98,11 @@ extern void ks_record_begin(KsHistAction action, uint32 sid,
 							const KsSession *target, KsKiller *me);
 extern void ks_record_begin_forwarded(KsHistAction action, int64 id, int node,
 									  KsKiller *me);
-extern void ks_record_end(const KsKiller *me, KsHistAction action,
+extern void ks_record_end(KsKiller *me, KsHistAction action,
 						  KsHistOutcome outcome, const char *detail);
-extern void ks_record_error(const KsKiller *me, KsHistAction action,
-							bool signalled, MemoryContext context);
+extern void ks_record_error(KsKiller *me, KsHistAction action,
+							bool signalled, bool forwarded,
+							MemoryContext context);
 extern void ks_record_hold_graph(void);
 extern void ks_record_release_graph(void);
 
@@ -129,6 +130,7 @@ extern int	ks_wait_timeout_ms(void);
 extern char *ks_describe_marker(const KsKiller *by);
 extern char *ks_cancel_detail(uint32 sid, const KsKiller *by);
 extern char *ks_quote_name(const char *name);
+extern char *ks_valid_text(const char *p);
 
 /* Where a call stands (private to the forwarding files). */
 typedef enum KsCallState

@@ -84,6 +84,20 @@ ks_reason_arg(FunctionCallInfo fcinfo, int argno)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("reason is not valid text in this database's encoding")));
+	if (GetDatabaseEncoding() == PG_UTF8)
+	{
+		/* Unicode's other line breaks and controls: C1, and U+2028, U+2029. */
+		for (i = 0; i < len; i += pg_utf_mblen((const unsigned char *) p + i))
+		{
+			pg_wchar	c = utf8_to_unicode((const unsigned char *) p + i);
+
+			if ((c >= 0x80 && c <= 0x9f) || c == 0x2028 || c == 0x2029)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("reason must not contain control characters"),
+						 errdetail("Character U+%04X at byte %d.", c, i + 1)));
+		}
+	}
 	return text_to_cstring(arg);
 }
 
@@ -200,6 +214,7 @@ ks_record_begin(KsHistAction action, uint32 sid, const KsSession *target,
 	char	   *statement = palloc(pgstat_track_activity_query_size);
 
 	me->history_seq = 0;
+	me->recorded = false;
 	if (!ks_history_on())
 		return;
 	ks_row_start(&row, action, me);
@@ -244,6 +259,7 @@ ks_record_begin_forwarded(KsHistAction action, int64 id, int node,
 	KsHistRow	row;
 
 	me->history_seq = 0;
+	me->recorded = false;
 	if (!ks_history_on())
 		return;
 	ks_row_start(&row, action, me);
@@ -254,31 +270,41 @@ ks_record_begin_forwarded(KsHistAction action, int64 id, int node,
 	me->history_seq = ks_history_write(&row);
 }
 
-/* Complete the row of me's action with its outcome, and count it. */
+/* Complete the row of me's action with its outcome, and count it, once. */
 void
-ks_record_end(const KsKiller *me, KsHistAction action, KsHistOutcome outcome,
+ks_record_end(KsKiller *me, KsHistAction action, KsHistOutcome outcome,
 			  const char *detail)
 {
+	if (me->recorded)
+		return;
+	me->recorded = true;
 	ks_history_complete(me->history_seq, action, ks_actor_kind(me), outcome,
 						detail);
 }
 
 /*
  * Complete the row of me's action with the error that is ending it; called
- * in PG_CATCH(), before the error is thrown on.  signalled: the action had
- * already reached the session, and only its caller's wait ended.
+ * in PG_CATCH(), before the error is thrown on, unless it is complete.
+ * signalled: the action had already reached the session, and only its
+ * caller's wait ended; forwarded: it went to another node, which may have
+ * acted before the caller was cancelled.
  */
 void
-ks_record_error(const KsKiller *me, KsHistAction action, bool signalled,
-				MemoryContext context)
+ks_record_error(KsKiller *me, KsHistAction action, bool signalled,
+				bool forwarded, MemoryContext context)
 {
 	MemoryContext old = MemoryContextSwitchTo(context);
 	ErrorData  *edata = CopyErrorData();
 	KsHistOutcome outcome;
 
 	MemoryContextSwitchTo(old);
+	if (me->recorded)
+		return;
 	if (signalled)
 		outcome = KS_O_MARKED;
+	else if (forwarded && edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+		outcome = KS_O_UNKNOWN; /* the caller stopped waiting: the node may
+								 * have acted */
 	else if (edata->sqlerrcode == ERRCODE_UNDEFINED_OBJECT)
 		outcome = KS_O_NOT_RUNNING;
 	else if (edata->sqlerrcode == ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN)

@@ -73,9 +73,10 @@ ks_put_history_row(ReturnSetInfo *rsinfo, bool with_node, const KsHistRow *row,
 	Datum	   *values = with_node ? &all_values[1] : all_values;
 	bool	   *nulls = with_node ? &all_nulls[1] : all_nulls;
 	const KsKiller *a = &row->actor;
-	bool		visible = read_all_stats ||
-		(OidIsValid(row->victim_roleid) &&
-		 has_privs_of_role(GetUserId(), row->victim_roleid));
+	bool		visible = !row->forwarded &&
+		(read_all_stats ||
+		 (OidIsValid(row->victim_roleid) &&
+		  has_privs_of_role(GetUserId(), row->victim_roleid)));
 	const char *s;
 	int			i = 0;
 
@@ -95,19 +96,20 @@ ks_put_history_row(ReturnSetInfo *rsinfo, bool with_node, const KsHistRow *row,
 	KS_TEXT(row->forwarded ? NULL : NameStr(row->victim_role)); /* username */
 	KS_TEXT(row->forwarded ? NULL : NameStr(row->victim_db));	/* database */
 	KS_TEXT(row->forwarded ? NULL : row->victim_app);	/* application_name */
-	KS_TEXT(row->forwarded ? NULL :
-			!visible ? NULL : row->victim_client);	/* client */
-	KS_TEXT(ks_state_name(row->victim_state));	/* state */
-	KS_NONZERO(row->victim_xact_start != 0,
+	/* What pg_stat_activity shows only to roles that may see the session. */
+	KS_TEXT(!visible ? NULL : row->victim_client);	/* client */
+	KS_TEXT(!visible ? NULL : ks_state_name(row->victim_state));	/* state */
+	KS_NONZERO(visible && row->victim_xact_start != 0,
 			   TimestampTzGetDatum(row->victim_xact_start));	/* xact_start */
-	KS_NONZERO(row->victim_running && row->victim_sql_id != 0,
+	KS_NONZERO(visible && row->victim_running && row->victim_sql_id != 0,
 			   Int64GetDatum(row->victim_sql_id));	/* sql_id */
-	KS_NONZERO(!row->victim_running && row->victim_sql_id != 0,
+	KS_NONZERO(visible && !row->victim_running && row->victim_sql_id != 0,
 			   Int64GetDatum(row->victim_sql_id));	/* prev_sql_id */
-	if (row->forwarded || row->victim_state < 0)
+	if (row->victim_state < 0)
 		nulls[i++] = true;		/* statement */
 	else
-		KS_TEXT(visible ? row->victim_statement : "<insufficient privilege>");
+		KS_TEXT(visible ? ks_valid_text(row->victim_statement) :
+				"<insufficient privilege>");
 	KS_NONZERO(row->blocking >= 0, Int32GetDatum(row->blocking));	/* blocking */
 	KS_NONZERO(a->sid != 0, Int64GetDatum(ks_global_id(a->sid)));	/* actor_session_id */
 	values[i++] = Int32GetDatum(a->pid);	/* actor_pid */
@@ -118,9 +120,9 @@ ks_put_history_row(ReturnSetInfo *rsinfo, bool with_node, const KsHistRow *row,
 	KS_NONZERO(a->origin_pid != 0, Int32GetDatum(a->origin_pid));	/* origin_pid */
 	KS_TEXT(a->origin_pid != 0 ? NameStr(a->origin_role) : NULL);	/* origin_username */
 	KS_NONZERO(a->origin_pid != 0, BoolGetDatum(a->origin_vouched));	/* origin_vouched */
-	KS_TEXT(a->reason[0] != '\0' ? a->reason : NULL);	/* reason */
+	KS_TEXT(a->reason[0] != '\0' ? ks_valid_text(a->reason) : NULL);	/* reason */
 	KS_TEXT(ks_history_outcome_name(row->outcome)); /* outcome */
-	s = row->detail[0] != '\0' ? row->detail : NULL;
+	s = row->detail[0] != '\0' ? ks_valid_text(row->detail) : NULL;
 	KS_TEXT(s);					/* outcome_detail */
 	KS_NONZERO(row->done_at != 0, TimestampTzGetDatum(row->done_at));	/* done_at */
 	KS_NONZERO(row->ended_at != 0, TimestampTzGetDatum(row->ended_at)); /* ended_at */
@@ -201,7 +203,13 @@ ks_node_history_row_ok(int node, const char **row, bool read_all_stats)
 	if (!read_all_stats &&
 		!(OidIsValid(role) && has_privs_of_role(GetUserId(), role)))
 	{
-		row[9] = NULL;			/* client */
+		int			private[] = {9, 10, 11, 12, 13};	/* client, state,
+														 * xact_start, sql_id,
+														 * prev_sql_id */
+		int			k;
+
+		for (k = 0; k < lengthof(private); k++)
+			row[private[k]] = NULL;
 		if (row[14] != NULL)
 			row[14] = "<insufficient privilege>";	/* statement */
 	}

@@ -371,6 +371,13 @@ ks_registry_mark_and_signal(uint32 sid, pid_t pid, KsAction action,
 				ks_shared->slots[idx].marked[action] = false;
 		}
 	}
+	if (result == KS_MARK_DONE && action != KS_CANCEL && by->history_seq != 0 &&
+		ks_shared->slots[idx].n_end_rows < KS_END_ROWS)
+	{
+		KsSlot	   *slot = &ks_shared->slots[idx];
+
+		slot->end_rows[slot->n_end_rows++] = by->history_seq;
+	}
 	LWLockRelease(ks_shared->lock);
 
 	if (signal_errno != 0)
@@ -496,22 +503,22 @@ static void
 ks_unregister_session(int code, Datum arg)
 {
 	KsSlot	   *slot = &ks_shared->slots[DatumGetInt32(arg)];
-	uint64		ended[2] = {0, 0};
+	uint64		ended[KS_END_ROWS];
+	int			n = 0;
+	int			i;
 
 	LWLockAcquire(ks_shared->lock, LW_EXCLUSIVE);
 	if (slot->pid == MyProcPid)
 	{
-		/* The history rows of a kill or disconnect aimed at it say it ended. */
-		if (slot->marked[KS_KILL])
-			ended[0] = slot->by[KS_KILL].history_seq;
-		if (slot->marked[KS_DISCONNECT])
-			ended[1] = slot->by[KS_DISCONNECT].history_seq;
+		/* The history rows of the kills and disconnects aimed at it. */
+		n = slot->n_end_rows;
+		memcpy(ended, slot->end_rows, sizeof(uint64) * n);
 		memset(slot, 0, sizeof(KsSlot));
 	}
 	LWLockRelease(ks_shared->lock);
 	ks_my_sid = 0;
-	ks_history_ended(ended[0]);
-	ks_history_ended(ended[1]);
+	for (i = 0; i < n; i++)
+		ks_history_ended(ended[i]);
 }
 
 static void

@@ -61,6 +61,7 @@ typedef struct KsKiller
 	char		reason[KS_REASON_LEN];	/* the caller's reason, "" if none */
 	TimestampTz deadline;		/* a disconnect's drain deadline, 0 if none */
 	bool		drain;			/* a kill at that deadline, by the checker */
+	bool		recorded;		/* its history row is complete */
 	uint64		history_seq;	/* the action's row in the history, 0 if none */
 
 	/*

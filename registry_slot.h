@@ -32,6 +32,9 @@
  * written under the registry lock, but for the state and the answer box of
  * a cancel by SQL_ID, which a SIGINT handler writes (below).
  */
+/* History rows a slot remembers, to write on them when its session ended. */
+#define KS_END_ROWS		8
+
 typedef struct KsSlot
 {
 	pid_t		pid;			/* owning backend, 0 when free */
@@ -47,6 +50,13 @@ typedef struct KsSlot
 	 */
 	bool		marked[KS_NUM_ACTIONS];
 	KsKiller	by[KS_NUM_ACTIONS];
+
+	/*
+	 * The history rows of the kills and disconnects aimed at it (the first
+	 * KS_END_ROWS), on which the backend writes when it ended.
+	 */
+	uint64		end_rows[KS_END_ROWS];
+	int			n_end_rows;
 
 	/*
 	 * A cancel of a statement by its SQL_ID asked of this backend.  The ask

@@ -179,10 +179,12 @@ is_deeply($r->{rows}, [ ['f'] ], 'kill of a stopped session: false');
 $h = row_of($node, $vid);
 is_deeply([ @$h{qw(outcome outcome_detail ended_at)} ],
 	[ 'marked', 'it did not end within 300 ms', undef ], 'history: marked, not ended');
+$r = $dba->query("SELECT kill_session('$vid', reason => 'again')");
+is_deeply($r->{rows}, [ ['f'] ], 'killed again while stopped: false again');
 kill 'CONT', $v->pid;
-$node->poll_query_until('postgres',
-	"SELECT ended_at IS NOT NULL FROM kill_session_history WHERE session_id = $vid");
-pass('history: ended_at once it ended');
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 2 FROM kill_session_history WHERE session_id = $vid AND ended_at IS NOT NULL"),
+	'history: both rows have when it ended, once it ended');
 $dba->query('RESET kill_session.wait_timeout');
 
 # -- The caller dies first: the attempt stays on record -------------------
@@ -272,14 +274,45 @@ is($v->read_result(10)->{error}{D},
 $v->query("SELECT 'secret statement'");
 $dba->query("SELECT kill_session('$vid')");
 $h = row_of($node, $vid, 'nopriv');
-is_deeply([ @$h{qw(username client statement outcome actor_username)} ],
-	[ 'app', undef, '<insufficient privilege>', 'exited', 'dba' ],
-	'an ordinary role: no statement, no client address; the rest');
+is_deeply([ @$h{qw(username application_name client state xact_start sql_id prev_sql_id statement outcome actor_username)} ],
+	[ 'app', 'kswire', undef, undef, undef, undef, undef, '<insufficient privilege>', 'exited', 'dba' ],
+	'an ordinary role: what pg_stat_activity hides is hidden (client, state, transaction, SQL_IDs, statement); the rest shown');
+
 $h = row_of($node, $vid, 'app');
 is_deeply([ @$h{qw(client statement)} ], [ 'localhost', q{SELECT 'secret statement'} ],
 	'the session\'s own role: all of it');
 $h = row_of($node, $vid, 'watcher');
 is($h->{statement}, q{SELECT 'secret statement'}, 'pg_read_all_stats: all of it');
+
+# -- Cancelling one's own statement; Unicode's other controls -----------
+
+$r = $dba->query("SELECT cancel_sql(id::text, reason => 'mine') FROM processlist WHERE pid = pg_backend_pid()");
+is($r->{error}{C}, '57014', 'cancelling its own statement: 57014');
+is($node->safe_psql('postgres', "SELECT outcome || ':' || outcome_detail FROM kill_session_history WHERE reason = 'mine'"),
+	"cancelled:the caller's own statement", 'history: cancelled, not marked');
+($v, $vid) = ks_victim($node);
+for my $c ('0085', '2028', '2029', '009B')
+{
+	$r = $dba->query("SELECT kill_session('$vid', reason => U&'a\\$c' || 'b')");
+	is($r->{error}{C}, '22023', "a reason with U+$c: 22023");
+}
+
+# -- A reason from a database of another encoding --------------------------
+
+$node->safe_psql('postgres',
+	"CREATE DATABASE latin1 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0");
+$node->safe_psql('latin1', 'CREATE EXTENSION kill_session');
+busy($v);
+$node->safe_psql('latin1', "SELECT kill_session('$vid', reason => 'caf' || chr(233))");
+is($v->read_result(10)->{error}{D},
+	"Session $vid was killed by role \"postgres\" (session "
+	  . $node->safe_psql('postgres', "SELECT actor_session_id FROM kill_session_history WHERE session_id = $vid")
+	  . "), for the reason \"caf?\".",
+	'a LATIN1 reason in a UTF8 session\'s DETAIL: valid, its byte shown as ?');
+is($node->safe_psql('postgres', "SELECT reason FROM kill_session_history WHERE session_id = $vid"),
+	'caf?', 'and in the history read in the UTF8 database');
+is($node->safe_psql('latin1', "SELECT reason = 'caf' || chr(233) FROM kill_session_history WHERE session_id = $vid"),
+	't', 'as written, in a database of its own encoding');
 
 # -- The counters match the history ---------------------------------------
 
@@ -365,12 +398,33 @@ is($node->safe_psql('postgres', 'SELECT seq, session_id, reason FROM kill_sessio
 is($node->safe_psql('postgres', "SELECT sum(count) FROM kill_session_stats"),
 	$killers * $per * $rounds, 'and the counters');
 ok(!-e $node->data_dir . '/pg_stat/kill_session_history.stat', 'its file is removed once read');
+
 $dba = KsWire->connect($node, user => 'dba');
 ($v, $vid) = ks_victim($node);
 $dba->query("SELECT kill_session('$vid')");
 is($node->safe_psql('postgres', 'SELECT max(seq) FROM kill_session_history'),
 	(split /\|/, (split /\n/, $before)[-1])[0] + 1, 'numbering goes on after the restart');
 $dba->close;
+
+# A damaged file gives nothing, and the server starts.
+$node->stop;
+my $stat = $node->data_dir . '/pg_stat/kill_session_history.stat';
+open(my $sf, '+<', $stat) or die "no $stat: $!";
+binmode $sf;
+seek($sf, 100, 0);
+print $sf "damaged";
+close $sf;
+$node->start;
+is($node->safe_psql('postgres', 'SELECT count(*) FROM kill_session_history'), '0',
+	'a damaged file: the history starts empty');
+ok($node->log_contains(qr/ignoring file "pg_stat\/kill_session_history.stat": it is truncated or damaged/),
+	'and the log says why');
+
+$dba = KsWire->connect($node, user => 'dba');
+($v, $vid) = ks_victim($node);
+$dba->query("SELECT kill_session('$vid')");
+$dba->close;
+is($node->safe_psql('postgres', 'SELECT count(*) FROM kill_session_history'), '1', 'a row');
 my $crash = KsWire->connect($node);
 kill 'KILL', $crash->pid;
 $node->poll_query_until('postgres', 'SELECT true');
@@ -457,6 +511,9 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM t'), '0', 'its transaction
 is($node->safe_psql('postgres', "SELECT string_agg(action || ':' || coalesce(outcome, '-') || ':' || actor_session_id || ':' || coalesce(reason, '-'), ' ' ORDER BY seq) FROM kill_session_history WHERE session_id = $vid"),
 	"disconnect post_transaction:marked:$dba_id:drain for the upgrade drain deadline:marked:$dba_id:drain for the upgrade",
 	'history: the disconnect, then the kill at the deadline, with the same actor and reason');
+is($node->safe_psql('postgres', "SELECT state || ':' || statement || ':' || (xact_start IS NOT NULL) || ':' || (ended_at IS NOT NULL) FROM kill_session_history WHERE session_id = $vid AND action = 'drain deadline'"),
+	'idle in transaction:INSERT INTO t VALUES (1):true:true',
+	'the checker\'s row has the session as it was at the deadline, and when it ended');
 is($node->safe_psql('postgres', "SELECT count FROM kill_session_stats WHERE action = 'drain deadline' AND actor = 'automatic'"),
 	'1', 'counted as automatic');
 ok($node->log_contains(qr/session $vid \(pid \d+, role "app", database "postgres"\) killed at its drain deadline .*, as role "dba" \(session $dba_id\), for the reason "drain for the upgrade" asked/),
@@ -475,6 +532,19 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM t'), '1', 'and is kept');
 $node->poll_query_until('postgres', "SELECT count(*) = 0 FROM processlist WHERE id = $vid");
 is($node->safe_psql('postgres', "SELECT count(*) FROM kill_session_history WHERE session_id = $vid AND action = 'drain deadline'"),
 	'0', 'no kill at the deadline for a session that ended');
+
+# The checker stopped by a signal is started again, and keeps the deadlines
+# set before.
+($v, $vid) = ks_victim($node);
+$v->query('BEGIN');
+$r = $dba->query("SELECT disconnect_session('$vid', post_transaction => true, timeout => '3 s')");
+is_deeply($r->{rows}, [ ['t'] ], 'a drain of 3 s');
+my $first_checker = checker_pid($node);
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($first_checker)");
+$deadline = time() + 30 * ks_slow();
+usleep(50_000) until (checker_pid($node) // $first_checker) != $first_checker || time() > $deadline;
+isnt(checker_pid($node) // $first_checker, $first_checker, 'the checker, terminated, runs again');
+is($v->read_result(30)->{error}{C}, '57P01', 'and kills at the deadline set before');
 
 # The argument's rules.
 ($v, $vid) = ks_victim($node);
@@ -529,6 +599,18 @@ is($gout, '2|app|localhost|SELECT count(*) FROM generate_series(1, 1000000000)',
 ($gout, $gerr) = ks_run_as($n3, 'dba',
 	"SELECT inst_id, username, client, statement FROM gkill_session_history WHERE session_id = $vid AND inst_id = 2");
 is($gout, '2|app||<insufficient privilege>', 'as another role: no client, no statement');
+
+# A forwarded kill its caller stops waiting for: unknown, not refused.
+($v, $vid) = ks_victim($n2);
+kill 'STOP', $v->pid;
+$caller->query("SET statement_timeout = '1s'");
+$r = $caller->query("SELECT kill_session('$vid', reason => 'cut short')");
+is($r->{error}{C}, '57014', 'a forwarded kill cut by statement_timeout: 57014');
+$caller->query('RESET statement_timeout');
+$h = row_of($n1, $vid);
+is_deeply([ @$h{qw(outcome reason)} ], [ 'unknown', 'cut short' ],
+	'node 1 has it as unknown: node 2 may have acted');
+kill 'CONT', $v->pid;
 
 # A drain forwarded to the standby: its deadline kept there.
 ($v, $vid) = ks_victim($n2);
