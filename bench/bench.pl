@@ -838,22 +838,27 @@ sub record_kill
 	return $elapsed;
 }
 
-my $kills = $quick ? 41 : 301;
-my %kl;
+my $kills = $quick ? 41 : 501;
+my (%kl, @pair);
 record_kill($_) for $on, $off;	# warm
 for my $i (1 .. $kills)
 {
+	my %one;
 	for my $srv ($i % 2 ? ($on, $off) : ($off, $on))
 	{
-		push @{ $kl{ $srv->{name} } }, record_kill($srv);
+		$one{ $srv->{name} } = record_kill($srv);
+		push @{ $kl{ $srv->{name} } }, $one{ $srv->{name} };
 	}
+	push @pair, $one{record_on} / $one{record_off};
 }
 my %skl = map { $_ => summary(@{ $kl{$_} }) } keys %kl;
-line("== on record: a kill of an idle session, history on and off ($kills samples each, alternated)");
+my $spair = summary(@pair);
+line("== on record: a kill of an idle session, history on and off ($kills pairs, each on then off or off then on)");
 line("    history_size = 1000                 " . fmt_ms($skl{record_on}));
 line("    history_size = 0                    " . fmt_ms($skl{record_off}));
-line(sprintf("    on / off = %.3fx (target <= 1.02x)",
-	$skl{record_on}{median} / $skl{record_off}{median}));
+line(sprintf("    on / off: the medians' ratio %.3fx; the median of the pairs' ratios %.3fx (IQR %.3f-%.3f) (target <= 1.02x)",
+	$skl{record_on}{median} / $skl{record_off}{median},
+	$spair->{median}, $spair->{p25}, $spair->{p75}));
 
 # A full ring: 1,000 rows, each with its statement.
 while ($on->psql('SELECT count(*) FROM kill_session_history') < 1000)
