@@ -167,6 +167,30 @@ ks_next_waiter(LOCK *lock, PGPROC *proc)
 #endif
 
 /*
+ * Whether proc holds no lock in the main lock table, as its lists say at
+ * this instant, read without the partition locks: a hint, for a process
+ * that no other can then be waiting for (a lock taken by the fast path is
+ * moved into the main table before anyone waits for it).
+ */
+static inline bool
+ks_proc_holds_no_lock(PGPROC *proc)
+{
+	int			i;
+
+	for (i = 0; i < NUM_LOCK_PARTITIONS; i++)
+	{
+#if PG_VERSION_NUM >= 160000
+		if (!dlist_is_empty(&proc->myProcLocks[i]))
+			return false;
+#else
+		if (proc->myProcLocks[i].next != &proc->myProcLocks[i])
+			return false;
+#endif
+	}
+	return true;
+}
+
+/*
  * The backend status entry, in place in shared memory, of the client
  * backend whose PGPROC number is procno, or NULL: pgstat_beinit() puts a
  * backend's entry at its PGPROC number from 17 on, at its backend ID - 1

@@ -128,7 +128,7 @@ ks_any_lock_waiter(void)
  * lock table when no process waits for a lock at all.
  */
 static int
-ks_blocking_count(pid_t pid)
+ks_blocking_count(pid_t pid, int procno)
 {
 	KsLockGraph local;
 	KsLockGraph *graph = &local;
@@ -142,7 +142,15 @@ ks_blocking_count(pid_t pid)
 		KsSession  *sessions;
 		int			nsessions;
 
-		if (!ks_any_lock_waiter())
+		PGPROC	   *proc = GetPGProcByNumber(procno);
+
+		/*
+		 * Nobody waits for a session that holds no lock of the main table
+		 * (and leads no group whose members might); else nobody waits if no
+		 * process waits for a lock at all.
+		 */
+		if ((proc->lockGroupLeader == NULL && ks_proc_holds_no_lock(proc)) ||
+			!ks_any_lock_waiter())
 			return 0;
 		if (ks_graph_held)
 			graph = &ks_graph;
@@ -244,7 +252,7 @@ ks_record_begin(KsHistAction action, uint32 sid, const KsSession *target,
 		}
 	}
 	pfree(statement);
-	row.blocking = ks_blocking_count(target->pid);
+	row.blocking = ks_blocking_count(target->pid, target->procno);
 	me->history_seq = ks_history_write(&row);
 }
 

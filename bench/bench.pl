@@ -141,7 +141,7 @@ if ($ENV{KS_BENCH_FAKE})
 }
 
 # KS_BENCH_ONLY=cluster runs only part 6, KS_BENCH_ONLY=vsession part 7,
-# KS_BENCH_ONLY=record part 8.
+# KS_BENCH_ONLY=record part 8 (record-kill: its kills alone).
 my $only = $ENV{KS_BENCH_ONLY} // '';
 
 # ---- 1. kill latency -----------------------------------------------------
@@ -809,18 +809,30 @@ $_->stop for reverse @cluster;
 # kill_session.history_size = 0, alternated; then reading a full ring of
 # 1,000 rows against pg_stat_activity with 500 sessions, on that server,
 # through libpq (pgbench) and through this script's client.
-if ($only eq '' || $only eq 'record') {
+if ($only eq '' || $only eq 'record' || $only eq 'record-kill') {
 
-my $on = Server->new('record_on',
-	"shared_preload_libraries = 'kill_session'\nkill_session.history_size = 1000");
-my $off = Server->new('record_off',
-	"shared_preload_libraries = 'kill_session'\nkill_session.history_size = 0");
+# Two servers, A and B; each has the history on for half of the pairs and
+# off for the other half (a restart swaps them), so that what differs
+# between the two servers themselves cancels out.
+my @ab = (Server->new('record_a', "shared_preload_libraries = 'kill_session'"),
+	Server->new('record_b', "shared_preload_libraries = 'kill_session'"));
 my %rk;
-for my $srv ($on, $off)
+
+sub record_setup
 {
-	$srv->start;
-	$srv->psql('CREATE EXTENSION kill_session');
-	$rk{ $srv->{name} } = KsWire->connect($srv);
+	my ($on_index) = @_;
+	for my $k (0, 1)
+	{
+		my $srv = $ab[$k];
+		$srv->stop;
+		open(my $fh, '>>', "$srv->{dir}/postgresql.conf") or die;
+		print $fh "kill_session.history_size = " . ($k == $on_index ? 1000 : 0) . "\n";
+		close $fh;
+		$srv->start;
+		$srv->psql('CREATE EXTENSION IF NOT EXISTS kill_session');
+		$rk{ $srv->{name} } = KsWire->connect($srv);
+	}
+	return ($ab[$on_index], $ab[1 - $on_index]);
 }
 
 sub record_kill
@@ -838,27 +850,37 @@ sub record_kill
 	return $elapsed;
 }
 
-my $kills = $quick ? 41 : 501;
+my $kills = $quick ? 40 : 500;
 my (%kl, @pair);
-record_kill($_) for $on, $off;	# warm
-for my $i (1 .. $kills)
+my ($on, $off);
+for my $half (0, 1)
 {
-	my %one;
-	for my $srv ($i % 2 ? ($on, $off) : ($off, $on))
+	$_->close for values %rk;
+	($on, $off) = record_setup($half);
+	record_kill($_) for $on, $off;	# warm
+	for my $i (1 .. $kills / 2)
 	{
-		$one{ $srv->{name} } = record_kill($srv);
-		push @{ $kl{ $srv->{name} } }, $one{ $srv->{name} };
+		my %one;
+		for my $srv ($i % 2 ? ($on, $off) : ($off, $on))
+		{
+			$one{ $srv == $on ? 'on' : 'off' } = record_kill($srv);
+		}
+		push @{ $kl{$_} }, $one{$_} for keys %one;
+		push @pair, $one{on} / $one{off};
 	}
-	push @pair, $one{record_on} / $one{record_off};
 }
 my %skl = map { $_ => summary(@{ $kl{$_} }) } keys %kl;
 my $spair = summary(@pair);
-line("== on record: a kill of an idle session, history on and off ($kills pairs, each on then off or off then on)");
-line("    history_size = 1000                 " . fmt_ms($skl{record_on}));
-line("    history_size = 0                    " . fmt_ms($skl{record_off}));
+line("== on record: a kill of an idle session, history on and off ($kills pairs, each on then off or off then on;"
+	  . " each of two servers on for half of them)");
+line("    history_size = 1000                 " . fmt_ms($skl{on}));
+line("    history_size = 0                    " . fmt_ms($skl{off}));
 line(sprintf("    on / off: the medians' ratio %.3fx; the median of the pairs' ratios %.3fx (IQR %.3f-%.3f) (target <= 1.02x)",
-	$skl{record_on}{median} / $skl{record_off}{median},
+	$skl{on}{median} / $skl{off}{median},
 	$spair->{median}, $spair->{p25}, $spair->{p75}));
+
+# KS_BENCH_ONLY=record-kill: the kills alone.
+if ($only ne 'record-kill') {
 
 # A full ring: 1,000 rows, each with its statement.
 while ($on->psql('SELECT count(*) FROM kill_session_history') < 1000)
@@ -866,7 +888,7 @@ while ($on->psql('SELECT count(*) FROM kill_session_history') < 1000)
 	my @v = map { KsWire->connect($on) } 1 .. 100;
 	$_->query("SELECT 'a statement of this session, as the history keeps it'") for @v;
 	my $ids = join(',', map { $_->session_id } @v);
-	$rk{record_on}->query("SELECT count(*) FROM kill_sessions(ARRAY[$ids], 'bench')");
+	$rk{ $on->{name} }->query("SELECT count(*) FROM kill_sessions(ARRAY[$ids], 'bench')");
 	$_->close for @v;
 }
 my @idle = map { KsWire->connect($on) } 1 .. 498;
@@ -880,8 +902,8 @@ for (1 .. ($quick ? 5 : 11))
 }
 for (1 .. $samples)
 {
-	push @{ $rl{history} }, time_query($rk{record_on}, 'SELECT * FROM kill_session_history');
-	push @{ $rl{psa} }, time_query($rk{record_on}, 'SELECT * FROM pg_stat_activity');
+	push @{ $rl{history} }, time_query($rk{ $on->{name} }, 'SELECT * FROM kill_session_history');
+	push @{ $rl{psa} }, time_query($rk{ $on->{name} }, 'SELECT * FROM pg_stat_activity');
 }
 my %srp = map { $_ => summary(@{ $rp{$_} }) } keys %rp;
 my %srl = map { $_ => summary(@{ $rl{$_} }) } keys %rl;
@@ -902,8 +924,7 @@ line("      SELECT * FROM kill_session_history  " . fmt_ms($srl{history}));
 line("      SELECT * FROM pg_stat_activity      " . fmt_ms($srl{psa}));
 line(sprintf("      history / pg_stat_activity = %.2fx",
 	$srl{history}{median} / $srl{psa}{median}));
-$_->close for @idle, values %rk;
-$_->stop for $on, $off;
+$_->close for @idle;
 
 # A stress run: three killers in parallel, for 10 minutes (30 s with
 # KS_BENCH_QUICK), each doing in turn a kill, a disconnect after the
@@ -992,6 +1013,10 @@ line("    in the history: " . join(', ', map { "$_ " . ($hist{$_} // 0) } sort k
 line("    outcomes: $outcomes");
 $_->close for @sk;
 $st->stop;
+
+}
+$_->close for values %rk;
+$_->stop for $on, $off;
 
 }
 

@@ -2,7 +2,7 @@
 # Run the kill_session benchmarks and print the table.
 #
 #   sudo bash bench/run.sh            (KS_BENCH_QUICK=1 for a short run,
-#                                     KS_BENCH_ONLY=cluster or vsession for one part)
+#                                     KS_BENCH_ONLY=cluster, vsession or record for one part)
 #   sudo bash bench/run.sh --write-doc
 #                                     and write the table into doc/performance.md,
 #                                     between its bench markers
