@@ -290,27 +290,35 @@ $r = $dba->query("SELECT cancel_sql(id::text, reason => 'mine') FROM processlist
 is($r->{error}{C}, '57014', 'cancelling its own statement: 57014');
 is($node->safe_psql('postgres', "SELECT outcome || ':' || outcome_detail FROM kill_session_history WHERE reason = 'mine'"),
 	"cancelled:the caller's own statement", 'history: cancelled, not marked');
-($v, $vid) = ks_victim($node);
+
+# In databases of their own encodings, whatever the cluster's default: a
+# UTF-8 one for the victim, a LATIN1 one for the caller.
+$node->safe_psql('postgres',
+	"CREATE DATABASE utf8 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0");
+$node->safe_psql('postgres',
+	"CREATE DATABASE latin1 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0");
+$node->safe_psql($_, 'CREATE EXTENSION kill_session') for 'utf8', 'latin1';
+my $udba = KsWire->connect($node, user => 'dba', dbname => 'utf8');
+$v = KsWire->connect($node, user => 'app', dbname => 'utf8');
+$vid = $v->session_id;
 for my $c ('0085', '2028', '2029', '009B')
 {
-	$r = $dba->query("SELECT kill_session('$vid', reason => U&'a\\$c' || 'b')");
-	is($r->{error}{C}, '22023', "a reason with U+$c: 22023");
+	$r = $udba->query("SELECT kill_session('$vid', reason => U&'a\\$c' || 'b')");
+	is($r->{error}{C}, '22023', "a reason with U+$c in a UTF-8 database: 22023");
 }
+$udba->close;
 
 # -- A reason from a database of another encoding --------------------------
 
-$node->safe_psql('postgres',
-	"CREATE DATABASE latin1 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0");
-$node->safe_psql('latin1', 'CREATE EXTENSION kill_session');
 busy($v);
 $node->safe_psql('latin1', "SELECT kill_session('$vid', reason => 'caf' || chr(233))");
 is($v->read_result(10)->{error}{D},
 	"Session $vid was killed by role \"postgres\" (session "
 	  . $node->safe_psql('postgres', "SELECT actor_session_id FROM kill_session_history WHERE session_id = $vid")
 	  . "), for the reason \"caf?\".",
-	'a LATIN1 reason in a UTF8 session\'s DETAIL: valid, its byte shown as ?');
-is($node->safe_psql('postgres', "SELECT reason FROM kill_session_history WHERE session_id = $vid"),
-	'caf?', 'and in the history read in the UTF8 database');
+	'a LATIN1 reason in a UTF-8 session\'s DETAIL: valid, its byte shown as ?');
+is($node->safe_psql('utf8', "SELECT reason FROM kill_session_history WHERE session_id = $vid"),
+	'caf?', 'and in the history read in a UTF-8 database');
 is($node->safe_psql('latin1', "SELECT reason = 'caf' || chr(233) FROM kill_session_history WHERE session_id = $vid"),
 	't', 'as written, in a database of its own encoding');
 
@@ -426,8 +434,9 @@ $dba->query("SELECT kill_session('$vid')");
 $dba->close;
 is($node->safe_psql('postgres', 'SELECT count(*) FROM kill_session_history'), '1', 'a row');
 my $crash = KsWire->connect($node);
+my $log_offset = -s $node->logfile;
 kill 'KILL', $crash->pid;
-$node->poll_query_until('postgres', 'SELECT true');
+$node->wait_for_log(qr/database system is ready to accept connections/, $log_offset);
 is($node->safe_psql('postgres', 'SELECT count(*) FROM kill_session_history'), '0',
 	'a crash loses the history (as pg_stat_statements loses its own)');
 $dba = KsWire->connect($node, user => 'dba');
