@@ -278,16 +278,12 @@ ks_forward_call(FunctionCallInfo fcinfo, int argno, int64 id,
 	Oid			typioparam;
 	int			i;
 
-	rettype = get_func_signature(fn, &argtypes, &nargs);
-
 	/*
-	 * Trailing arguments left NULL are left out: every argument after the
-	 * session has a default that means what NULL means, and a node of an
-	 * older version, without the newer arguments, still takes the call.
+	 * Every argument, NULL ones too, each with its type: the call names the
+	 * function's whole signature, so that it resolves to the very function
+	 * the node's check found, and to no shorter one beside it in its schema.
 	 */
-	while (nargs > argno + 1 &&
-		   (nargs - 1 >= PG_NARGS() || PG_ARGISNULL(nargs - 1)))
-		nargs--;
+	rettype = get_func_signature(fn, &argtypes, &nargs);
 	params = palloc(sizeof(char *) * Max(nargs, 1));
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "SELECT %s(",

@@ -386,11 +386,10 @@ ks_kill_calls(FunctionCallInfo fcinfo, const Datum *ids, const int *first,
 	KsNodeCall *calls = palloc0(sizeof(KsNodeCall) * Max(n, 1));
 	StringInfoData *lists = palloc(sizeof(StringInfoData) * Max(n, 1));
 
-	/* Without a reason, the call a node of an older version takes too. */
-	char	   *sql = psprintf("SELECT id, killed FROM %s($1::pg_catalog.int8[]%s)",
+	/* The whole signature: see ks_forward_call(). */
+	char	   *sql = psprintf("SELECT id, killed FROM %s($1::pg_catalog.int8[], $2::pg_catalog.text)",
 							   ks_extension_object(fcinfo->flinfo->fn_oid,
-												   "kill_sessions"),
-							   reason != NULL ? ", $2::pg_catalog.text" : "");
+												   "kill_sessions"));
 	int			i;
 	int			c;
 
@@ -413,7 +412,7 @@ ks_kill_calls(FunctionCallInfo fcinfo, const Datum *ids, const int *first,
 			calls[c].fn = fcinfo->flinfo->fn_oid;
 			calls[c].object = fcinfo->flinfo->fn_oid;
 			calls[c].sql = sql;
-			calls[c].nparams = reason != NULL ? 2 : 1;
+			calls[c].nparams = 2;
 			initStringInfo(&lists[c]);
 			(*ncalls)++;
 		}

@@ -598,6 +598,34 @@ is($gout, '2|app|localhost|SELECT count(*) FROM generate_series(1, 1000000000)',
 	"SELECT inst_id, username, client, statement FROM gkill_session_history WHERE session_id = $vid AND inst_id = 2");
 is($gout, '2|app||<insufficient privilege>', 'as another role: no client, no statement');
 
+# A role who may create functions in the extension's schema puts shorter
+# ones beside the real functions: a forwarded call names the whole
+# signature, and still reaches the extension's own.
+$n1->safe_psql('postgres', q{
+	GRANT CREATE ON SCHEMA public TO app;
+	SET ROLE app;
+	CREATE FUNCTION public.kill_session(text, boolean) RETURNS boolean
+		LANGUAGE sql AS 'SELECT false';
+	CREATE FUNCTION public.kill_sessions(bigint[])
+		RETURNS TABLE (id bigint, killed boolean)
+		LANGUAGE sql AS 'SELECT unnest($1), false';
+});
+$n1->wait_for_catchup($_, 'replay', $n1->lsn('insert')) for ($n2, $n3);
+($v, $vid) = ks_victim($n2);
+is_deeply($caller->query("SELECT kill_session('$vid')")->{rows}, [ ['t'] ],
+	'a forwarded kill without a reason reaches the extension\'s function, not a shorter one');
+is($v->read_result(10)->{error}{C}, '57P01', 'and kills');
+($v, $vid) = ks_victim($n2);
+is_deeply($caller->query("SELECT id, killed FROM kill_sessions(ARRAY[$vid], NULL)")->{rows}, [ [ $vid, 't' ] ],
+	'so does kill_sessions');
+is($v->read_result(10)->{error}{C}, '57P01', 'and kills');
+$n1->safe_psql('postgres', q{
+	DROP FUNCTION public.kill_session(text, boolean);
+	DROP FUNCTION public.kill_sessions(bigint[]);
+	REVOKE CREATE ON SCHEMA public FROM app;
+});
+$n1->wait_for_catchup($_, 'replay', $n1->lsn('insert')) for ($n2, $n3);
+
 # A forwarded kill its caller stops waiting for: unknown, not refused.
 ($v, $vid) = ks_victim($n2);
 kill 'STOP', $v->pid;
