@@ -219,12 +219,13 @@ ks_record_begin(KsHistAction action, uint32 sid, const KsSession *target,
 {
 	KsHistRow	row;
 	KsActivity	activity;
-	char	   *statement = palloc(pgstat_track_activity_query_size);
+	char	   *statement;
 
 	me->history_seq = 0;
 	me->recorded = false;
 	if (!ks_history_on())
 		return;
+	statement = palloc(pgstat_track_activity_query_size);
 	ks_row_start(&row, action, me);
 	row.victim_id = ks_global_id(sid);
 	row.victim_node = ks_node_id();
