@@ -5,6 +5,7 @@ OBJS = \
 	$(WIN32RES) \
 	action.o \
 	activity.o \
+	blockers.o \
 	cancel.o \
 	cancel_handler.o \
 	checker.o \
@@ -21,6 +22,7 @@ OBJS = \
 	node_option.o \
 	oracle_hint.o \
 	privilege.o \
+	policy.o \
 	processlist.o \
 	record.o \
 	record_view.o \
@@ -35,7 +37,7 @@ OBJS = \
 EXTENSION = kill_session
 DATA = kill_session--1.0.sql kill_session--1.0--1.1.sql kill_session--1.1--1.2.sql \
 	kill_session--1.2--1.3.sql kill_session--1.3--1.4.sql \
-	kill_session--1.4--1.5.sql
+	kill_session--1.4--1.5.sql kill_session--1.5--1.6.sql
 PGFILEDESC = "kill_session - Oracle-mode ALTER SYSTEM KILL SESSION"
 
 REGRESS = setup processlist kill oracle vsession

@@ -230,7 +230,7 @@ ks_wait_timeout_ms(void)
 	return ks_wait_timeout;
 }
 
-pg_noreturn static void
+void
 ks_report_missing(uint32 sid)
 {
 	ereport(ERROR,
@@ -335,29 +335,18 @@ ks_forward_recorded(FunctionCallInfo fcinfo, int argno, int64 id,
 }
 
 /*
- * The session argument at argno of an action's SQL function: 'sid',
- * 'sid, serial#' or 'sid, serial#, @N'; NULL and anything else is ORA-00026.
- * The serial# is accepted and ignored.  what is the action, as
- * ks_check_privilege() takes it.  With has_sql_id, the string may end in
- * a SQL_ID, as Oracle's CANCEL SQL does: *has_sql_id says whether it did,
- * *sql_id is that query ID, and a malformed one is 22023.
- *
- * For a session of this server, sets *sid to its local ID and returns
- * false.  For one of another node, checks the caller's privilege here,
- * runs this very call there (where the node checks its own) and returns
- * true with its result in *result.
+ * The session argument at argno, parsed: the ID it names, with its node
+ * (ks_id_home() says whether it is another node's).  With has_sql_id, a
+ * SQL_ID at its end, as for ks_session_arg().
  */
-bool
-ks_session_arg(FunctionCallInfo fcinfo, int argno, const char *what,
-			   KsHistAction action, const char *reason,
-			   uint32 *sid, bool *has_sql_id, int64 *sql_id, Datum *result)
+int64
+ks_session_id_arg(FunctionCallInfo fcinfo, int argno, bool *has_sql_id,
+				  int64 *sql_id)
 {
 	text	   *arg = PG_ARGISNULL(argno) ? NULL : PG_GETARG_TEXT_PP(argno);
 	KsSessionRef ref;
-	int64		id;
 	size_t		len;
 	int64_t		query_id = 0;
-	char	   *session;
 
 	if (arg == NULL)
 		ks_report_invalid();
@@ -396,7 +385,30 @@ ks_session_arg(FunctionCallInfo fcinfo, int argno, const char *what,
 					 errhint("Give '" INT64_FORMAT ", serial#' or '%u, serial#, @%d'.",
 							 ref.id, ks_id_local(ref.id), ks_id_node(ref.id))));
 	}
-	id = ks_ref_id(&ref);
+	return ks_ref_id(&ref);
+}
+
+/*
+ * The session argument at argno of an action's SQL function: 'sid',
+ * 'sid, serial#' or 'sid, serial#, @N'; NULL and anything else is ORA-00026.
+ * The serial# is accepted and ignored.  what is the action, as
+ * ks_check_privilege() takes it.  With has_sql_id, the string may end in
+ * a SQL_ID, as Oracle's CANCEL SQL does: *has_sql_id says whether it did,
+ * *sql_id is that query ID, and a malformed one is 22023.
+ *
+ * For a session of this server, sets *sid to its local ID and returns
+ * false.  For one of another node, checks the caller's privilege here,
+ * runs this very call there (where the node checks its own) and returns
+ * true with its result in *result.
+ */
+bool
+ks_session_arg(FunctionCallInfo fcinfo, int argno, const char *what,
+			   KsHistAction action, const char *reason,
+			   uint32 *sid, bool *has_sql_id, int64 *sql_id, Datum *result)
+{
+	int64		id = ks_session_id_arg(fcinfo, argno, has_sql_id, sql_id);
+	char	   *session;
+
 	if (ks_id_home(id) != 0)
 	{
 		/* The privilege is checked here too, as for a session of this node. */

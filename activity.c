@@ -17,6 +17,7 @@
  */
 #include "postgres.h"
 
+#include "commands/progress.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/proc.h"
@@ -61,6 +62,11 @@ ks_read_activity(int procno, pid_t pid, KsActivity *activity,
 		activity->stmt_start = be->st_activity_start_timestamp;
 		activity->state_start = be->st_state_start_timestamp;
 		strlcpy(activity->appname, (char *) be->st_appname, NAMEDATALEN);
+		activity->copy_from_client =
+			be->st_progress_command == PROGRESS_COMMAND_COPY &&
+			be->st_progress_param[PROGRESS_COPY_COMMAND] == PROGRESS_COPY_COMMAND_FROM &&
+			be->st_progress_param[PROGRESS_COPY_TYPE] == PROGRESS_COPY_TYPE_PIPE;
+		activity->copy_bytes = be->st_progress_param[PROGRESS_COPY_BYTES_PROCESSED];
 		activity->statement = NULL;
 		if (statement != NULL &&
 			(last_too || activity->state == STATE_RUNNING ||

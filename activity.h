@@ -28,6 +28,8 @@ typedef struct KsActivity
 	TimestampTz stmt_start;		/* when its current statement started */
 	TimestampTz state_start;	/* when its state last changed */
 	char		appname[NAMEDATALEN];
+	bool		copy_from_client;	/* it runs a COPY FROM STDIN */
+	int64		copy_bytes;		/* the bytes that COPY has read */
 	char	   *statement;		/* if a buffer was given, and one runs (or
 								 * with last_too, ran): its text there */
 } KsActivity;

@@ -472,6 +472,37 @@ ks_cancel_statement(uint32 sid, const KsSession *target, KsKiller *me)
  * stop within kill_session.wait_timeout.  With a SQL_ID in the session
  * string, only that statement (ks_cancel_sql_id()).
  */
+/*
+ * Cancel the statement of session sid, on record, for another action
+ * (kill_blockers()): false if it is not there (*there false) or runs none,
+ * or did not stop in time.
+ */
+bool
+ks_cancel_if_there(uint32 sid, const char *reason, bool *there)
+{
+	MemoryContext context = CurrentMemoryContext;
+	KsSession	target;
+	KsKiller	me;
+	volatile bool answer = false;
+
+	*there = ks_aim(sid, KS_CANCEL_WHAT, true, reason, &target, &me);
+	if (!*there)
+		return false;
+	ks_record_begin(KS_H_CANCEL, sid, &target, &me);
+	ks_cancel_signalled = false;
+	PG_TRY();
+	{
+		answer = ks_cancel_statement(sid, &target, &me);
+	}
+	PG_CATCH();
+	{
+		ks_record_error(&me, KS_H_CANCEL, ks_cancel_signalled, false, context);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return answer;
+}
+
 Datum
 cancel_sql(PG_FUNCTION_ARGS)
 {

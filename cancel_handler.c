@@ -27,9 +27,12 @@
 
 #include <link.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "access/xact.h"
+#include "commands/progress.h"
+#include "libpq/libpq-be.h"
 #include "libpq/pqsignal.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -64,8 +67,60 @@ static KsKiller ks_taken_by;
 static TimestampTz ks_taken_stmt_start;
 
 /*
+ * The end of this session as an idle blocker that its handler took: the
+ * period it was in, who asked (the checker, or a kill_blockers() caller),
+ * and the DETAIL it is told.  Written by the handler before it sets
+ * ProcDiePending; read as the FATAL is reported.
+ */
+static volatile sig_atomic_t ks_idle_taken = 0;
+static KsIdlePeriod ks_idle_taken_period;
+static KsKiller ks_idle_taken_by;
+static char ks_idle_taken_detail[KS_IDLE_DETAIL_LEN];
+
+/*
+ * Whether this session is still in the idle period the asker saw, at this
+ * instant, from its signal handler: it waits in the socket read for its
+ * client (the wait event is set only around that wait), in the same state
+ * since the same moment (or a COPY that has read no more), and no byte of
+ * a new message has reached the socket.  Once its next message has
+ * arrived, the idle period is over, and what the client sent is carried
+ * out: a COMMIT arriving at that instant is never cut off.
+ */
+static bool
+ks_still_idle(const KsIdlePeriod *period)
+{
+	volatile PgBackendStatus *be = MyBEEntry;
+	int			pending = 0;
+
+	if (be == NULL || MyProc == NULL || MyProcPort == NULL ||
+		MyProc->wait_event_info != WAIT_EVENT_CLIENT_READ)
+		return false;
+	switch (period->kind)
+	{
+		case KS_IDLE_OUTSIDE:
+		case KS_IDLE_IN_XACT:
+			if (be->st_state != (period->kind == KS_IDLE_OUTSIDE ?
+								 STATE_IDLE : STATE_IDLEINTRANSACTION) ||
+				(int64) be->st_state_start_timestamp != period->token)
+				return false;
+			break;
+		case KS_IDLE_COPY:
+			if (be->st_state != STATE_RUNNING ||
+				be->st_progress_command != PROGRESS_COMMAND_COPY ||
+				be->st_progress_param[PROGRESS_COPY_BYTES_PROCESSED] != period->token)
+				return false;
+			break;
+		default:
+			return false;
+	}
+	return ioctl(MyProcPort->sock, FIONREAD, &pending) == 0 && pending == 0;
+}
+
+/*
  * The SIGINT handler of every client session: PostgreSQL's own, but for a
- * cancel by SQL_ID, which it takes only if it still runs that statement.
+ * cancel by SQL_ID, which it takes only if it still runs that statement,
+ * and for the end of an idle blocker, which it takes only if it is still
+ * in the idle period the asker saw: then it ends as SIGTERM would end it.
  * Signal-safe: it reads its own registry slot and status entry, writes its
  * answer without a lock, and calls the handler it replaced for the rest.
  */
@@ -73,8 +128,7 @@ static void
 ks_sigint_action(int signo, siginfo_t *info, void *context)
 {
 	int			save_errno = errno;
-	int64		query_id;
-	KsKiller	by;
+	KsAskSeen	seen;
 	KsSqlCancel ask = KS_SQL_CANCEL_NONE;
 
 	/*
@@ -88,7 +142,32 @@ ks_sigint_action(int signo, siginfo_t *info, void *context)
 		raise(SIGINT);
 		return;
 	}
-	ask = ks_my_cancel_ask(&query_id, &by);
+	ask = ks_my_cancel_ask(&seen);
+	if ((ask == KS_SQL_CANCEL_ASKED || ask == KS_SQL_CANCEL_ABANDONED) &&
+		seen.kind == KS_ASK_IDLE_END)
+	{
+		bool		take = !ks_idle_taken && !proc_exit_inprogress &&
+			ks_still_idle(&seen.period);
+
+		if (take)
+		{
+			/* Named before the FATAL can be reported. */
+			ks_idle_taken_period = seen.period;
+			ks_idle_taken_by = seen.by;
+			memcpy(ks_idle_taken_detail, seen.detail, KS_IDLE_DETAIL_LEN);
+			ks_idle_taken = 1;
+			/* As die() does. */
+			InterruptPending = true;
+			ProcDiePending = true;
+		}
+		ks_my_cancel_answer(ask,
+							take ? KS_SQL_CANCEL_TAKEN : KS_SQL_CANCEL_REFUSED,
+							0);
+		if (take)
+			SetLatch(MyLatch);
+		errno = save_errno;
+		return;
+	}
 	if (ask == KS_SQL_CANCEL_ASKED || ask == KS_SQL_CANCEL_ABANDONED)
 	{
 		volatile PgBackendStatus *be = MyBEEntry;
@@ -97,12 +176,12 @@ ks_sigint_action(int signo, siginfo_t *info, void *context)
 
 		running = ActivePortal != NULL && be != NULL &&
 			(be->st_state == STATE_RUNNING || be->st_state == STATE_FASTPATH) &&
-			(int64) be->st_query_id == query_id;
+			(int64) be->st_query_id == seen.query_id;
 		if (running)
 		{
 			/* Named before the cancel can be reported. */
 			start = be->st_activity_start_timestamp;
-			ks_taken_by = by;
+			ks_taken_by = seen.by;
 			ks_taken_stmt_start = start;
 			ks_taken = 1;
 		}
@@ -158,9 +237,44 @@ ks_sigint_is_ours(void)
 		now.sa_sigaction == ks_sigint_action;
 }
 
+/*
+ * The FATAL of a session ended as an idle blocker: the policy (or who
+ * asked), with PostgreSQL's own code for an idle session's end (25P03 in a
+ * transaction or a COPY, 57P05 outside one), and the DETAIL its asker
+ * wrote.
+ */
+static void
+ks_idle_end_report(ErrorData *edata)
+{
+	edata->sqlerrcode = ks_idle_taken_period.kind == KS_IDLE_OUTSIDE ?
+		ERRCODE_IDLE_SESSION_TIMEOUT :
+		ERRCODE_IDLE_IN_TRANSACTION_SESSION_TIMEOUT;
+	if (ks_idle_taken_by.policy)
+		edata->message = pstrdup("terminating connection because it held locks others waited for while idle (kill_session.max_idle_blocker_time)");
+	else
+		edata->message = psprintf("terminating connection because it held locks others waited for while idle, as %s asked",
+								  ks_describe_marker(&ks_idle_taken_by));
+	edata->detail = pstrdup(ks_idle_taken_detail);
+}
+
+/*
+ * A transaction may not commit (or be prepared) once this session took its
+ * end as an idle blocker: the FATAL comes before it.  The end was taken
+ * while the session waited for its client; any commit after that is a
+ * later message's, which the FATAL pending since then stops first, but
+ * should none of the interrupt checks on the way see it, this one does.
+ */
 static void
 ks_cancel_xact_callback(XactEvent event, void *arg)
 {
+	if ((event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PRE_PREPARE) &&
+		ks_idle_taken)
+	{
+		CHECK_FOR_INTERRUPTS();
+		ereport(FATAL,
+				(errcode(ERRCODE_ADMIN_SHUTDOWN),
+				 errmsg("terminating connection due to administrator command")));
+	}
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 		event == XACT_EVENT_PREPARE)
 		ks_check_cancel_handler();
@@ -275,6 +389,21 @@ ks_cancel_taken_by(KsKiller *by)
 		*by = ks_taken_by;
 	ks_taken = 0;
 	return mine;
+}
+
+/*
+ * Make this backend's FATAL 57P01 the report of its end as an idle blocker,
+ * if its handler took one; false if not.  Runs inside emit_log_hook, in
+ * ErrorContext.
+ */
+bool
+ks_add_idle_end_report(ErrorData *edata)
+{
+	if (!ks_idle_taken || edata->elevel != FATAL ||
+		edata->sqlerrcode != ERRCODE_ADMIN_SHUTDOWN)
+		return false;
+	ks_idle_end_report(edata);
+	return true;
 }
 
 /*

@@ -2,7 +2,8 @@
  *
  * checker.c
  *		kill_session's background worker: it ends the sessions whose drain
- *		deadline has passed.
+ *		deadline has passed, and the idle blockers that
+ *		kill_session.max_idle_blocker_time ends (policy.c).
  *
  * disconnect_session(id, post_transaction => true, timeout => t) marks a
  * session to end after its transaction, with a deadline t from the call:
@@ -14,6 +15,10 @@
  * as a kill does: marked under the registry lock, then SIGTERM.  The
  * session's DETAIL says who asked for the drain, why, and that the
  * deadline passed; its LOG line and history row say the same.
+ *
+ * Each time it wakes it also makes policy.c's pass over idle blockers, and
+ * sleeps no longer than the moment the pass says a session could qualify,
+ * nor than kill_session.checker_naptime.
  *
  * This file owns the worker.  No file calls it but the entry file, which
  * registers it.
@@ -44,11 +49,25 @@
 
 PGDLLEXPORT void ks_checker_main(Datum arg);
 
-/* The longest the checker sleeps, in milliseconds. */
-#define KS_CHECKER_NAP_MS	1000
+/* kill_session.checker_naptime: the longest the checker sleeps, in ms */
+static int	ks_checker_nap_ms = 1000;
 
 /* Sessions ended in one pass, at most. */
 #define KS_CHECKER_BATCH	64
+
+void
+ks_define_checker_settings(void)
+{
+	DefineCustomIntVariable("kill_session.checker_naptime",
+							"Sets the longest the kill_session checker sleeps between looks at idle blockers.",
+							"It wakes sooner when a drain deadline or an idle blocker is due.",
+							&ks_checker_nap_ms,
+							1000,
+							10, 60000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+}
 
 /* Register the checker; from _PG_init, while preloading. */
 void
@@ -142,17 +161,22 @@ ks_checker_main(Datum arg)
 	{
 		TimestampTz now = GetCurrentTimestamp();
 		TimestampTz next;
-		long		sleep_ms = KS_CHECKER_NAP_MS;
+		TimestampTz policy_next;
+		long		sleep_ms = ks_checker_nap_ms;
 		int			n;
 		int			i;
 
 		MemoryContextReset(pass_context);
 		MemoryContextSwitchTo(pass_context);
+		ks_registry_checker_count(KS_CHECK_PASSES);
 		n = ks_registry_drains_due(now, due, KS_CHECKER_BATCH, &next);
 		for (i = 0; i < n; i++)
 			ks_end_drained(&due[i]);
+		policy_next = ks_policy_pass(GetCurrentTimestamp());
 		MemoryContextSwitchTo(TopMemoryContext);
 
+		if (policy_next != 0 && (next == 0 || policy_next < next))
+			next = policy_next;
 		if (n == KS_CHECKER_BATCH)
 			sleep_ms = 0;
 		else if (next != 0)

@@ -262,20 +262,20 @@ ks_cluster_list(FunctionCallInfo fcinfo, const char *view, const char *columns,
  * kill_session.wait_timeout, passed on.  Returns its result; its error is
  * raised here.
  */
-Datum
-ks_forward_call(FunctionCallInfo fcinfo, int argno, int64 id,
-				const char *session, const char *server, const char *what,
-				int wait_ms)
+/*
+ * Run the call there; rows: as SELECT * FROM the function, for a function
+ * that returns a set.  call holds the answer.
+ */
+static void
+ks_forward_run(FunctionCallInfo fcinfo, int argno, int64 id,
+			   const char *session, const char *server, const char *what,
+			   int wait_ms, bool rows, KsNodeCall *call)
 {
 	Oid			fn = fcinfo->flinfo->fn_oid;
-	Oid			rettype;
 	Oid		   *argtypes;
 	int			nargs;
 	StringInfoData sql;
 	const char **params;
-	KsNodeCall	call = {0};
-	Oid			typinput;
-	Oid			typioparam;
 	int			i;
 
 	/*
@@ -283,10 +283,10 @@ ks_forward_call(FunctionCallInfo fcinfo, int argno, int64 id,
 	 * function's whole signature, so that it resolves to the very function
 	 * the node's check found, and to no shorter one beside it in its schema.
 	 */
-	rettype = get_func_signature(fn, &argtypes, &nargs);
+	(void) get_func_signature(fn, &argtypes, &nargs);
 	params = palloc(sizeof(char *) * Max(nargs, 1));
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "SELECT %s(",
+	appendStringInfo(&sql, "SELECT %s%s(", rows ? "* FROM " : "",
 					 ks_extension_object(fn, get_func_name(fn)));
 	for (i = 0; i < nargs; i++)
 	{
@@ -307,28 +307,55 @@ ks_forward_call(FunctionCallInfo fcinfo, int argno, int64 id,
 	}
 	appendStringInfoChar(&sql, ')');
 
-	call.node = ks_id_node(id);
-	call.server = pstrdup(server);
-	call.fn = fn;
-	call.wait_ms = wait_ms;
-	call.object = fn;
-	call.action = psprintf("%s " INT64_FORMAT, what, id);
-	call.sql = sql.data;
-	call.nparams = nargs;
-	call.params = params;
+	call->node = ks_id_node(id);
+	call->server = pstrdup(server);
+	call->fn = fn;
+	call->wait_ms = wait_ms;
+	call->object = fn;
+	call->action = psprintf("%s " INT64_FORMAT, what, id);
+	call->sql = sql.data;
+	call->nparams = nargs;
+	call->params = params;
 	PG_TRY();
 	{
-		ks_nodes_send(&call, 1);
-		ks_nodes_receive(&call, 1);
+		ks_nodes_send(call, 1);
+		ks_nodes_receive(call, 1);
 	}
 	PG_FINALLY();
 	{
-		ks_nodes_close(&call, 1);
+		ks_nodes_close(call, 1);
 	}
 	PG_END_TRY();
 
-	if (call.failed)
-		ks_node_report(&call, ERROR);
+	if (call->failed)
+		ks_node_report(call, ERROR);
+}
+
+/* The same for a function that returns a set: call holds its rows. */
+void
+ks_forward_rows(FunctionCallInfo fcinfo, int argno, int64 id,
+				const char *session, const char *what, int wait_ms,
+				KsNodeCall *call)
+{
+	char	   *server = ks_node_of_session(fcinfo->flinfo->fn_oid, id);
+
+	memset(call, 0, sizeof(KsNodeCall));
+	ks_forward_run(fcinfo, argno, id, session, server, what, wait_ms, true,
+				   call);
+}
+
+Datum
+ks_forward_call(FunctionCallInfo fcinfo, int argno, int64 id,
+				const char *session, const char *server, const char *what,
+				int wait_ms)
+{
+	KsNodeCall	call = {0};
+	Oid			rettype = get_func_rettype(fcinfo->flinfo->fn_oid);
+	Oid			typinput;
+	Oid			typioparam;
+
+	ks_forward_run(fcinfo, argno, id, session, server, what, wait_ms, false,
+				   &call);
 	if (call.nrows != 1 || call.ncols != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROTOCOL_VIOLATION),

@@ -52,7 +52,7 @@
 
 /* Its first word, and its version: a file of another layout is not read. */
 #define KS_HISTORY_MAGIC	0x4B534831	/* "KSH1" */
-#define KS_HISTORY_VERSION	2
+#define KS_HISTORY_VERSION	3
 
 typedef struct KsHistShared
 {
@@ -72,6 +72,22 @@ typedef struct KsHistFileHeader
 	uint64		next_seq;
 	KsHistCounts counts;
 } KsHistFileHeader;
+
+/*
+ * The header of version 2 (kill_session 1.5), whose counters had no idle
+ * blocker action: read, so that an upgrade keeps the record.
+ */
+#define KS_H_NUM_ACTIONS_V2		KS_H_IDLE_BLOCKER
+typedef struct KsHistFileHeaderV2
+{
+	uint32		magic;
+	uint32		version;
+	uint32		row_size;
+	uint32		nrows;
+	uint64		next_seq;
+	uint64		n[KS_H_NUM_ACTIONS_V2][KS_O_NUM_OUTCOMES][KS_A_NUM_ACTORS];
+	TimestampTz reset_at;
+} KsHistFileHeaderV2;
 
 /* kill_session.history_size */
 static int	ks_history_size = 1000;
@@ -212,6 +228,7 @@ ks_history_load(void)
 {
 	FILE	   *file = AllocateFile(KS_HISTORY_FILE, PG_BINARY_R);
 	KsHistFileHeader header;
+	KsHistFileHeaderV2 old;
 	KsHistRow	row;
 	pg_crc32c	crc;
 	pg_crc32c	stored;
@@ -225,10 +242,15 @@ ks_history_load(void)
 					 errmsg("could not read file \"%s\": %m", KS_HISTORY_FILE)));
 		return;
 	}
-	if (fread(&header, sizeof(header), 1, file) != 1 ||
+	/* The first two words say which header follows; the CRC covers it. */
+	if (fread(&header, sizeof(uint32) * 2, 1, file) != 1 ||
 		header.magic != KS_HISTORY_MAGIC ||
-		header.version != KS_HISTORY_VERSION ||
-		header.row_size != sizeof(KsHistRow))
+		(header.version != KS_HISTORY_VERSION && header.version != 2) ||
+		fread((char *) (header.version == 2 ? (void *) &old : (void *) &header) +
+			  sizeof(uint32) * 2,
+			  (header.version == 2 ? sizeof(old) : sizeof(header)) -
+			  sizeof(uint32) * 2, 1, file) != 1 ||
+		(header.version == 2 ? old.row_size : header.row_size) != sizeof(KsHistRow))
 	{
 		ereport(LOG,
 				(errmsg("ignoring file \"%s\": it was not written by this version of kill_session",
@@ -236,7 +258,20 @@ ks_history_load(void)
 		goto done;
 	}
 	INIT_CRC32C(crc);
-	COMP_CRC32C(crc, &header, sizeof(header));
+	if (header.version == 2)
+	{
+		old.magic = header.magic;
+		old.version = header.version;
+		COMP_CRC32C(crc, &old, sizeof(old));
+		memset(&header.counts, 0, sizeof(header.counts));
+		memcpy(header.counts.n, old.n, sizeof(old.n));
+		header.counts.reset_at = old.reset_at;
+		header.row_size = old.row_size;
+		header.nrows = old.nrows;
+		header.next_seq = old.next_seq;
+	}
+	else
+		COMP_CRC32C(crc, &header, sizeof(header));
 	for (i = 0; i < header.nrows; i++)
 	{
 		if (fread(&row, sizeof(row), 1, file) != 1)
@@ -425,6 +460,8 @@ ks_history_action_name(KsHistAction action)
 			return "cancel sql_id";
 		case KS_H_DRAIN:
 			return "drain deadline";
+		case KS_H_IDLE_BLOCKER:
+			return "idle blocker";
 		default:
 			return "?";
 	}

@@ -35,6 +35,8 @@ typedef enum KsHistAction
 	KS_H_CANCEL,				/* cancel_sql() */
 	KS_H_CANCEL_SQL_ID,			/* cancel_sql() with a SQL_ID */
 	KS_H_DRAIN,					/* the kill at a drain deadline */
+	KS_H_IDLE_BLOCKER,			/* the end of an idle blocker: by the policy,
+								 * or kill_blockers() */
 	KS_H_NUM_ACTIONS
 } KsHistAction;
 
@@ -60,7 +62,7 @@ typedef enum KsHistActor
 {
 	KS_A_SESSION,				/* a session of this server, for itself */
 	KS_A_FORWARDED,				/* a session acting for another node's */
-	KS_A_AUTOMATIC,				/* the checker, at a deadline */
+	KS_A_AUTOMATIC,				/* the checker: at a deadline, or the policy */
 	KS_A_NUM_ACTORS
 } KsHistActor;
 

@@ -163,6 +163,19 @@ ks_wait_gone(pid_t pid, int pidfd, int timeout_ms)
 bool
 ks_kill_session(uint32 sid, KsHistAction action, const char *reason)
 {
+	bool		there;
+
+	return ks_kill_if_there(sid, action, reason, false, &there);
+}
+
+/*
+ * The same, for a session that may have gone (missing_ok): then false,
+ * and *there false.
+ */
+bool
+ks_kill_if_there(uint32 sid, KsHistAction action, const char *reason,
+				 bool missing_ok, bool *there)
+{
 	MemoryContext context = CurrentMemoryContext;
 	KsSession	target;
 	KsKiller	me;
@@ -174,7 +187,9 @@ ks_kill_session(uint32 sid, KsHistAction action, const char *reason)
 
 	ks_check_loaded();
 	ks_check_privilege(KS_KILL_WHAT);
-	ks_aim(sid, KS_KILL_WHAT, false, reason, &target, &me);
+	*there = ks_aim(sid, KS_KILL_WHAT, missing_ok, reason, &target, &me);
+	if (!*there)
+		return false;
 	self = (target.pid == MyProcPid);
 	ks_record_begin(action, sid, &target, &me);
 

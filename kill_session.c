@@ -80,6 +80,8 @@ _PG_init(void)
 	ks_define_node_setting();
 	ks_define_action_settings();
 	ks_define_history_settings();
+	ks_define_policy_settings();
+	ks_define_checker_settings();
 	ks_define_call_settings();
 	ks_define_connection_settings();
 	ks_define_privilege_parameter();
@@ -138,6 +140,7 @@ ks_ClientAuthentication(Port *port, int status)
 	if (status == STATUS_OK && !am_walsender)
 	{
 		ks_register_session(port);
+		ks_policy_publish();
 		RegisterXactCallback(ks_disconnect_xact_callback, NULL);
 		ks_install_cancel_handler();
 	}
@@ -205,11 +208,14 @@ ks_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 /*
  * Add the DETAIL of a killed or disconnected session's FATAL, the DETAIL
  * of a statement's cancel by cancel_sql(), and the HINT of an Oracle
- * statement's syntax error.
+ * statement's syntax error; and make the FATAL of a session ended as an
+ * idle blocker say so.
  *
  * The hook's documented contract allows it only to suppress server output;
  * editing the report is outside it.  What makes these edits safe: they only
- * fill a field that is still empty, so nothing the server set is replaced,
+ * fill a field that is still empty, so nothing the server set is replaced
+ * (but for the FATAL of an idle blocker's end, which this library's own
+ * signal handler caused, and whose message and code it replaces),
  * and the text is allocated in ErrorContext, which is where the report's own
  * fields live and which is reset once the report is done.  The hook runs
  * only when the report is going to the server log: if log_min_messages
@@ -222,7 +228,9 @@ ks_emit_log(ErrorData *edata)
 	{
 		MemoryContext oldcontext = MemoryContextSwitchTo(ErrorContext);
 
-		if (((edata->elevel == FATAL &&
+		if (ks_add_idle_end_report(edata))
+			;
+		else if (((edata->elevel == FATAL &&
 			  edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN) ||
 			 (edata->elevel == ERROR &&
 			  edata->sqlerrcode == ERRCODE_QUERY_CANCELED)) &&

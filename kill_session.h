@@ -24,7 +24,11 @@
  * resolve.c/h		host names resolved by a child process, bounded and
  *					cancellable (leaf)
  * checker.c		the background worker that ends sessions at their drain
- *					deadline
+ *					deadline, and idle blockers
+ * policy.c			idle blockers: the setting, the checker's pass, and
+ *					the end of an idle session that it decides itself
+ * blockers.c		kill_blockers(): the heads of the chains that hold a
+ *					waiting session, ended
  * kill.c			kill_session() and kill_sessions(): the kill of
  *					sessions and the wait
  * disconnect.c		disconnect_session(): the end of a session after its
@@ -108,12 +112,15 @@ extern void ks_record_release_graph(void);
 
 /* action.c: what every action on a session shares */
 #define KS_KILL_WHAT	"kill session"
+extern int64 ks_session_id_arg(FunctionCallInfo fcinfo, int argno,
+							   bool *has_sql_id, int64 *sql_id);
 extern bool ks_session_arg(FunctionCallInfo fcinfo, int argno,
 						   const char *what, KsHistAction action,
 						   const char *reason, uint32 *sid, bool *has_sql_id,
 						   int64 *sql_id, Datum *result);
 extern void ks_actor(const char *reason, KsKiller *me);
 pg_noreturn extern void ks_report_invalid(void);
+pg_noreturn extern void ks_report_missing(uint32 sid);
 extern int	ks_id_home(int64 id);
 extern char *ks_node_of_session(Oid fn, int64 id);
 extern void ks_check_privilege(const char *what);
@@ -213,6 +220,9 @@ extern void ks_cluster_list(FunctionCallInfo fcinfo, const char *view,
 extern Datum ks_forward_call(FunctionCallInfo fcinfo, int argno, int64 id,
 							 const char *session, const char *server,
 							 const char *what, int wait_ms);
+extern void ks_forward_rows(FunctionCallInfo fcinfo, int argno, int64 id,
+							const char *session, const char *what,
+							int wait_ms, KsNodeCall *call);
 
 /* node_drive.c: the calls to other nodes, all at once */
 extern void ks_nodes_send(KsNodeCall *calls, int n);
@@ -235,10 +245,35 @@ extern void ks_ignore_notice(void *arg, const struct pg_result *res);
 
 /* checker.c: the background worker that ends sessions at their deadline */
 extern void ks_register_checker(void);
+extern void ks_define_checker_settings(void);
+
+/* policy.c: idle blockers, and their end as the session decides */
+typedef enum KsIdleEnd
+{
+	KS_IDLE_END_DONE,			/* it took the end: it is ending */
+	KS_IDLE_END_LEFT,			/* it was no longer in that idle period */
+	KS_IDLE_END_GONE,			/* it had ended */
+	KS_IDLE_END_BUSY,			/* another ask of it was unanswered */
+	KS_IDLE_END_NOT_OURS,		/* its SIGINT handler is another library's */
+	KS_IDLE_END_FAILED,			/* the signal could not be sent */
+	KS_IDLE_END_NO_ANSWER		/* it did not answer in time */
+} KsIdleEnd;
+
+extern void ks_define_policy_settings(void);
+extern void ks_policy_publish(void);
+extern bool ks_idle_period_of(const KsSession *s, KsIdlePeriod *period);
+extern KsIdleEnd ks_end_idle(const KsSession *s, const KsIdlePeriod *period,
+							 KsKiller *by, const char *detail, int exit_ms);
+extern TimestampTz ks_policy_pass(TimestampTz now);
 
 /* kill.c: the one kill behind every front door, and the wait */
 extern bool ks_kill_session(uint32 sid, KsHistAction action,
 							const char *reason);
+extern bool ks_kill_if_there(uint32 sid, KsHistAction action,
+							 const char *reason, bool missing_ok, bool *there);
+
+/* cancel.c: the cancel of a statement, for another action */
+extern bool ks_cancel_if_there(uint32 sid, const char *reason, bool *there);
 extern bool ks_wait_gone(pid_t pid, int pidfd, int timeout_ms);
 
 /* selfkill.c: ending a session from inside it */
@@ -259,6 +294,7 @@ extern KsEndReason ks_end_reason(void);
 extern void ks_install_cancel_handler(void);
 extern void ks_check_cancel_handler(void);
 extern bool ks_add_cancel_detail(ErrorData *edata);
+extern bool ks_add_idle_end_report(ErrorData *edata);
 
 /* disconnect.c: the target's side of a disconnect */
 extern void ks_disconnect_xact_callback(XactEvent event, void *arg);

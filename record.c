@@ -189,7 +189,7 @@ ks_record_release_graph(void)
 static KsHistActor
 ks_actor_kind(const KsKiller *me)
 {
-	if (me->drain)
+	if (me->drain || me->policy)
 		return KS_A_AUTOMATIC;
 	return me->origin_pid != 0 ? KS_A_FORWARDED : KS_A_SESSION;
 }

@@ -21,6 +21,7 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "catalog/pg_authid.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -37,6 +38,7 @@ PG_FUNCTION_INFO_V1(kill_session_history);
 PG_FUNCTION_INFO_V1(kill_session_cluster_history);
 PG_FUNCTION_INFO_V1(kill_session_stats);
 PG_FUNCTION_INFO_V1(kill_session_stats_reset);
+PG_FUNCTION_INFO_V1(kill_session_checker);
 
 /* pg_stat_activity's name of a backend state. */
 static const char *
@@ -280,4 +282,30 @@ kill_session_stats_reset(PG_FUNCTION_ARGS)
 	ks_check_loaded();
 	ks_history_reset_counts();
 	PG_RETURN_VOID();
+}
+
+/*
+ * kill_session_checker(): what the checker has done since the server
+ * started, and its process (NULL when it is not running).
+ */
+Datum
+kill_session_checker(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[KS_CHECK_NUM + 1];
+	bool		nulls[KS_CHECK_NUM + 1] = {0};
+	uint64		counts[KS_CHECK_NUM];
+	pid_t		pid;
+	int			i;
+
+	ks_check_loaded();
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	ks_registry_checker_counts(counts, &pid);
+	values[0] = Int32GetDatum((int32) pid);
+	nulls[0] = pid == 0;
+	for (i = 0; i < KS_CHECK_NUM; i++)
+		values[i + 1] = Int64GetDatum((int64) counts[i]);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc),
+													  values, nulls)));
 }

@@ -152,6 +152,8 @@ ks_registry_shmem_startup(void)
 		ks_shared->next_sid = (start % PG_UINT32_MAX) + 1;
 		ks_shared->checker_procno = -1;
 		ks_shared->wrapped = false;
+		for (int i = 0; i < KS_CHECK_NUM; i++)
+			pg_atomic_init_u64(&ks_shared->checker_counts[i], 0);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -282,6 +284,10 @@ ks_copy_session(int idx, KsSession *session)
 	session->user_name = slot->user_name;
 	session->db_name = slot->db_name;
 	memcpy(session->host, slot->host, KS_HOST_LEN);
+	session->idle_limit_ms = (int) pg_atomic_read_u32(&slot->idle_limit_ms);
+	session->idle_limit_scope =
+		(KsLimitScope) pg_atomic_read_u32(&slot->idle_limit_scope);
+	session->handler_ours = slot->handler_ours;
 }
 
 bool
@@ -311,8 +317,8 @@ ks_pidfd_open(pid_t pid)
  * Mark and signal under the lock, after checking that the slot still holds
  * the same session: it cannot finish exiting meanwhile (it clears its slot
  * under this lock), so pid is still that session's.  The pidfd is taken
- * here for the same reason; with no pidfd (kernels before 5.3), or pidfd
- * NULL, there is none.  An earlier kill or disconnect mark is kept; a
+ * here for the same reason, signal or none; with no pidfd (kernels before
+ * 5.3), or pidfd NULL, there is none.  An earlier kill or disconnect mark is kept; a
  * cancel mark is the latest canceller's.
  */
 KsMarkResult
@@ -349,10 +355,10 @@ ks_registry_mark_and_signal(uint32 sid, pid_t pid, KsAction action,
 	}
 	if (before != NULL)
 		ks_proc_state_locked(idx, before);
+	if (pidfd != NULL)
+		*pidfd = ks_pidfd_open(pid);
 	if (signo != 0)
 	{
-		if (pidfd != NULL)
-			*pidfd = ks_pidfd_open(pid);
 		if (signo == KS_SIGNAL_WAKE)
 		{
 			if (SendProcSignal(pid, PROCSIG_CATCHUP_INTERRUPT, KS_ANY_PROCNO) != 0)
@@ -435,6 +441,37 @@ ks_registry_wake_checker(void)
 	LWLockAcquire(ks_shared->lock, LW_SHARED);
 	if (ks_shared->checker_pid != 0)
 		SetLatch(&GetPGProcByNumber(ks_shared->checker_procno)->procLatch);
+	LWLockRelease(ks_shared->lock);
+}
+
+void
+ks_registry_publish_limit(int limit_ms, KsLimitScope scope)
+{
+	KsSlot	   *slot;
+
+	if (ks_shared == NULL || ks_my_sid == 0 || MyProc == NULL)
+		return;
+	slot = &ks_shared->slots[KS_MY_PROCNO];
+	pg_atomic_write_u32(&slot->idle_limit_scope, (uint32) scope);
+	pg_atomic_write_u32(&slot->idle_limit_ms, (uint32) Max(limit_ms, 0));
+}
+
+/* The checker alone writes them: no lock. */
+void
+ks_registry_checker_count(KsCheckerCount what)
+{
+	pg_atomic_fetch_add_u64(&ks_shared->checker_counts[what], 1);
+}
+
+void
+ks_registry_checker_counts(uint64 *counts, pid_t *pid)
+{
+	int			i;
+
+	for (i = 0; i < KS_CHECK_NUM; i++)
+		counts[i] = pg_atomic_read_u64(&ks_shared->checker_counts[i]);
+	LWLockAcquire(ks_shared->lock, LW_SHARED);
+	*pid = ks_shared->checker_pid;
 	LWLockRelease(ks_shared->lock);
 }
 
@@ -569,6 +606,8 @@ ks_register_session(Port *port)
 	memset(slot, 0, sizeof(KsSlot));
 	pg_atomic_init_u32(&slot->cancel_state, KS_SQL_CANCEL_NONE);
 	pg_atomic_init_u32(&slot->ask_answer, 0);
+	pg_atomic_init_u32(&slot->idle_limit_ms, 0);
+	pg_atomic_init_u32(&slot->idle_limit_scope, KS_LIMIT_SERVER);
 	slot->sid = ks_next_sid_locked();
 	slot->connect_time = GetCurrentTimestamp();
 	namestrcpy(&slot->user_name, port->user_name ? port->user_name : "");

@@ -33,6 +33,20 @@ typedef enum KsAction
 
 #define KS_NUM_ACTIONS	3
 
+/*
+ * Where a session's kill_session.max_idle_blocker_time comes from: a
+ * superuser's session is held to it only when it was set for its role.
+ */
+typedef enum KsLimitScope
+{
+	KS_LIMIT_SERVER,			/* the server's (postgresql.conf, ALTER SYSTEM,
+								 * the default), which the checker reads for
+								 * itself, as a reload may not have reached an
+								 * idle session yet */
+	KS_LIMIT_DATABASE,			/* ALTER DATABASE ... SET */
+	KS_LIMIT_ROLE				/* ALTER ROLE ... SET, or a superuser's SET */
+} KsLimitScope;
+
 /* A copy of one session's entry, taken under the registry lock. */
 typedef struct KsSession
 {
@@ -47,6 +61,9 @@ typedef struct KsSession
 	NameData	user_name;		/* role it authenticated as */
 	NameData	db_name;		/* database it connected to */
 	char		host[KS_HOST_LEN];	/* "address:port" or "localhost" */
+	int			idle_limit_ms;	/* its max_idle_blocker_time, 0 for none */
+	KsLimitScope idle_limit_scope;	/* and where it comes from */
+	bool		handler_ours;	/* its SIGINT handler is this library's */
 } KsSession;
 
 /* Longest reason an action may give, in bytes with its terminator. */
@@ -61,6 +78,8 @@ typedef struct KsKiller
 	char		reason[KS_REASON_LEN];	/* the caller's reason, "" if none */
 	TimestampTz deadline;		/* a disconnect's drain deadline, 0 if none */
 	bool		drain;			/* a kill at that deadline, by the checker */
+	bool		policy;			/* the end of an idle blocker, by the checker
+								 * under kill_session.max_idle_blocker_time */
 	bool		recorded;		/* its history row is complete */
 	uint64		history_seq;	/* the action's row in the history, 0 if none */
 
@@ -106,6 +125,51 @@ typedef enum KsSqlCancel
 	KS_SQL_CANCEL_ENDED			/* the asker's view only: the session ended
 								 * without answering */
 } KsSqlCancel;
+
+/*
+ * What an ask of a session's SIGINT handler is for: a cancel by SQL_ID, or
+ * the end of an idle session that blocks others, which it takes only if
+ * it is still in the idle period the asker saw.
+ */
+typedef enum KsAskKind
+{
+	KS_ASK_SQL_ID,
+	KS_ASK_IDLE_END
+} KsAskKind;
+
+/* How a session waits for its client. */
+typedef enum KsIdleKind
+{
+	KS_IDLE_NONE,				/* it does not: it runs, or is not a session */
+	KS_IDLE_OUTSIDE,			/* idle, with no transaction */
+	KS_IDLE_IN_XACT,			/* idle in a transaction */
+	KS_IDLE_COPY				/* in a COPY FROM STDIN, waiting for data */
+} KsIdleKind;
+
+/*
+ * One idle period of a session: its kind, and what tells it from the next
+ * one (the start of the state, or for a COPY the bytes it had read), and
+ * since when it lasts, as far as is known.
+ */
+typedef struct KsIdlePeriod
+{
+	KsIdleKind	kind;
+	int64		token;
+	TimestampTz since;
+} KsIdlePeriod;
+
+/* Longest DETAIL an idle end carries to its session, with the terminator. */
+#define KS_IDLE_DETAIL_LEN	512
+
+/* An ask as the asked session's handler reads it. */
+typedef struct KsAskSeen
+{
+	KsAskKind	kind;
+	int64		query_id;		/* KS_ASK_SQL_ID: the statement's */
+	KsIdlePeriod period;		/* KS_ASK_IDLE_END: the period seen */
+	KsKiller	by;
+	char		detail[KS_IDLE_DETAIL_LEN]; /* KS_ASK_IDLE_END: the DETAIL */
+} KsAskSeen;
 
 /* What ks_registry_reserve_cancel() and ks_registry_send_cancel() did. */
 typedef enum KsAskResult
@@ -213,15 +277,43 @@ extern void ks_registry_unmark(uint32 sid, pid_t pid, KsAction action);
 extern KsAskResult ks_registry_reserve_cancel(uint32 sid, pid_t pid,
 											  const KsKiller *by,
 											  int64 query_id, KsAsk *ask);
+extern KsAskResult ks_registry_reserve_idle_end(uint32 sid, pid_t pid,
+												const KsKiller *by,
+												const KsIdlePeriod *period,
+												const char *detail,
+												KsAsk *ask);
 extern KsAskResult ks_registry_send_cancel(const KsAsk *ask);
 extern KsSqlCancel ks_registry_cancel_answer(const KsAsk *ask,
 											 TimestampTz *stmt_start);
 extern void ks_registry_end_cancel(const KsAsk *ask);
 
 /* This backend's side, from its SIGINT handler: no lock taken. */
-extern KsSqlCancel ks_my_cancel_ask(int64 *query_id, KsKiller *by);
+extern KsSqlCancel ks_my_cancel_ask(KsAskSeen *seen);
 extern void ks_my_cancel_answer(KsSqlCancel asked, KsSqlCancel answer,
 								TimestampTz stmt_start);
+
+/*
+ * This backend's kill_session.max_idle_blocker_time, published in its slot
+ * as it connects and whenever the setting changes.
+ */
+extern void ks_registry_publish_limit(int limit_ms, KsLimitScope scope);
+
+/*
+ * What the checker did, for kill_session_checker: its passes, its reads of
+ * the lock graph, and the idle blockers it ended, refused, or logged.
+ */
+typedef enum KsCheckerCount
+{
+	KS_CHECK_PASSES,
+	KS_CHECK_GRAPH_READS,
+	KS_CHECK_ENDED,
+	KS_CHECK_LEFT,
+	KS_CHECK_LOGGED,
+	KS_CHECK_NUM
+} KsCheckerCount;
+
+extern void ks_registry_checker_count(KsCheckerCount what);
+extern void ks_registry_checker_counts(uint64 *counts, pid_t *pid);
 
 /* This backend's side: whether its SIGINT handler is still the library's. */
 extern void ks_registry_publish_handler(bool ours);

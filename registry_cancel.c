@@ -41,9 +41,14 @@
 #include "registry.h"
 #include "registry_slot.h"
 
-KsAskResult
-ks_registry_reserve_cancel(uint32 sid, pid_t pid, const KsKiller *by,
-						   int64 query_id, KsAsk *ask)
+/*
+ * Reserve an ask of kind of the session sid, still held by pid: the
+ * statement's query ID, or the idle period and the DETAIL of its end.
+ */
+static KsAskResult
+ks_reserve_ask(uint32 sid, pid_t pid, const KsKiller *by, KsAskKind kind,
+			   int64 query_id, const KsIdlePeriod *period, const char *detail,
+			   KsAsk *ask)
 {
 	int			me = KS_MY_PROCNO;
 	KsSlot	   *slot;
@@ -77,7 +82,13 @@ ks_registry_reserve_cancel(uint32 sid, pid_t pid, const KsKiller *by,
 	do
 		seq = ks_shared->next_ask_seq++ & KS_ASK_SEQ_MASK;
 	while (seq == 0);
+	slot->cancel_kind = (uint8) kind;
 	slot->cancel_query_id = query_id;
+	if (period != NULL)
+		slot->idle_period = *period;
+	else
+		memset(&slot->idle_period, 0, sizeof(KsIdlePeriod));
+	strlcpy(slot->idle_detail, detail ? detail : "", KS_IDLE_DETAIL_LEN);
 	slot->cancel_by = *by;
 	slot->cancel_asker = me;
 	slot->cancel_seq = seq;
@@ -91,6 +102,23 @@ ks_registry_reserve_cancel(uint32 sid, pid_t pid, const KsKiller *by,
 	ask->pid = pid;
 	ask->seq = seq;
 	return KS_ASK_SENT;
+}
+
+KsAskResult
+ks_registry_reserve_cancel(uint32 sid, pid_t pid, const KsKiller *by,
+						   int64 query_id, KsAsk *ask)
+{
+	return ks_reserve_ask(sid, pid, by, KS_ASK_SQL_ID, query_id, NULL, NULL,
+						  ask);
+}
+
+KsAskResult
+ks_registry_reserve_idle_end(uint32 sid, pid_t pid, const KsKiller *by,
+							 const KsIdlePeriod *period, const char *detail,
+							 KsAsk *ask)
+{
+	return ks_reserve_ask(sid, pid, by, KS_ASK_IDLE_END, 0, period, detail,
+						  ask);
 }
 
 /* The slot of the session ask was made of, if it still holds it; or NULL. */
@@ -208,7 +236,7 @@ ks_registry_end_cancel(const KsAsk *ask)
 }
 
 KsSqlCancel
-ks_my_cancel_ask(int64 *query_id, KsKiller *by)
+ks_my_cancel_ask(KsAskSeen *seen)
 {
 	KsSlot	   *slot;
 	KsSqlCancel state;
@@ -221,8 +249,11 @@ ks_my_cancel_ask(int64 *query_id, KsKiller *by)
 		return KS_SQL_CANCEL_NONE;
 	/* The ask was written before the state, and before the signal. */
 	pg_read_barrier();
-	*query_id = slot->cancel_query_id;
-	*by = slot->cancel_by;
+	seen->kind = (KsAskKind) slot->cancel_kind;
+	seen->query_id = slot->cancel_query_id;
+	seen->period = slot->idle_period;
+	seen->by = slot->cancel_by;
+	memcpy(seen->detail, slot->idle_detail, KS_IDLE_DETAIL_LEN);
 	return state;
 }
 

@@ -65,7 +65,10 @@ typedef struct KsSlot
 	 * (cancel_state RESERVED, ASKED or ABANDONED), so the SIGINT handler
 	 * reads it stable; the handler answers in cancel_state without the lock.
 	 */
+	uint8		cancel_kind;	/* KsAskKind */
 	int64		cancel_query_id;
+	KsIdlePeriod idle_period;	/* an idle end's period, and its DETAIL */
+	char		idle_detail[KS_IDLE_DETAIL_LEN];
 	KsKiller	cancel_by;
 	int			cancel_asker;
 	uint32		cancel_seq;
@@ -82,6 +85,13 @@ typedef struct KsSlot
 
 	/* Whether the backend's SIGINT handler is this library's, as it saw. */
 	bool		handler_ours;
+
+	/*
+	 * Its kill_session.max_idle_blocker_time and the setting's scope, written
+	 * by the backend alone without the lock, read by the checker.
+	 */
+	pg_atomic_uint32 idle_limit_ms;
+	pg_atomic_uint32 idle_limit_scope;
 
 	/*
 	 * The answer to this process's own ask, KS_BOX(seq, KsSqlCancel), in the
@@ -101,6 +111,7 @@ typedef struct KsShared
 	uint32		next_ask_seq;	/* number of the next cancel by SQL_ID */
 	int			checker_procno; /* the checker's PGPROC number, -1 if none */
 	pid_t		checker_pid;
+	pg_atomic_uint64 checker_counts[KS_CHECK_NUM];	/* written by the checker */
 	int			nslots;
 	KsSlot		slots[FLEXIBLE_ARRAY_MEMBER];
 } KsShared;
