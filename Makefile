@@ -51,7 +51,8 @@ ENCODING = UTF8
 NO_LOCALE = 1
 REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=$(srcdir)/kill_session.conf
 ISOLATION = kill_locks kill_idle_in_transaction disconnect_commit \
-	disconnect_rollback vsession_blockers vsession_deadlock
+	disconnect_rollback vsession_blockers vsession_deadlock kill_blockers_queue \
+	idle_blocker_policy
 ISOLATION_OPTS = --temp-instance=./tmp_check_iso --temp-config=$(srcdir)/kill_session.conf
 TAP_TESTS = 1
 EXTRA_CLEAN = fuzz/build bench/out

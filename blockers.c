@@ -254,7 +254,13 @@ ks_act_on_head(const KsSession *s, const KsGraphNode *waiter, int waiter_pid,
 				row->why_not = "it had ended";
 				return;
 			case KS_IDLE_END_LEFT:
-				/* It runs a statement now: as an active head, below. */
+				/* Its client spoke: it may have let go, or runs a statement. */
+				if (!ks_held_by(waiter_pid, s->pid))
+				{
+					row->action = "none";
+					row->why_not = "it no longer holds the waiter";
+					return;
+				}
 				break;
 			case KS_IDLE_END_BUSY:
 				row->why_not = "another ask of the session was unanswered";
@@ -407,6 +413,7 @@ kill_blockers(PG_FUNCTION_ARGS)
 		KsNodeCall	call;
 
 		ks_forward_rows(fcinfo, 0, id, psprintf(INT64_FORMAT, id),
+						ks_node_of_session(fcinfo->flinfo->fn_oid, id),
 						"release session", ks_wait_timeout_ms(), &call);
 		ks_put_forwarded(rsinfo, &call);
 		return (Datum) 0;
@@ -449,6 +456,11 @@ kill_blockers(PG_FUNCTION_ARGS)
 			row.why_not = "a prepared transaction: commit or roll it back with COMMIT PREPARED or ROLLBACK PREPARED";
 		else if (s == NULL)
 			row.why_not = ks_not_a_session(h->pid);
+		else if (i > 0 && !ks_held_by(waiter.pid, h->pid))
+		{
+			/* It let go while the heads before it were acted on. */
+			row.why_not = "it no longer holds the waiter";
+		}
 		else
 		{
 			ks_act_on_head(s, wnode, waiter.pid, only_idle, cancel_first, &row);
@@ -460,8 +472,8 @@ kill_blockers(PG_FUNCTION_ARGS)
 
 	/*
 	 * Back once the waiter is held by none of the heads ended: they are gone
-	 * (each wait above saw to it), so their locks are released; whoever
-	 * holds the waiter now is shown.
+	 * (each wait above saw to it), so their locks are released; whoever holds
+	 * the waiter now is shown.
 	 */
 	if (nacted > 0)
 	{

@@ -334,11 +334,9 @@ ks_forward_run(FunctionCallInfo fcinfo, int argno, int64 id,
 /* The same for a function that returns a set: call holds its rows. */
 void
 ks_forward_rows(FunctionCallInfo fcinfo, int argno, int64 id,
-				const char *session, const char *what, int wait_ms,
-				KsNodeCall *call)
+				const char *session, const char *server, const char *what,
+				int wait_ms, KsNodeCall *call)
 {
-	char	   *server = ks_node_of_session(fcinfo->flinfo->fn_oid, id);
-
 	memset(call, 0, sizeof(KsNodeCall));
 	ks_forward_run(fcinfo, argno, id, session, server, what, wait_ms, true,
 				   call);

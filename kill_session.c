@@ -231,10 +231,10 @@ ks_emit_log(ErrorData *edata)
 		if (ks_add_idle_end_report(edata))
 			;
 		else if (((edata->elevel == FATAL &&
-			  edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN) ||
-			 (edata->elevel == ERROR &&
-			  edata->sqlerrcode == ERRCODE_QUERY_CANCELED)) &&
-			edata->detail == NULL)
+				   edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN) ||
+				  (edata->elevel == ERROR &&
+				   edata->sqlerrcode == ERRCODE_QUERY_CANCELED)) &&
+				 edata->detail == NULL)
 		{
 			if (!ks_add_cancel_detail(edata))
 				ks_add_end_detail(edata);

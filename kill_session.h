@@ -221,8 +221,8 @@ extern Datum ks_forward_call(FunctionCallInfo fcinfo, int argno, int64 id,
 							 const char *session, const char *server,
 							 const char *what, int wait_ms);
 extern void ks_forward_rows(FunctionCallInfo fcinfo, int argno, int64 id,
-							const char *session, const char *what,
-							int wait_ms, KsNodeCall *call);
+							const char *session, const char *server,
+							const char *what, int wait_ms, KsNodeCall *call);
 
 /* node_drive.c: the calls to other nodes, all at once */
 extern void ks_nodes_send(KsNodeCall *calls, int n);

@@ -337,11 +337,15 @@ typedef struct KsCandidate
 	StringInfoData waiters;		/* "session N (pid P) for 2.0 s, ..." */
 } KsCandidate;
 
-/* A session already logged in this idle period (the log mode). */
+/*
+ * A session logged, or asked to end, in this idle period: not again
+ * until it is in another.
+ */
 typedef struct KsLogged
 {
 	pid_t		pid;
 	KsIdlePeriod period;
+	bool		logged;			/* in the log mode, rather than asked */
 } KsLogged;
 
 /* A COPY seen stalled: since when its bytes have stood still. */
@@ -459,13 +463,13 @@ ks_stall_seen(pid_t pid, int64 bytes, TimestampTz now)
 }
 
 static bool
-ks_logged_before(pid_t pid, const KsIdlePeriod *period)
+ks_logged_before(pid_t pid, const KsIdlePeriod *period, bool logged)
 {
 	int			i;
 
 	for (i = 0; i < ks_nlogged; i++)
 	{
-		if (ks_logged[i].pid == pid &&
+		if (ks_logged[i].pid == pid && ks_logged[i].logged == logged &&
 			ks_logged[i].period.kind == period->kind &&
 			ks_logged[i].period.token == period->token)
 			return true;
@@ -548,17 +552,24 @@ ks_policy_act(KsCandidate *c)
 	char	   *limit = ks_limit_detail(c);
 	char	   *detail;
 	KsKiller	by;
+	bool		log_only = ks_policy_action == KS_POLICY_LOG;
 
-	if (ks_policy_action == KS_POLICY_LOG)
+	/*
+	 * Once per idle period: logged, or asked and not ended (it did not
+	 * answer, another ask was in the way, its handler is not ours).
+	 */
+	if (ks_logged_before(s->pid, &c->period, log_only))
+		return;
+	if (ks_nlogged < KS_MAX_REMEMBERED)
 	{
-		if (ks_logged_before(s->pid, &c->period))
-			return;
-		if (ks_nlogged < KS_MAX_REMEMBERED)
-		{
-			ks_logged[ks_nlogged].pid = s->pid;
-			ks_logged[ks_nlogged].period = c->period;
-			ks_nlogged++;
-		}
+		ks_logged[ks_nlogged].pid = s->pid;
+		ks_logged[ks_nlogged].period = c->period;
+		ks_logged[ks_nlogged].logged = log_only;
+		ks_nlogged++;
+	}
+
+	if (log_only)
+	{
 		ks_registry_checker_count(KS_CHECK_LOGGED);
 		ereport(LOG,
 				(errmsg("session " INT64_FORMAT " (pid %d, role %s, database %s) would be ended as an idle blocker (kill_session.policy_action is log)",

@@ -39,10 +39,10 @@ typedef enum KsAction
  */
 typedef enum KsLimitScope
 {
-	KS_LIMIT_SERVER,			/* the server's (postgresql.conf, ALTER SYSTEM,
-								 * the default), which the checker reads for
-								 * itself, as a reload may not have reached an
-								 * idle session yet */
+	KS_LIMIT_SERVER,			/* the server's (postgresql.conf, ALTER
+								 * SYSTEM, the default), which the checker
+								 * reads for itself, as a reload may not have
+								 * reached an idle session yet */
 	KS_LIMIT_DATABASE,			/* ALTER DATABASE ... SET */
 	KS_LIMIT_ROLE				/* ALTER ROLE ... SET, or a superuser's SET */
 } KsLimitScope;

@@ -141,7 +141,8 @@ if ($ENV{KS_BENCH_FAKE})
 }
 
 # KS_BENCH_ONLY=cluster runs only part 6, KS_BENCH_ONLY=vsession part 7,
-# KS_BENCH_ONLY=record part 8 (record-kill: its kills alone).
+# KS_BENCH_ONLY=record part 8 (record-kill: its kills alone),
+# KS_BENCH_ONLY=blockers part 9.
 my $only = $ENV{KS_BENCH_ONLY} // '';
 
 # ---- 1. kill latency -----------------------------------------------------
@@ -1017,6 +1018,155 @@ $st->stop;
 }
 $_->close for values %rk;
 $_->stop for $on, $off;
+
+}
+
+# ---- 9. idle blockers ---------------------------------------------------------
+
+# kill_session.max_idle_blocker_time and kill_blockers(): how soon after a
+# session qualifies it ends; what the policy costs pgbench while nobody
+# blocks; what the checker costs with 500 idle sessions and nobody
+# waiting, and that it never reads the lock graph then; kill_blockers()
+# against the script a DBA writes today.
+if ($only eq '' || $only eq 'blockers') {
+
+my $pb = Server->new('blockers', "shared_preload_libraries = 'kill_session'");
+$pb->start;
+$pb->psql('CREATE EXTENSION kill_session');
+$pb->psql('CREATE TABLE bt (id int PRIMARY KEY, v int); INSERT INTO bt VALUES (1, 0); CREATE TABLE bq (a int)');
+system("$bindir/pgbench -i -q -s 1 -h $pb->{dir} -p $pb->{port} -U postgres postgres >/dev/null 2>&1") == 0
+  or die "pgbench -i failed";
+$pb->psql("CREATE ROLE idler LOGIN; GRANT ALL ON bt, bq TO idler; ALTER ROLE idler SET kill_session.max_idle_blocker_time = '200ms'");
+
+sub wait_lock
+{
+	my ($w) = @_;
+	my $pid = $w->pid;
+	usleep(200) until $pb->psql("SELECT wait_event_type FROM pg_stat_activity WHERE pid = $pid") eq 'Lock';
+}
+
+# Precision: the blocker's FATAL, from the moment it qualified (the
+# waiter's wait start + 200 ms, as pg_locks shows the start).
+my $nrounds = $quick ? 40 : 200;
+my @late;
+my $w = KsWire->connect($pb);
+for (1 .. $nrounds)
+{
+	my $s = KsWire->connect($pb, user => 'idler');
+	$s->query('BEGIN');
+	$s->query('UPDATE bt SET v = v + 1 WHERE id = 1');
+	my $wpid = $w->pid;
+	$w->send_query('UPDATE bt SET v = v + 1 WHERE id = 1');
+	wait_lock($w);
+	my $start = $pb->psql("SELECT extract(epoch FROM waitstart) FROM pg_locks WHERE pid = $wpid AND NOT granted");
+	my $m = $s->read_message(10);
+	my $t_end = time();
+	die "the blocker was not ended" unless $m && ($m->{fields}{C} // '') eq '25P03';
+	push @late, $t_end - ($start + 0.2);
+	$w->read_result(10);
+	$s->close;
+}
+my @sl = sort { $a <=> $b } @late;
+line("== idle blockers: from the moment the blocker qualified to its FATAL at its client ($nrounds rounds,"
+	  . " limit 200 ms, kill_session.checker_naptime 1 s)");
+line(sprintf("    median %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms (target p99 <= the nap + 50 ms)",
+	1000 * quantile(\@sl, 0.5), 1000 * quantile(\@sl, 0.9), 1000 * quantile(\@sl, 0.99), 1000 * $sl[-1]));
+$w->close;
+
+# pgbench with the policy on (1 s, no blocker) and off, alternated.
+my $brounds = $quick ? 3 : 9;
+line("== idle blockers: pgbench -S, 2 clients, kill_session.max_idle_blocker_time 1s against 0, alternated ($brounds rounds)");
+for my $mode ([ 'select-only TPS', '' ], [ 'connections/s (-C)', '-C' ])
+{
+	my (@on, @off);
+	for (1 .. $brounds)
+	{
+		for my $v ('1s', '0')
+		{
+			$pb->psql("ALTER SYSTEM SET kill_session.max_idle_blocker_time = '$v'; SELECT pg_reload_conf()");
+			usleep(200_000);
+			push @{ $v eq '0' ? \@off : \@on }, pgbench_tps($pb, $mode->[1]);
+		}
+	}
+	my ($son, $soff) = (summary(@on), summary(@off));
+	line(sprintf("    %-20s on %9.0f (IQR %.0f-%.0f)   off %9.0f (IQR %.0f-%.0f)   on / off = %.3fx (target within 2%%)",
+		$mode->[0], $son->{median}, $son->{p25}, $son->{p75},
+		$soff->{median}, $soff->{p25}, $soff->{p75}, $son->{median} / $soff->{median}));
+}
+
+# The checker with 500 idle sessions and nobody waiting, the policy on.
+my @many = map { KsWire->connect($pb, user => 'idler') } 1 .. 500;
+$_->query('BEGIN') for @many[0 .. 249];
+$_->query('SELECT count(*) FROM bq') for @many[0 .. 249];
+my $secs = $quick ? 10 : 60;
+my $tick = `getconf CLK_TCK`;
+chomp $tick;
+for my $nap ('1s', '100ms')
+{
+	$pb->psql("ALTER SYSTEM SET kill_session.max_idle_blocker_time = '1s'; ALTER SYSTEM SET kill_session.checker_naptime = '$nap'; SELECT pg_reload_conf()");
+	usleep(300_000);
+	my ($cpid, $passes0, $reads0) = split /\|/, $pb->psql('SELECT pid, passes, graph_reads FROM kill_session_checker');
+	my $cpu = sub {
+		open(my $fh, '<', "/proc/$cpid/stat") or die;
+		my @f = split / /, (split /\) /, scalar <$fh>)[1];
+		return ($f[11] + $f[12]) / $tick;
+	};
+	my ($c0, $t0) = ($cpu->(), time());
+	sleep $secs;
+	my ($c1, $t1) = ($cpu->(), time());
+	my (undef, $passes1, $reads1) = split /\|/, $pb->psql('SELECT pid, passes, graph_reads FROM kill_session_checker');
+	line(sprintf("== idle blockers: the checker, 500 idle sessions (250 in a transaction), nobody waiting, nap %s, %d s:"
+		  . " %.3f%% of a core, %d passes, %d lock-graph reads (target < 1%%, no read)",
+		$nap, $secs, 100 * ($c1 - $c0) / ($t1 - $t0), $passes1 - $passes0, $reads1 - $reads0));
+}
+$_->close for @many;
+$pb->psql("ALTER SYSTEM RESET kill_session.max_idle_blocker_time; ALTER SYSTEM RESET kill_session.checker_naptime; SELECT pg_reload_conf()");
+
+# kill_blockers() against pg_blocking_pids() + pg_terminate_backend(pid,
+# 5000) + polling pg_locks until the waiter holds its lock, alternated.
+my $dba = KsWire->connect($pb);
+my (%kb);
+for my $i (1 .. ($quick ? 10 : 50))
+{
+	for my $how ($i % 2 ? ('kill_blockers', 'script') : ('script', 'kill_blockers'))
+	{
+		my $s = KsWire->connect($pb, user => 'idler');
+		$s->query('BEGIN');
+		$s->query('SELECT count(*) FROM bq');
+		my $w2 = KsWire->connect($pb);
+		my $wpid = $w2->pid;
+		$w2->query('BEGIN');
+		$w2->send_query('LOCK TABLE bq');
+		wait_lock($w2);
+		my $wid = $w2->session_id // die;
+		my $held = "SELECT count(*) FROM pg_locks WHERE pid = $wpid AND granted AND mode = 'AccessExclusiveLock' AND relation = 'bq'::regclass";
+		my $t0 = time();
+		if ($how eq 'kill_blockers')
+		{
+			my $r = $dba->query("SELECT done FROM kill_blockers('$wid')");
+			die "kill_blockers: " . ($r->{error}{M} // 'not done') unless ($r->{rows}[0][0] // '') eq 't';
+			die "not held at return" unless $dba->query($held)->{rows}[0][0] eq '1';
+		}
+		else
+		{
+			my $pids = $dba->query("SELECT unnest(pg_blocking_pids($wpid))")->{rows};
+			$dba->query("SELECT pg_terminate_backend($_->[0], 5000)") for @$pids;
+			usleep(0) until $dba->query($held)->{rows}[0][0] eq '1';
+		}
+		push @{ $kb{$how} }, time() - $t0;
+		$w2->read_result(10);
+		$w2->close;
+		$s->close;
+	}
+}
+my %skb = map { $_ => summary(@{ $kb{$_} }) } keys %kb;
+line("== idle blockers: releasing a waiter (ALTER-style LOCK behind an idle transaction), " . scalar(@{ $kb{script} }) . " each, alternated");
+line("    kill_blockers()                              " . fmt_ms($skb{kill_blockers}));
+line("    pg_blocking_pids + pg_terminate_backend(5000)" . fmt_ms($skb{script}));
+line(sprintf("    kill_blockers / script = %.3fx (target <= 0.5x)",
+	$skb{kill_blockers}{median} / $skb{script}{median}));
+$dba->close;
+$pb->stop;
 
 }
 

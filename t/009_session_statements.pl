@@ -142,7 +142,7 @@ my $watcher = KsWire->connect($node, dbname => 'up');
 is($watcher->value('SELECT count(*) > 0 FROM processlist'), 't', '1.0 lists sessions');
 $node->safe_psql('up', 'ALTER EXTENSION kill_session UPDATE');
 is($node->safe_psql('up', "SELECT extversion FROM pg_extension WHERE extname = 'kill_session'"),
-	'1.5', 'ALTER EXTENSION kill_session UPDATE: 1.5, through 1.1, 1.2, 1.3 and 1.4');
+	'1.6', 'ALTER EXTENSION kill_session UPDATE: 1.6, through 1.1, 1.2, 1.3, 1.4 and 1.5');
 my $victim = KsWire->connect($node, dbname => 'up', user => 'app');
 my $victim_id = $victim->session_id;
 is($watcher->value("SELECT killed FROM kill_sessions(ARRAY[$victim_id])"), 't',
@@ -165,7 +165,7 @@ $node->command_ok([ 'pg_restore', '-d', 'restored', '-h', $node->host,
 	'-p', $node->port, $dumpfile ], 'pg_restore of it');
 is($node->safe_psql('restored',
 		"SELECT extversion FROM pg_extension WHERE extname = 'kill_session'"),
-	'1.5', 'the restored extension is 1.5');
+	'1.6', 'the restored extension is 1.6');
 is($node->safe_psql('restored', 'SELECT node_id, server_name FROM kill_session_nodes'),
 	'2|node2', 'with the directory of nodes (pg_extension_config_dump)');
 is($node->safe_psql('restored',

@@ -112,12 +112,14 @@ check_logs() {
 # Of the cluster's, 015 and 016 take every path of forwarding and of kept
 # connections; 013 and 014 repeat them.  018 runs the cancel by SQL_ID's
 # handler, 100 rounds; 019 the lock graph's read on queues of 30; 020 the
-# resolver child's end with its backend.
+# resolver child's end with its backend; 022 the checker's pass over idle
+# blockers, the end the session decides (20 race rounds) and
+# kill_blockers().
 KS_VALGRIND_SUBSET="t/001_registry.pl t/002_kill.pl t/003_killed_detail.pl
 	t/006_privilege.pl t/007_self_kill.pl t/008_show_processlist.pl
 	t/009_session_statements.pl t/010_reasons.pl t/011_disconnect.pl
 	t/015_trust.pl t/016_connections.pl t/018_sql_id_cancel.pl
-	t/019_lock_queue.pl t/020_resolver.pl t/021_history.pl"
+	t/019_lock_queue.pl t/020_resolver.pl t/021_history.pl t/022_blockers.pl"
 valgrind_errors=0
 check_valgrind() {
 	local suite=$1 n f
