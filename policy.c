@@ -645,26 +645,47 @@ ks_policy_pass(TimestampTz now)
 	if (ks_nlogged > 0)
 		ks_forget_logged();
 
-	/* Nobody waits for a lock: nobody can qualify before a nap. */
-	if (ks_lock_waits(NULL, &oldest) == 0)
+	/*
+	 * No session has a limit: nothing to do.  Else nobody can qualify
+	 * sooner than the smallest limit from now, as a waiter that comes now
+	 * has waited that long then: the checker never sleeps longer.
+	 */
+	min_limit = ks_registry_min_limit(ks_idle_limit_ms);
+	if (min_limit == 0)
 	{
 		ks_nstalls = 0;
 		return 0;
 	}
+	next = TimestampTzPlusMilliseconds(now, min_limit);
 
-	/* The smallest limit of any session; none, nothing to do. */
+	/* Nobody waits for a lock. */
+	if (ks_lock_waits(NULL, &oldest) == 0)
+	{
+		ks_nstalls = 0;
+		return next;
+	}
+
+	/*
+	 * The smallest limit of a session that could block anyone now: one that
+	 * waits for its client and holds a lock of the main table (a lock taken
+	 * by the fast path is moved there before anyone waits for it).
+	 */
+	min_limit = 0;
 	sessions = ks_registry_snapshot(&nsessions, true);
 	for (i = 0; i < nsessions; i++)
 	{
 		int			limit = ks_limit_of(&sessions[i], false);
+		PGPROC	   *proc = GetPGProcByNumber(sessions[i].procno);
 
-		if (limit > 0 && (min_limit == 0 || limit < min_limit))
+		if (limit > 0 && (min_limit == 0 || limit < min_limit) &&
+			*(volatile uint32 *) &proc->wait_event_info == WAIT_EVENT_CLIENT_READ &&
+			(proc->lockGroupLeader != NULL || !ks_proc_holds_no_lock(proc)))
 			min_limit = limit;
 	}
 	if (min_limit == 0)
 	{
 		ks_nstalls = 0;
-		return 0;
+		return next;
 	}
 
 	/* The COPYs stalled now, timed from the first pass that saw them. */
@@ -684,7 +705,7 @@ ks_policy_pass(TimestampTz now)
 
 	/* No waiter is old enough yet for any limit. */
 	if (TimestampTzPlusMilliseconds(oldest, min_limit) > now)
-		return TimestampTzPlusMilliseconds(oldest, min_limit);
+		return Min(next, TimestampTzPlusMilliseconds(oldest, min_limit));
 
 	ks_registry_checker_count(KS_CHECK_GRAPH_READS);
 	ks_lock_graph_read(&graph, sessions, nsessions);
@@ -727,8 +748,7 @@ ks_policy_pass(TimestampTz now)
 		due = TimestampTzPlusMilliseconds(from, limit);
 		if (due > now)
 		{
-			if (next == 0 || due < next)
-				next = due;
+			next = Min(next, due);
 			continue;
 		}
 		for (j = 0; j < ncands; j++)

@@ -456,6 +456,29 @@ ks_registry_publish_limit(int limit_ms, KsLimitScope scope)
 	pg_atomic_write_u32(&slot->idle_limit_ms, (uint32) Max(limit_ms, 0));
 }
 
+int
+ks_registry_min_limit(int server_limit_ms)
+{
+	int			min_limit = 0;
+	int			i;
+
+	LWLockAcquire(ks_shared->lock, LW_SHARED);
+	for (i = 0; i < ks_shared->nslots; i++)
+	{
+		KsSlot	   *slot = &ks_shared->slots[i];
+		int			limit;
+
+		if (slot->pid == 0 || slot->sid == 0)
+			continue;
+		limit = pg_atomic_read_u32(&slot->idle_limit_scope) == KS_LIMIT_SERVER ?
+			server_limit_ms : (int) pg_atomic_read_u32(&slot->idle_limit_ms);
+		if (limit > 0 && (min_limit == 0 || limit < min_limit))
+			min_limit = limit;
+	}
+	LWLockRelease(ks_shared->lock);
+	return min_limit;
+}
+
 /* The checker alone writes them: no lock. */
 void
 ks_registry_checker_count(KsCheckerCount what)

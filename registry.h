@@ -299,6 +299,12 @@ extern void ks_my_cancel_answer(KsSqlCancel asked, KsSqlCancel answer,
 extern void ks_registry_publish_limit(int limit_ms, KsLimitScope scope);
 
 /*
+ * The smallest limit of any session, 0 if none: server_limit_ms for those
+ * whose value is the server's.
+ */
+extern int	ks_registry_min_limit(int server_limit_ms);
+
+/*
  * What the checker did, for kill_session_checker: its passes, its reads of
  * the lock graph, and the idle blockers it ended, refused, or logged.
  */

@@ -1083,7 +1083,8 @@ for my $mode ([ 'select-only TPS', '' ], [ 'connections/s (-C)', '-C' ])
 	{
 		for my $v ('1s', '0')
 		{
-			$pb->psql("ALTER SYSTEM SET kill_session.max_idle_blocker_time = '$v'; SELECT pg_reload_conf()");
+			$pb->psql("ALTER SYSTEM SET kill_session.max_idle_blocker_time = '$v'");
+			$pb->psql('SELECT pg_reload_conf()');
 			usleep(200_000);
 			push @{ $v eq '0' ? \@off : \@on }, pgbench_tps($pb, $mode->[1]);
 		}
@@ -1103,7 +1104,9 @@ my $tick = `getconf CLK_TCK`;
 chomp $tick;
 for my $nap ('1s', '100ms')
 {
-	$pb->psql("ALTER SYSTEM SET kill_session.max_idle_blocker_time = '1s'; ALTER SYSTEM SET kill_session.checker_naptime = '$nap'; SELECT pg_reload_conf()");
+	$pb->psql("ALTER SYSTEM SET kill_session.max_idle_blocker_time = '1s'");
+	$pb->psql("ALTER SYSTEM SET kill_session.checker_naptime = '$nap'");
+	$pb->psql('SELECT pg_reload_conf()');
 	usleep(300_000);
 	my ($cpid, $passes0, $reads0) = split /\|/, $pb->psql('SELECT pid, passes, graph_reads FROM kill_session_checker');
 	my $cpu = sub {
@@ -1120,7 +1123,9 @@ for my $nap ('1s', '100ms')
 		$nap, $secs, 100 * ($c1 - $c0) / ($t1 - $t0), $passes1 - $passes0, $reads1 - $reads0));
 }
 $_->close for @many;
-$pb->psql("ALTER SYSTEM RESET kill_session.max_idle_blocker_time; ALTER SYSTEM RESET kill_session.checker_naptime; SELECT pg_reload_conf()");
+$pb->psql('ALTER SYSTEM RESET kill_session.max_idle_blocker_time');
+$pb->psql('ALTER SYSTEM RESET kill_session.checker_naptime');
+$pb->psql('SELECT pg_reload_conf()');
 
 # kill_blockers() against pg_blocking_pids() + pg_terminate_backend(pid,
 # 5000) + polling pg_locks until the waiter holds its lock, alternated.
