@@ -441,34 +441,44 @@ kill_blockers(PG_FUNCTION_ARGS)
 				 errhint("The deadlock detector ends one of them after deadlock_timeout; no session was ended.")));
 
 	acted = palloc(sizeof(int) * nheads);
-	for (i = 0; i < nheads; i++)
+	/* The history rows count who waited from this read. */
+	ks_record_use_graph(&graph);
+	PG_TRY();
 	{
-		const KsGraphNode *h = &graph.nodes[heads[i]];
-		KsHeadRow	row = {h->sid, h->pid, "none", false, NULL};
-		KsSession	key;
-		KsSession  *s;
+		for (i = 0; i < nheads; i++)
+		{
+			const KsGraphNode *h = &graph.nodes[heads[i]];
+			KsHeadRow	row = {h->sid, h->pid, "none", false, NULL};
+			KsSession	key;
+			KsSession  *s;
 
-		key.pid = h->pid;
-		s = h->sid != 0 ?
-			bsearch(&key, sessions, nsessions, sizeof(KsSession),
-					ks_session_pid_cmp) : NULL;
-		if (h->pid == 0)
-			row.why_not = "a prepared transaction: commit or roll it back with COMMIT PREPARED or ROLLBACK PREPARED";
-		else if (s == NULL)
-			row.why_not = ks_not_a_session(h->pid);
-		else if (i > 0 && !ks_held_by(waiter.pid, h->pid))
-		{
-			/* It let go while the heads before it were acted on. */
-			row.why_not = "it no longer holds the waiter";
+			key.pid = h->pid;
+			s = h->sid != 0 ?
+				bsearch(&key, sessions, nsessions, sizeof(KsSession),
+						ks_session_pid_cmp) : NULL;
+			if (h->pid == 0)
+				row.why_not = "a prepared transaction: commit or roll it back with COMMIT PREPARED or ROLLBACK PREPARED";
+			else if (s == NULL)
+				row.why_not = ks_not_a_session(h->pid);
+			else if (i > 0 && !ks_held_by(waiter.pid, h->pid))
+			{
+				/* It let go while the heads before it were acted on. */
+				row.why_not = "it no longer holds the waiter";
+			}
+			else
+			{
+				ks_act_on_head(s, wnode, waiter.pid, only_idle, cancel_first, &row);
+				if (row.done)
+					acted[nacted++] = h->pid;
+			}
+			ks_put_row(rsinfo, &row);
 		}
-		else
-		{
-			ks_act_on_head(s, wnode, waiter.pid, only_idle, cancel_first, &row);
-			if (row.done)
-				acted[nacted++] = h->pid;
-		}
-		ks_put_row(rsinfo, &row);
 	}
+	PG_FINALLY();
+	{
+		ks_record_release_graph();
+	}
+	PG_END_TRY();
 
 	/*
 	 * Back once the waiter is held by none of the heads ended: they are gone

@@ -91,6 +91,7 @@
 #include "resolve.h"
 #include "session_id.h"
 
+struct KsLockGraph;
 struct ParseState;
 struct PlannedStmt;
 struct Query;
@@ -108,6 +109,7 @@ extern void ks_record_error(KsKiller *me, KsHistAction action,
 							bool signalled, bool forwarded,
 							MemoryContext context);
 extern void ks_record_hold_graph(void);
+extern void ks_record_use_graph(const struct KsLockGraph *graph);
 extern void ks_record_release_graph(void);
 
 /* action.c: what every action on a session shares */

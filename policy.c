@@ -646,9 +646,9 @@ ks_policy_pass(TimestampTz now)
 		ks_forget_logged();
 
 	/*
-	 * No session has a limit: nothing to do.  Else nobody can qualify
-	 * sooner than the smallest limit from now, as a waiter that comes now
-	 * has waited that long then: the checker never sleeps longer.
+	 * No session has a limit: nothing to do.  Else nobody can qualify sooner
+	 * than the smallest limit from now, as a waiter that comes now has waited
+	 * that long then: the checker never sleeps longer.
 	 */
 	min_limit = ks_registry_min_limit(ks_idle_limit_ms);
 	if (min_limit == 0)
@@ -780,13 +780,23 @@ ks_policy_pass(TimestampTz now)
 		c->nwaiters++;
 	}
 
-	for (i = 0; i < ncands; i++)
+	/* Their history rows count who waited from this read. */
+	ks_record_use_graph(&graph);
+	PG_TRY();
 	{
-		/* A superuser's session, with no limit set for its role. */
-		if (cands[i].session.idle_limit_scope != KS_LIMIT_ROLE &&
-			ks_role_is_superuser(cands[i].session.roleid))
-			continue;
-		ks_policy_act(&cands[i]);
+		for (i = 0; i < ncands; i++)
+		{
+			/* A superuser's session, with no limit set for its role. */
+			if (cands[i].session.idle_limit_scope != KS_LIMIT_ROLE &&
+				ks_role_is_superuser(cands[i].session.roleid))
+				continue;
+			ks_policy_act(&cands[i]);
+		}
 	}
+	PG_FINALLY();
+	{
+		ks_record_release_graph();
+	}
+	PG_END_TRY();
 	return next;
 }

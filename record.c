@@ -179,6 +179,19 @@ ks_record_hold_graph(void)
 	ks_graph_read = false;
 }
 
+/*
+ * The same with a read the caller already made (the checker's pass,
+ * kill_blockers()), which must outlive the rows written until
+ * ks_record_release_graph().
+ */
+void
+ks_record_use_graph(const KsLockGraph *graph)
+{
+	ks_graph = *graph;
+	ks_graph_held = true;
+	ks_graph_read = true;
+}
+
 void
 ks_record_release_graph(void)
 {

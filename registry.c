@@ -154,6 +154,7 @@ ks_registry_shmem_startup(void)
 		ks_shared->wrapped = false;
 		for (int i = 0; i < KS_CHECK_NUM; i++)
 			pg_atomic_init_u64(&ks_shared->checker_counts[i], 0);
+		pg_atomic_init_u32(&ks_shared->checker_min_limit, 0);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -454,6 +455,22 @@ ks_registry_publish_limit(int limit_ms, KsLimitScope scope)
 	slot = &ks_shared->slots[KS_MY_PROCNO];
 	pg_atomic_write_u32(&slot->idle_limit_scope, (uint32) scope);
 	pg_atomic_write_u32(&slot->idle_limit_ms, (uint32) Max(limit_ms, 0));
+
+	/*
+	 * A limit of its own smaller than any the checker knows (it reads the
+	 * server's itself): the checker may be asleep for longer, so wake it.
+	 * Without the lock: a stale PGPROC number wakes another process for
+	 * nothing, which every latch's user allows for.
+	 */
+	if (scope != KS_LIMIT_SERVER && limit_ms > 0)
+	{
+		uint32		known = pg_atomic_read_u32(&ks_shared->checker_min_limit);
+		int			procno = ks_shared->checker_procno;
+
+		if ((known == 0 || (uint32) limit_ms < known) &&
+			procno >= 0 && procno < ks_shared->nslots)
+			SetLatch(&GetPGProcByNumber(procno)->procLatch);
+	}
 }
 
 int
@@ -476,6 +493,7 @@ ks_registry_min_limit(int server_limit_ms)
 			min_limit = limit;
 	}
 	LWLockRelease(ks_shared->lock);
+	pg_atomic_write_u32(&ks_shared->checker_min_limit, (uint32) min_limit);
 	return min_limit;
 }
 

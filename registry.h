@@ -300,7 +300,8 @@ extern void ks_registry_publish_limit(int limit_ms, KsLimitScope scope);
 
 /*
  * The smallest limit of any session, 0 if none: server_limit_ms for those
- * whose value is the server's.
+ * whose value is the server's.  The checker's; a session that publishes a
+ * smaller limit of its own wakes it.
  */
 extern int	ks_registry_min_limit(int server_limit_ms);
 

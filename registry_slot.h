@@ -112,6 +112,7 @@ typedef struct KsShared
 	int			checker_procno; /* the checker's PGPROC number, -1 if none */
 	pid_t		checker_pid;
 	pg_atomic_uint64 checker_counts[KS_CHECK_NUM];	/* written by the checker */
+	pg_atomic_uint32 checker_min_limit; /* the smallest limit it last saw */
 	int			nslots;
 	KsSlot		slots[FLEXIBLE_ARRAY_MEMBER];
 } KsShared;

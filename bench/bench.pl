@@ -1037,6 +1037,7 @@ $pb->psql('CREATE TABLE bt (id int PRIMARY KEY, v int); INSERT INTO bt VALUES (1
 system("$bindir/pgbench -i -q -s 1 -h $pb->{dir} -p $pb->{port} -U postgres postgres >/dev/null 2>&1") == 0
   or die "pgbench -i failed";
 $pb->psql("CREATE ROLE idler LOGIN; GRANT ALL ON bt, bq TO idler; ALTER ROLE idler SET kill_session.max_idle_blocker_time = '200ms'");
+$pb->psql('CREATE ROLE holder LOGIN; GRANT ALL ON bt, bq TO holder');
 
 sub wait_lock
 {
@@ -1073,26 +1074,32 @@ line(sprintf("    median %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms (target 
 	1000 * quantile(\@sl, 0.5), 1000 * quantile(\@sl, 0.9), 1000 * quantile(\@sl, 0.99), 1000 * $sl[-1]));
 $w->close;
 
-# pgbench with the policy on (1 s, no blocker) and off, alternated.
-my $brounds = $quick ? 3 : 9;
-line("== idle blockers: pgbench -S, 2 clients, kill_session.max_idle_blocker_time 1s against 0, alternated ($brounds rounds)");
-for my $mode ([ 'select-only TPS', '' ], [ 'connections/s (-C)', '-C' ])
+# pgbench with the policy on (1 s, no blocker) and off: each round runs
+# both, in turn first, and gives a pair's ratio.
+for my $mode ([ 'select-only TPS', '', $quick ? 3 : 9 ], [ 'connections/s (-C)', '-C', $quick ? 3 : 15 ])
 {
-	my (@on, @off);
-	for (1 .. $brounds)
+	my (@on, @off, @ratio);
+	for my $round (1 .. $mode->[2])
 	{
-		for my $v ('1s', '0')
+		my %one;
+		for my $v ($round % 2 ? ('1s', '0') : ('0', '1s'))
 		{
 			$pb->psql("ALTER SYSTEM SET kill_session.max_idle_blocker_time = '$v'");
 			$pb->psql('SELECT pg_reload_conf()');
 			usleep(200_000);
-			push @{ $v eq '0' ? \@off : \@on }, pgbench_tps($pb, $mode->[1]);
+			$one{$v} = pgbench_tps($pb, $mode->[1]);
 		}
+		push @on, $one{'1s'};
+		push @off, $one{'0'};
+		push @ratio, $one{'1s'} / $one{'0'};
 	}
-	my ($son, $soff) = (summary(@on), summary(@off));
-	line(sprintf("    %-20s on %9.0f (IQR %.0f-%.0f)   off %9.0f (IQR %.0f-%.0f)   on / off = %.3fx (target within 2%%)",
+	my ($son, $soff, $sr) = (summary(@on), summary(@off), summary(@ratio));
+	line("== idle blockers: pgbench $mode->[1] -S, 2 clients, kill_session.max_idle_blocker_time 1s against 0 ($mode->[2] rounds, each both, in turn first)");
+	line(sprintf("    %-20s on %9.0f (IQR %.0f-%.0f)   off %9.0f (IQR %.0f-%.0f)",
 		$mode->[0], $son->{median}, $son->{p25}, $son->{p75},
-		$soff->{median}, $soff->{p25}, $soff->{p75}, $son->{median} / $soff->{median}));
+		$soff->{median}, $soff->{p25}, $soff->{p75}));
+	line(sprintf("    on / off: the medians' ratio %.3fx; the median of the rounds' ratios %.3fx (IQR %.3f-%.3f) (target within 2%%)",
+		$son->{median} / $soff->{median}, $sr->{median}, $sr->{p25}, $sr->{p75}));
 }
 
 # The checker with 500 idle sessions and nobody waiting, the policy on.
@@ -1118,7 +1125,7 @@ for my $nap ('1s', '100ms')
 	sleep $secs;
 	my ($c1, $t1) = ($cpu->(), time());
 	my (undef, $passes1, $reads1) = split /\|/, $pb->psql('SELECT pid, passes, graph_reads FROM kill_session_checker');
-	line(sprintf("== idle blockers: the checker, 500 idle sessions (250 in a transaction), nobody waiting, nap %s, %d s:"
+	line(sprintf("== idle blockers: the checker, 500 idle sessions (250 in a transaction, all with a 200 ms limit), nobody waiting, nap %s, %d s:"
 		  . " %.3f%% of a core, %d passes, %d lock-graph reads (target < 1%%, no read)",
 		$nap, $secs, 100 * ($c1 - $c0) / ($t1 - $t0), $passes1 - $passes0, $reads1 - $reads0));
 }
@@ -1135,15 +1142,15 @@ for my $i (1 .. ($quick ? 10 : 50))
 {
 	for my $how ($i % 2 ? ('kill_blockers', 'script') : ('script', 'kill_blockers'))
 	{
-		my $s = KsWire->connect($pb, user => 'idler');
+		my $s = KsWire->connect($pb, user => 'holder');
 		$s->query('BEGIN');
 		$s->query('SELECT count(*) FROM bq');
 		my $w2 = KsWire->connect($pb);
 		my $wpid = $w2->pid;
+		my $wid = $w2->session_id;
 		$w2->query('BEGIN');
 		$w2->send_query('LOCK TABLE bq');
 		wait_lock($w2);
-		my $wid = $w2->session_id // die;
 		my $held = "SELECT count(*) FROM pg_locks WHERE pid = $wpid AND granted AND mode = 'AccessExclusiveLock' AND relation = 'bq'::regclass";
 		my $t0 = time();
 		if ($how eq 'kill_blockers')
