@@ -73,12 +73,13 @@ ks_read_graph(KsLockGraph *graph, KsSession **sessions, int *nsessions)
 
 /*
  * The heads of the chains that hold pid in graph, each once: *cycle is set
- * when a chain leads back to pid, or no head can be reached at all.  The
- * waiting processes passed are in *passed, for naming a cycle.
+ * when a chain leads back to pid (*in_cycle too), or no head can be
+ * reached at all.  The waiting processes passed, but pid, are in *passed,
+ * for naming a cycle.
  */
 static int *
 ks_heads_of(const KsLockGraph *graph, int pid, int *nheads, bool *cycle,
-			StringInfo passed)
+			bool *in_cycle, StringInfo passed)
 {
 	const KsGraphNode *start = ks_lock_graph_node(graph, pid);
 	int		   *queue = palloc(sizeof(int) * Max(graph->nnodes, 1));
@@ -90,6 +91,7 @@ ks_heads_of(const KsLockGraph *graph, int pid, int *nheads, bool *cycle,
 
 	*nheads = 0;
 	*cycle = false;
+	*in_cycle = false;
 	if (start == NULL || start->nblocks == 0)
 		return heads;
 	queue[qtail++] = start - graph->nodes;
@@ -98,7 +100,9 @@ ks_heads_of(const KsLockGraph *graph, int pid, int *nheads, bool *cycle,
 	{
 		const KsGraphNode *node = &graph->nodes[queue[qhead++]];
 
-		if (node->sid != 0)
+		if (node == start)
+			;
+		else if (node->sid != 0)
 			appendStringInfo(passed, "%ssession " INT64_FORMAT,
 							 passed->len > 0 ? ", " : "", node->sid);
 		else
@@ -111,7 +115,7 @@ ks_heads_of(const KsLockGraph *graph, int pid, int *nheads, bool *cycle,
 			const KsGraphNode *blocker = &graph->nodes[next];
 
 			if (blocker == start)
-				*cycle = true;
+				*cycle = *in_cycle = true;
 			if (seen[next])
 				continue;
 			seen[next] = true;
@@ -137,11 +141,12 @@ ks_held_by(int pid, int blocker)
 	int		   *heads;
 	int			nheads;
 	bool		cycle;
+	bool		in_cycle;
 	int			i;
 
 	ks_read_graph(&graph, &sessions, &nsessions);
 	initStringInfo(&passed);
-	heads = ks_heads_of(&graph, pid, &nheads, &cycle, &passed);
+	heads = ks_heads_of(&graph, pid, &nheads, &cycle, &in_cycle, &passed);
 	for (i = 0; i < nheads; i++)
 	{
 		if (graph.nodes[heads[i]].pid == blocker)
@@ -233,11 +238,7 @@ ks_act_on_head(const KsSession *s, const KsGraphNode *waiter, int waiter_pid,
 			return;
 		}
 		detail = psprintf("kill_blockers() ended session " INT64_FORMAT ", which %s, for %s (pid %d), which waited for its locks.",
-						  ks_global_id(s->sid),
-						  period.kind == KS_IDLE_COPY ?
-						  "waited for the data of its COPY" :
-						  period.kind == KS_IDLE_IN_XACT ?
-						  "was idle in its transaction" : "was idle",
+						  ks_global_id(s->sid), ks_idle_words(&period),
 						  waiter->sid != 0 ?
 						  psprintf("session " INT64_FORMAT, waiter->sid) :
 						  "the process", waiter_pid);
@@ -392,6 +393,7 @@ kill_blockers(PG_FUNCTION_ARGS)
 	int		   *heads;
 	int			nheads;
 	bool		cycle;
+	bool		in_cycle;
 	int		   *acted;
 	int			nacted = 0;
 	int			i;
@@ -425,7 +427,8 @@ kill_blockers(PG_FUNCTION_ARGS)
 	ks_read_graph(&graph, &sessions, &nsessions);
 	wnode = ks_lock_graph_node(&graph, waiter.pid);
 	initStringInfo(&passed);
-	heads = ks_heads_of(&graph, waiter.pid, &nheads, &cycle, &passed);
+	heads = ks_heads_of(&graph, waiter.pid, &nheads, &cycle, &in_cycle,
+						&passed);
 	if (wnode == NULL || wnode->nblocks == 0)
 	{
 		ereport(NOTICE,
@@ -433,11 +436,18 @@ kill_blockers(PG_FUNCTION_ARGS)
 						ks_global_id(sid))));
 		return (Datum) 0;
 	}
-	if (cycle)
+	if (in_cycle)
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
 				 errmsg("session " INT64_FORMAT " is in a deadlock", ks_global_id(sid)),
-				 errdetail("These wait for each other: %s.", passed.data),
+				 errdetail("It and %s wait for each other.", passed.data),
+				 errhint("The deadlock detector ends one of them after deadlock_timeout; no session was ended.")));
+	if (cycle)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
+				 errmsg("session " INT64_FORMAT " waits behind a deadlock", ks_global_id(sid)),
+				 errdetail("Every chain from it leads into sessions that wait for each other: %s.",
+						   passed.data),
 				 errhint("The deadlock detector ends one of them after deadlock_timeout; no session was ended.")));
 
 	acted = palloc(sizeof(int) * nheads);
@@ -460,6 +470,8 @@ kill_blockers(PG_FUNCTION_ARGS)
 				row.why_not = "a prepared transaction: commit or roll it back with COMMIT PREPARED or ROLLBACK PREPARED";
 			else if (s == NULL)
 				row.why_not = ks_not_a_session(h->pid);
+			else if (h->pid == MyProcPid)
+				row.why_not = "the caller's own session";
 			else if (i > 0 && !ks_held_by(waiter.pid, h->pid))
 			{
 				/* It let go while the heads before it were acted on. */
@@ -489,7 +501,8 @@ kill_blockers(PG_FUNCTION_ARGS)
 	{
 		ks_read_graph(&graph, &sessions, &nsessions);
 		resetStringInfo(&passed);
-		heads = ks_heads_of(&graph, waiter.pid, &nheads, &cycle, &passed);
+		heads = ks_heads_of(&graph, waiter.pid, &nheads, &cycle, &in_cycle,
+							&passed);
 		for (i = 0; i < nheads; i++)
 		{
 			const KsGraphNode *h = &graph.nodes[heads[i]];

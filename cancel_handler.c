@@ -81,10 +81,12 @@ static char ks_idle_taken_detail[KS_IDLE_DETAIL_LEN];
  * Whether this session is still in the idle period the asker saw, at this
  * instant, from its signal handler: it waits in the socket read for its
  * client (the wait event is set only around that wait), in the same state
- * since the same moment (or a COPY that has read no more), and no byte of
- * a new message has reached the socket.  Once its next message has
+ * since the same moment (or the same COPY, which has read no more), and no
+ * byte of a new message has reached the socket.  Once its next message has
  * arrived, the idle period is over, and what the client sent is carried
- * out: a COMMIT arriving at that instant is never cut off.
+ * out: a COMMIT arriving at that instant is never cut off.  (A message the
+ * session has begun to read but not received whole is not seen here: it
+ * is not carried out, as it never arrived.)
  */
 static bool
 ks_still_idle(const KsIdlePeriod *period)
@@ -99,15 +101,18 @@ ks_still_idle(const KsIdlePeriod *period)
 	{
 		case KS_IDLE_OUTSIDE:
 		case KS_IDLE_IN_XACT:
-			if (be->st_state != (period->kind == KS_IDLE_OUTSIDE ?
-								 STATE_IDLE : STATE_IDLEINTRANSACTION) ||
-				(int64) be->st_state_start_timestamp != period->token)
+		case KS_IDLE_MESSAGES:
+			if ((int) be->st_state != period->state ||
+				(int64) be->st_state_start_timestamp != period->token ||
+				(period->kind == KS_IDLE_MESSAGES &&
+				 be->st_progress_command == PROGRESS_COMMAND_COPY))
 				return false;
 			break;
 		case KS_IDLE_COPY:
 			if (be->st_state != STATE_RUNNING ||
 				be->st_progress_command != PROGRESS_COMMAND_COPY ||
-				be->st_progress_param[PROGRESS_COPY_BYTES_PROCESSED] != period->token)
+				be->st_progress_param[PROGRESS_COPY_BYTES_PROCESSED] != period->token ||
+				be->st_activity_start_timestamp != period->started)
 				return false;
 			break;
 		default:
@@ -259,7 +264,8 @@ ks_idle_end_report(ErrorData *edata)
 
 /*
  * A transaction may not commit (or be prepared) once this session took its
- * end as an idle blocker: the FATAL comes before it.  The end was taken
+ * end as an idle blocker: the FATAL comes before it.  Once it is exiting,
+ * the transactions of its own cleanup (its temporary tables) commit.  The end was taken
  * while the session waited for its client; any commit after that is a
  * later message's, which the FATAL pending since then stops first, but
  * should none of the interrupt checks on the way see it, this one does.
@@ -268,7 +274,7 @@ static void
 ks_cancel_xact_callback(XactEvent event, void *arg)
 {
 	if ((event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PRE_PREPARE) &&
-		ks_idle_taken)
+		ks_idle_taken && !proc_exit_inprogress)
 	{
 		CHECK_FOR_INTERRUPTS();
 		ereport(FATAL,

@@ -264,6 +264,7 @@ typedef enum KsIdleEnd
 extern void ks_define_policy_settings(void);
 extern void ks_policy_publish(void);
 extern bool ks_idle_period_of(const KsSession *s, KsIdlePeriod *period);
+extern const char *ks_idle_words(const KsIdlePeriod *period);
 extern KsIdleEnd ks_end_idle(const KsSession *s, const KsIdlePeriod *period,
 							 KsKiller *by, const char *detail, int exit_ms);
 extern TimestampTz ks_policy_pass(TimestampTz now);

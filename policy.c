@@ -86,6 +86,21 @@ static int	ks_policy_action = KS_POLICY_KILL;
 /* Blocked processes named in a DETAIL, at most. */
 #define KS_NAMED_WAITERS	4
 
+/* Idle blockers asked to end in one pass, at most. */
+#define KS_POLICY_BATCH		64
+
+/* An idle end asked of a session, and what came of it. */
+typedef struct KsIdleAsk
+{
+	KsSession	session;
+	KsIdlePeriod period;
+	KsKiller	by;
+	KsAsk		ask;
+	bool		pending;		/* sent, not answered yet */
+	int			pidfd;			/* once taken: for its exit; -2 gone */
+	KsIdleEnd	result;
+}			KsIdleAsk;
+
 /*
  * The check hook keeps where the value comes from, in the setting's extra,
  * which PostgreSQL keeps and restores with the value.
@@ -99,6 +114,9 @@ ks_check_idle_limit(int *newval, void **extra, GucSource source)
 		return false;
 	switch (source)
 	{
+		case PGC_S_GLOBAL:
+			*scope = KS_LIMIT_ALL_ROLES;
+			break;
 		case PGC_S_DATABASE:
 			*scope = KS_LIMIT_DATABASE;
 			break;
@@ -198,124 +216,253 @@ ks_idle_period_of(const KsSession *s, KsIdlePeriod *period)
 	if (*(volatile uint32 *) &proc->wait_event_info != WAIT_EVENT_CLIENT_READ ||
 		!ks_read_activity(s->procno, s->pid, &activity, NULL, false))
 		return false;
+	period->state = (int) activity.state;
+	period->token = (int64) activity.state_start;
+	period->since = activity.state_start;
 	switch (activity.state)
 	{
 		case STATE_IDLE:
 			period->kind = KS_IDLE_OUTSIDE;
 			break;
+
+			/*
+			 * A failed transaction keeps the locks of its top level when a
+			 * subtransaction failed, and session locks stay through any.
+			 */
 		case STATE_IDLEINTRANSACTION:
+		case STATE_IDLEINTRANSACTION_ABORTED:
 			period->kind = KS_IDLE_IN_XACT;
 			break;
 		case STATE_RUNNING:
-			if (!activity.copy_from_client)
-				return false;
-			period->kind = KS_IDLE_COPY;
-			period->token = activity.copy_bytes;
-			return *(volatile uint32 *) &proc->wait_event_info == WAIT_EVENT_CLIENT_READ;
+			if (activity.copy_from_client)
+			{
+				period->kind = KS_IDLE_COPY;
+				period->token = activity.copy_bytes;
+				period->started = activity.stmt_start;
+				period->since = 0;
+			}
+			else
+			{
+				/* It began to wait after its statement's message ran. */
+				period->kind = KS_IDLE_MESSAGES;
+				period->since = 0;
+			}
+			break;
 		default:
 			return false;
 	}
-	period->token = (int64) activity.state_start;
-	period->since = activity.state_start;
 	/* Still waiting after the read: the state is that of this wait. */
 	return *(volatile uint32 *) &proc->wait_event_info == WAIT_EVENT_CLIENT_READ;
 }
 
+/* What the session was doing, for a DETAIL: "was idle", ... */
+const char *
+ks_idle_words(const KsIdlePeriod *period)
+{
+	switch (period->kind)
+	{
+		case KS_IDLE_OUTSIDE:
+			return "was idle";
+		case KS_IDLE_IN_XACT:
+			return period->state == STATE_IDLEINTRANSACTION_ABORTED ?
+				"was idle in its failed transaction" :
+				"was idle in its transaction";
+		case KS_IDLE_COPY:
+			return "waited for the data of its COPY";
+		case KS_IDLE_MESSAGES:
+			return "waited for its client's next message in the middle of a statement";
+		default:
+			return "was idle";
+	}
+}
+
+/*
+ * Ask the session of ask to end if it is still in the idle period seen,
+ * with this DETAIL: its history row is written first.  False, with
+ * ask->result and the row complete, when the ask could not be sent.
+ */
+static bool
+ks_idle_send(KsIdleAsk * ask, const char *detail)
+{
+	const KsSession *s = &ask->session;
+	KsAskResult sent;
+
+	ask->pending = false;
+	ask->pidfd = -1;
+	ks_record_begin(KS_H_IDLE_BLOCKER, s->sid, s, &ask->by);
+	sent = ks_registry_reserve_idle_end(s->sid, s->pid, &ask->by,
+										&ask->period, detail, &ask->ask);
+	if (sent == KS_ASK_SENT)
+		sent = ks_registry_send_cancel(&ask->ask);
+	switch (sent)
+	{
+		case KS_ASK_SENT:
+			ask->pending = true;
+			return true;
+		case KS_ASK_GONE:
+			ask->result = KS_IDLE_END_GONE;
+			ks_record_end(&ask->by, KS_H_IDLE_BLOCKER, KS_O_NOT_RUNNING,
+						  "the session had ended");
+			break;
+		case KS_ASK_BUSY:
+			ask->result = KS_IDLE_END_BUSY;
+			ks_record_end(&ask->by, KS_H_IDLE_BLOCKER, KS_O_REFUSED,
+						  "another ask of the session was unanswered");
+			break;
+		case KS_ASK_NOT_OURS:
+			ask->result = KS_IDLE_END_NOT_OURS;
+			ks_record_end(&ask->by, KS_H_IDLE_BLOCKER, KS_O_REFUSED,
+						  "its SIGINT handler is another library's");
+			break;
+		case KS_ASK_SIGNAL_FAILED:
+			ask->result = KS_IDLE_END_FAILED;
+			ks_record_end(&ask->by, KS_H_IDLE_BLOCKER, KS_O_REFUSED,
+						  psprintf("could not send signal: %m"));
+			break;
+	}
+	return false;
+}
+
+/* Collect the answer of ask, once it came or the time is up (final). */
+static void
+ks_idle_answered(KsIdleAsk * ask, KsSqlCancel answer)
+{
+	ask->pending = false;
+	ks_registry_end_cancel(&ask->ask);
+	switch (answer)
+	{
+		case KS_SQL_CANCEL_TAKEN:
+
+			/*
+			 * The session is ending.  Marked as killed by its asker, so that
+			 * it writes its end on the row, and waited for below.
+			 */
+			ask->result = KS_IDLE_END_DONE;
+			if (ks_registry_mark_and_signal(ask->session.sid, ask->session.pid,
+											KS_KILL, &ask->by, 0, &ask->pidfd,
+											NULL) != KS_MARK_DONE)
+				ask->pidfd = -2;	/* gone already */
+			break;
+		case KS_SQL_CANCEL_REFUSED:
+			ask->result = KS_IDLE_END_LEFT;
+			ks_record_end(&ask->by, KS_H_IDLE_BLOCKER, KS_O_REFUSED,
+						  "it was no longer idle: its client had sent a message");
+			break;
+		case KS_SQL_CANCEL_ENDED:
+			ask->result = KS_IDLE_END_GONE;
+			ks_record_end(&ask->by, KS_H_IDLE_BLOCKER, KS_O_NOT_RUNNING,
+						  "the session had ended");
+			break;
+		default:
+			ask->result = KS_IDLE_END_NO_ANSWER;
+			ks_record_end(&ask->by, KS_H_IDLE_BLOCKER, KS_O_UNKNOWN,
+						  psprintf("not answered within %d ms; it may still end",
+								   KS_ANSWER_MS));
+			break;
+	}
+}
+
+/*
+ * Wait for the answers of asks[0..n), all at once, at most KS_ANSWER_MS,
+ * then for the exits of those that took their end, at most exit_ms in all;
+ * each gets its result and its row's outcome.  A caller cancelled
+ * meanwhile leaves the unanswered asks to their sessions, which still
+ * decide.
+ */
+static void
+ks_idle_collect(KsIdleAsk * asks, int n, int exit_ms)
+{
+	MemoryContext context = CurrentMemoryContext;
+	TimestampTz deadline;
+	int			i;
+
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), KS_ANSWER_MS);
+	PG_TRY();
+	{
+		for (;;)
+		{
+			bool		waiting = false;
+			bool		late = GetCurrentTimestamp() >= deadline;
+
+			for (i = 0; i < n; i++)
+			{
+				KsSqlCancel answer;
+				TimestampTz stmt_start;
+
+				if (!asks[i].pending)
+					continue;
+				answer = ks_registry_cancel_answer(&asks[i].ask, &stmt_start);
+				if (answer != KS_SQL_CANCEL_ASKED || late)
+					ks_idle_answered(&asks[i], answer);
+				else
+					waiting = true;
+			}
+			if (!waiting)
+				break;
+			(void) WaitLatch(MyLatch,
+							 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 1, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+		}
+
+		deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), exit_ms);
+		for (i = 0; i < n; i++)
+		{
+			long		left;
+			bool		gone;
+
+			if (asks[i].result != KS_IDLE_END_DONE || asks[i].by.recorded)
+				continue;
+			left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+			gone = asks[i].pidfd == -2 ||
+				(exit_ms > 0 && ks_wait_gone(asks[i].session.pid, asks[i].pidfd,
+											 Max(left, 1)));
+			if (asks[i].pidfd >= 0)
+				close(asks[i].pidfd);
+			asks[i].pidfd = -1;
+			if (gone)
+				ks_record_end(&asks[i].by, KS_H_IDLE_BLOCKER, KS_O_EXITED, NULL);
+			else
+				ks_record_end(&asks[i].by, KS_H_IDLE_BLOCKER, KS_O_MARKED,
+							  psprintf("it did not end within %d ms", exit_ms));
+		}
+	}
+	PG_CATCH();
+	{
+		for (i = 0; i < n; i++)
+		{
+			if (asks[i].pending)
+				ks_registry_end_cancel(&asks[i].ask);
+			if (asks[i].pidfd >= 0)
+				close(asks[i].pidfd);
+			ks_record_error(&asks[i].by, KS_H_IDLE_BLOCKER, true, false,
+							context);
+		}
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
+
 /*
  * Ask the session s to end if it is still in the idle period seen, with
- * this DETAIL, and wait for its answer and its exit: its history row is
- * written first (action), and completed with the outcome.  Returns what
- * came of it.
+ * this DETAIL, and wait for its answer and its exit (at most exit_ms): its
+ * history row is written first, and completed with the outcome.
  */
 KsIdleEnd
 ks_end_idle(const KsSession *s, const KsIdlePeriod *period, KsKiller *by,
 			const char *detail, int exit_ms)
 {
-	KsAsk		ask;
-	KsAskResult sent;
-	KsSqlCancel answer = KS_SQL_CANCEL_ASKED;
-	TimestampTz stmt_start;
-	TimestampTz deadline;
-	int			pidfd = -1;
-	bool		gone;
+	KsIdleAsk	ask;
 
-	ks_record_begin(KS_H_IDLE_BLOCKER, s->sid, s, by);
-	sent = ks_registry_reserve_idle_end(s->sid, s->pid, by, period, detail,
-										&ask);
-	if (sent == KS_ASK_SENT)
-		sent = ks_registry_send_cancel(&ask);
-	switch (sent)
-	{
-		case KS_ASK_SENT:
-			break;
-		case KS_ASK_GONE:
-			ks_record_end(by, KS_H_IDLE_BLOCKER, KS_O_NOT_RUNNING,
-						  "the session had ended");
-			return KS_IDLE_END_GONE;
-		case KS_ASK_BUSY:
-			ks_record_end(by, KS_H_IDLE_BLOCKER, KS_O_REFUSED,
-						  "another ask of the session was unanswered");
-			return KS_IDLE_END_BUSY;
-		case KS_ASK_NOT_OURS:
-			ks_record_end(by, KS_H_IDLE_BLOCKER, KS_O_REFUSED,
-						  "its SIGINT handler is another library's");
-			return KS_IDLE_END_NOT_OURS;
-		case KS_ASK_SIGNAL_FAILED:
-			ks_record_end(by, KS_H_IDLE_BLOCKER, KS_O_REFUSED,
-						  psprintf("could not send signal: %m"));
-			return KS_IDLE_END_FAILED;
-	}
-
-	/* The session answers as the signal arrives. */
-	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), KS_ANSWER_MS);
-	for (;;)
-	{
-		answer = ks_registry_cancel_answer(&ask, &stmt_start);
-		if (answer != KS_SQL_CANCEL_ASKED || GetCurrentTimestamp() >= deadline)
-			break;
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 1, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-	}
-	ks_registry_end_cancel(&ask);
-	switch (answer)
-	{
-		case KS_SQL_CANCEL_TAKEN:
-			break;
-		case KS_SQL_CANCEL_REFUSED:
-			ks_record_end(by, KS_H_IDLE_BLOCKER, KS_O_REFUSED,
-						  "it was no longer idle: its client had sent a message");
-			return KS_IDLE_END_LEFT;
-		case KS_SQL_CANCEL_ENDED:
-			ks_record_end(by, KS_H_IDLE_BLOCKER, KS_O_NOT_RUNNING,
-						  "the session had ended");
-			return KS_IDLE_END_GONE;
-		default:
-			ks_record_end(by, KS_H_IDLE_BLOCKER, KS_O_UNKNOWN,
-						  psprintf("not answered within %d ms; it may still end",
-								   KS_ANSWER_MS));
-			return KS_IDLE_END_NO_ANSWER;
-	}
-
-	/*
-	 * Taken: the session is ending.  Marked as killed by its asker, so that
-	 * it writes its end on the row, and waited for.
-	 */
-	if (ks_registry_mark_and_signal(s->sid, s->pid, KS_KILL, by, 0, &pidfd,
-									NULL) != KS_MARK_DONE)
-		gone = true;
-	else
-		gone = exit_ms <= 0 || ks_wait_gone(s->pid, pidfd, exit_ms);
-	if (pidfd >= 0)
-		close(pidfd);
-	if (gone && exit_ms > 0)
-		ks_record_end(by, KS_H_IDLE_BLOCKER, KS_O_EXITED, NULL);
-	else
-		ks_record_end(by, KS_H_IDLE_BLOCKER, KS_O_MARKED,
-					  exit_ms > 0 ? psprintf("it did not end within %d ms", exit_ms) :
-					  "ended as it was idle");
-	return KS_IDLE_END_DONE;
+	memset(&ask, 0, sizeof(ask));
+	ask.session = *s;
+	ask.period = *period;
+	ask.by = *by;
+	if (ks_idle_send(&ask, detail))
+		ks_idle_collect(&ask, 1, exit_ms);
+	*by = ask.by;
+	return ask.result;
 }
 
 /* ---- the checker's pass ---- */
@@ -352,6 +499,7 @@ typedef struct KsLogged
 typedef struct KsStall
 {
 	pid_t		pid;
+	TimestampTz started;		/* its statement's start */
 	int64		bytes;
 	TimestampTz since;
 } KsStall;
@@ -418,20 +566,22 @@ ks_wait_start(const KsLockWait *waits, int n, int leader)
 }
 
 /*
- * Since when a COPY has stalled: from the first pass that saw its bytes
- * stand still, as its status entry does not say.  Passes look while any
+ * Since when a COPY has stalled, or a statement has waited for its next
+ * message: from the first pass that saw it so, as its status entry does
+ * not say.  Passes look while any
  * process waits for a lock, so a stall is timed at most one nap late, and
  * never early.
  */
 static TimestampTz
-ks_stall_since(pid_t pid, int64 bytes, TimestampTz now, KsStall *seen,
-			   int *nseen)
+ks_stall_since(const KsSession *s, const KsIdlePeriod *period, TimestampTz now,
+			   KsStall *seen, int *nseen)
 {
 	int			i;
 
 	for (i = 0; i < ks_nstalls; i++)
 	{
-		if (ks_stalls[i].pid == pid && ks_stalls[i].bytes == bytes)
+		if (ks_stalls[i].pid == s->pid && ks_stalls[i].bytes == period->token &&
+			ks_stalls[i].started == period->started)
 		{
 			if (*nseen < KS_MAX_REMEMBERED)
 				seen[(*nseen)++] = ks_stalls[i];
@@ -440,23 +590,25 @@ ks_stall_since(pid_t pid, int64 bytes, TimestampTz now, KsStall *seen,
 	}
 	if (*nseen < KS_MAX_REMEMBERED)
 	{
-		seen[*nseen].pid = pid;
-		seen[*nseen].bytes = bytes;
+		seen[*nseen].pid = s->pid;
+		seen[*nseen].started = period->started;
+		seen[*nseen].bytes = period->token;
 		seen[*nseen].since = now;
 		(*nseen)++;
 	}
 	return now;
 }
 
-/* Since when the COPY of pid has stood at bytes, as this pass saw. */
+/* Since when the COPY of s has stood still, as this pass saw. */
 static TimestampTz
-ks_stall_seen(pid_t pid, int64 bytes, TimestampTz now)
+ks_stall_seen(const KsSession *s, const KsIdlePeriod *period, TimestampTz now)
 {
 	int			i;
 
 	for (i = 0; i < ks_nstalls; i++)
 	{
-		if (ks_stalls[i].pid == pid && ks_stalls[i].bytes == bytes)
+		if (ks_stalls[i].pid == s->pid && ks_stalls[i].bytes == period->token &&
+			ks_stalls[i].started == period->started)
 			return ks_stalls[i].since;
 	}
 	return now;
@@ -471,7 +623,8 @@ ks_logged_before(pid_t pid, const KsIdlePeriod *period, bool logged)
 	{
 		if (ks_logged[i].pid == pid && ks_logged[i].logged == logged &&
 			ks_logged[i].period.kind == period->kind &&
-			ks_logged[i].period.token == period->token)
+			ks_logged[i].period.token == period->token &&
+			ks_logged[i].period.started == period->started)
 			return true;
 	}
 	return false;
@@ -496,7 +649,8 @@ ks_forget_logged(void)
 		{
 			if (ks_logged[i].period.kind == KS_IDLE_COPY)
 				same = activity.copy_from_client &&
-					activity.copy_bytes == ks_logged[i].period.token;
+					activity.copy_bytes == ks_logged[i].period.token &&
+					activity.stmt_start == ks_logged[i].period.started;
 			else
 				same = (int64) activity.state_start == ks_logged[i].period.token;
 		}
@@ -541,17 +695,20 @@ ks_limit_detail(const KsCandidate *c)
 					ks_limit_text(c->limit_ms),
 					c->session.idle_limit_scope == KS_LIMIT_ROLE ? ", set for its role" :
 					c->session.idle_limit_scope == KS_LIMIT_DATABASE ?
-					", set for its database" : "");
+					", set for its database" :
+					c->session.idle_limit_scope == KS_LIMIT_ALL_ROLES ?
+					", set for all roles" : "");
 }
 
-/* End (or log) one idle blocker. */
-static void
-ks_policy_act(KsCandidate *c)
+/*
+ * Log one idle blocker, or make its ask: false if nothing is to be asked
+ * of it (logged, or asked before in this idle period).
+ */
+static bool
+ks_policy_prepare(KsCandidate *c, KsIdleAsk * ask)
 {
 	const KsSession *s = &c->session;
 	char	   *limit = ks_limit_detail(c);
-	char	   *detail;
-	KsKiller	by;
 	bool		log_only = ks_policy_action == KS_POLICY_LOG;
 
 	/*
@@ -559,7 +716,7 @@ ks_policy_act(KsCandidate *c)
 	 * answer, another ask was in the way, its handler is not ours).
 	 */
 	if (ks_logged_before(s->pid, &c->period, log_only))
-		return;
+		return false;
 	if (ks_nlogged < KS_MAX_REMEMBERED)
 	{
 		ks_logged[ks_nlogged].pid = s->pid;
@@ -577,21 +734,28 @@ ks_policy_act(KsCandidate *c)
 						ks_quote_name(NameStr(s->user_name)),
 						ks_quote_name(NameStr(s->db_name))),
 				 errdetail("It held up %s; %s.", c->waiters.data, limit)));
-		return;
+		return false;
 	}
 
-	memset(&by, 0, sizeof(KsKiller));
-	by.pid = MyProcPid;
-	by.policy = true;
-	strlcpy(by.reason, psprintf("idle blocker: %s", limit), KS_REASON_LEN);
-	detail = psprintf("Session " INT64_FORMAT " held up %s while it %s; %s.",
-					  ks_global_id(s->sid), c->waiters.data,
-					  c->period.kind == KS_IDLE_COPY ?
-					  "waited for the data of its COPY" :
-					  c->period.kind == KS_IDLE_IN_XACT ?
-					  "was idle in its transaction" : "was idle",
-					  limit);
-	switch (ks_end_idle(s, &c->period, &by, detail, KS_EXIT_MS))
+	memset(ask, 0, sizeof(KsIdleAsk));
+	ask->session = *s;
+	ask->period = c->period;
+	ask->by.pid = MyProcPid;
+	ask->by.policy = true;
+	strlcpy(ask->by.reason, psprintf("idle blocker: %s", limit), KS_REASON_LEN);
+	return ks_idle_send(ask,
+						psprintf("Session " INT64_FORMAT " held up %s while it %s; %s.",
+								 ks_global_id(s->sid), c->waiters.data,
+								 ks_idle_words(&c->period), limit));
+}
+
+/* The LOG line of what came of an idle blocker's ask. */
+static void
+ks_policy_report(const KsCandidate *c, const KsIdleAsk * ask)
+{
+	const KsSession *s = &c->session;
+
+	switch (ask->result)
 	{
 		case KS_IDLE_END_DONE:
 			ks_registry_checker_count(KS_CHECK_ENDED);
@@ -600,7 +764,8 @@ ks_policy_act(KsCandidate *c)
 							ks_global_id(s->sid), (int) s->pid,
 							ks_quote_name(NameStr(s->user_name)),
 							ks_quote_name(NameStr(s->db_name))),
-					 errdetail("It held up %s; %s.", c->waiters.data, limit)));
+					 errdetail("It held up %s; %s.", c->waiters.data,
+							   ks_limit_detail(c))));
 			break;
 		case KS_IDLE_END_LEFT:
 			ks_registry_checker_count(KS_CHECK_LEFT);
@@ -632,6 +797,9 @@ ks_policy_pass(TimestampTz now)
 	int			ncands = 0;
 	KsStall    *stalls;
 	int			nstalls = 0;
+	KsIdleAsk  *asks;
+	int		   *asked;
+	int			nasked = 0;
 	TimestampTz next = 0;
 	int			i;
 
@@ -688,16 +856,19 @@ ks_policy_pass(TimestampTz now)
 		return next;
 	}
 
-	/* The COPYs stalled now, timed from the first pass that saw them. */
+	/*
+	 * The COPYs stalled and the statements waiting for their next message
+	 * now, timed from the first pass that saw them: their status entries do
+	 * not say when they began to wait.
+	 */
 	stalls = palloc(sizeof(KsStall) * KS_MAX_REMEMBERED);
 	for (i = 0; i < nsessions; i++)
 	{
 		KsIdlePeriod period;
 
 		if (ks_limit_of(&sessions[i], false) > 0 &&
-			ks_idle_period_of(&sessions[i], &period) &&
-			period.kind == KS_IDLE_COPY)
-			(void) ks_stall_since(sessions[i].pid, period.token, now, stalls,
+			ks_idle_period_of(&sessions[i], &period) && period.since == 0)
+			(void) ks_stall_since(&sessions[i], &period, now, stalls,
 								  &nstalls);
 	}
 	memcpy(ks_stalls, stalls, sizeof(KsStall) * nstalls);
@@ -742,8 +913,8 @@ ks_policy_pass(TimestampTz now)
 		start = ks_wait_start(waits, nwaits, b->waiter);
 		if (start == 0 || !ks_idle_period_of(s, &period))
 			continue;
-		if (period.kind == KS_IDLE_COPY)
-			period.since = ks_stall_seen(s->pid, period.token, now);
+		if (period.since == 0)
+			period.since = ks_stall_seen(s, &period, now);
 		from = Max(start, period.since);
 		due = TimestampTzPlusMilliseconds(from, limit);
 		if (due > now)
@@ -780,7 +951,14 @@ ks_policy_pass(TimestampTz now)
 		c->nwaiters++;
 	}
 
-	/* Their history rows count who waited from this read. */
+	/*
+	 * Ask every one at once, at most a batch a pass, then wait for their
+	 * answers and exits together, so that one that does not answer delays the
+	 * others (and the drains) by a second at most.  Their history rows count
+	 * who waited from this read.
+	 */
+	asks = palloc0(sizeof(KsIdleAsk) * Max(ncands, 1));
+	asked = palloc0(sizeof(int) * Max(ncands, 1));
 	ks_record_use_graph(&graph);
 	PG_TRY();
 	{
@@ -790,8 +968,17 @@ ks_policy_pass(TimestampTz now)
 			if (cands[i].session.idle_limit_scope != KS_LIMIT_ROLE &&
 				ks_role_is_superuser(cands[i].session.roleid))
 				continue;
-			ks_policy_act(&cands[i]);
+			if (nasked == KS_POLICY_BATCH)
+			{
+				next = now;		/* the rest at once, in the next pass */
+				break;
+			}
+			if (ks_policy_prepare(&cands[i], &asks[nasked]))
+				asked[nasked++] = i;
 		}
+		ks_idle_collect(asks, nasked, KS_EXIT_MS);
+		for (i = 0; i < nasked; i++)
+			ks_policy_report(&cands[asked[i]], &asks[i]);
 	}
 	PG_FINALLY();
 	{

@@ -43,6 +43,8 @@ typedef enum KsLimitScope
 								 * SYSTEM, the default), which the checker
 								 * reads for itself, as a reload may not have
 								 * reached an idle session yet */
+	KS_LIMIT_ALL_ROLES,			/* ALTER ROLE ALL SET, as the session
+								 * connected */
 	KS_LIMIT_DATABASE,			/* ALTER DATABASE ... SET */
 	KS_LIMIT_ROLE				/* ALTER ROLE ... SET, or a superuser's SET */
 } KsLimitScope;
@@ -142,19 +144,23 @@ typedef enum KsIdleKind
 {
 	KS_IDLE_NONE,				/* it does not: it runs, or is not a session */
 	KS_IDLE_OUTSIDE,			/* idle, with no transaction */
-	KS_IDLE_IN_XACT,			/* idle in a transaction */
-	KS_IDLE_COPY				/* in a COPY FROM STDIN, waiting for data */
+	KS_IDLE_IN_XACT,			/* idle in a transaction, failed or not */
+	KS_IDLE_COPY,				/* in a COPY FROM STDIN, waiting for data */
+	KS_IDLE_MESSAGES			/* in a statement of the extended protocol,
+								 * waiting for its client's next message */
 } KsIdleKind;
 
 /*
- * One idle period of a session: its kind, and what tells it from the next
- * one (the start of the state, or for a COPY the bytes it had read), and
- * since when it lasts, as far as is known.
+ * One idle period of a session: its kind and state, what tells it from the
+ * next one (the state's start; for a COPY the bytes it had read and the
+ * statement's start), and since when it lasts, as far as is known.
  */
 typedef struct KsIdlePeriod
 {
 	KsIdleKind	kind;
+	int			state;			/* its BackendState */
 	int64		token;
+	TimestampTz started;		/* a COPY's statement's start */
 	TimestampTz since;
 } KsIdlePeriod;
 

@@ -251,6 +251,96 @@ is_deeply($w2->trace(10 * $slow), [ 'C:UPDATE 1', 'Z' ], 'W2 proceeds');
 $w1->close;
 $w2->close;
 
+# -- A failed transaction that still holds locks -----------------------------
+
+# A failed subtransaction keeps its parent's locks.
+$s = conn();
+$s->query('BEGIN');
+$s->query('UPDATE t SET v = 20 WHERE id = 4');
+$s->query('SAVEPOINT a');
+$s->query('SELECT 1/0');
+$w = conn('other');
+wait_on_lock($w, 'UPDATE t SET v = 21 WHERE id = 4');
+$m = $s->read_message(10 * $slow);
+is($m && $m->{fields}{C}, '25P03', 'a failed transaction that holds locks is ended');
+like($m->{fields}{D}, qr/while it was idle in its failed transaction/, 'its DETAIL says so');
+$w->trace(10 * $slow);
+$w->close;
+
+# -- Temporary tables: one FATAL, and they are dropped ------------------------
+
+$s = conn();
+$spid = $s->pid;
+$s->query('CREATE TEMP TABLE mine (a int)');
+$s->query('BEGIN');
+$s->query('UPDATE t SET v = 22 WHERE id = 5');
+$w = conn('other');
+wait_on_lock($w, 'UPDATE t SET v = 23 WHERE id = 5');
+is_deeply($s->trace(10 * $slow), [ 'E:FATAL:25P03', 'EOF' ],
+	'a session with a temporary table gets one FATAL');
+$w->trace(10 * $slow);
+$w->close;
+$node->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $spid");
+is($node->safe_psql('postgres', "SELECT count(*) FROM pg_class WHERE relname = 'mine'"), '0',
+	'and its temporary table is dropped as it exits');
+is(log_count(qr/\[$spid\][^\n]*FATAL/), 1, 'once, in the log too');
+
+# -- Two COPYs: the second's stall counts from its own start ------------------
+
+$s = conn();
+$s->query('BEGIN');
+$s->query('UPDATE t SET v = 24 WHERE id = 6');
+$w = conn('other');
+wait_on_lock($w, 'UPDATE t SET v = 25 WHERE id = 6');
+$s->send_query('COPY cp FROM STDIN');
+$s->read_message(10);
+usleep(1_500_000);
+$s->send_msg('c', '');
+$s->_push;
+is_deeply($s->trace(10), [ 'C:COPY 0', 'Z' ], 'a first COPY that stalled 1.5 s, then ended');
+$s->send_query('COPY cp FROM STDIN');
+my $t_copy2 = time();
+$s->read_message(10);
+$m = $s->read_message(10 * $slow);
+cmp_ok(time() - $t_copy2, '>=', 1.9, 'the second COPY is ended only once it has stalled 2 s itself');
+is($m && $m->{fields}{C}, '25P03', 'then it is');
+$w->trace(10 * $slow);
+$w->close;
+
+# -- The extended protocol, waiting for its next message ----------------------
+
+$s = conn();
+$s->parse('', 'UPDATE t SET v = 26 WHERE id = 7');
+$s->bind('', '');
+$s->execute('');
+$s->flush;
+is($s->read_message(10)->{type}, '1', 'Parse done');
+$s->read_message(10);
+is($s->read_message(10)->{type}, 'C', 'the UPDATE done, and no Sync sent');
+$w = conn('other');
+wait_on_lock($w, 'UPDATE t SET v = 27 WHERE id = 7');
+$m = $s->read_message(10 * $slow);
+is($m && $m->{fields}{C}, '25P03',
+	'a statement of the extended protocol that waits for its client\'s next message is ended');
+like($m->{fields}{D}, qr/while it waited for its client's next message in the middle of a statement/,
+	'its DETAIL says so');
+is_deeply($w->trace(10 * $slow), [ 'C:UPDATE 1', 'Z' ], 'the waiter goes on');
+$w->close;
+
+# ALTER ROLE ALL SET holds every role that has no value of its own.
+$node->safe_psql('postgres', "ALTER ROLE ALL SET kill_session.max_idle_blocker_time = '1s'");
+$s = conn('other');
+$s->query('BEGIN');
+$s->query('UPDATE t SET v = 28 WHERE id = 8');
+$w = conn('lax');
+wait_on_lock($w, 'UPDATE t SET v = 29 WHERE id = 8');
+$m = $s->read_message(10 * $slow);
+is($m && $m->{fields}{C}, '25P03', 'ALTER ROLE ALL SET: held to it');
+like($m->{fields}{D}, qr/kill_session\.max_idle_blocker_time is 1s, set for all roles\.$/, 'as a value for everyone');
+$w->trace(10 * $slow);
+$w->close;
+$node->safe_psql('postgres', 'ALTER ROLE ALL RESET kill_session.max_idle_blocker_time');
+
 # -- The log mode ------------------------------------------------------------
 
 $node->safe_psql('postgres',
@@ -429,12 +519,30 @@ wait_on_lock($a, 'UPDATE t SET v = 0 WHERE id = 1');
 wait_on_lock($b, 'UPDATE t SET v = 0 WHERE id = 10');
 $r = $dba->query("SELECT * FROM kill_blockers('$aid')");
 is($r->{error}{C}, '40P01', 'a deadlock: 40P01');
-is($r->{error}{D}, "These wait for each other: session $aid, session $bid.", 'naming the sessions');
+is($r->{error}{D}, "It and session $bid wait for each other.", 'naming the sessions');
 ok(alive($a->pid) && alive($b->pid), 'and nobody was ended');
+my $c = conn('lax');
+my $cid = $c->session_id;
+wait_on_lock($c, 'UPDATE t SET v = 0 WHERE id = 10');
+$r = $dba->query("SELECT * FROM kill_blockers('$cid')");
+is($r->{error}{C}, '40P01', 'a waiter behind a deadlock: 40P01');
+is($r->{error}{M}, "session $cid waits behind a deadlock", 'saying so');
 $dba->query("SELECT kill_session('$bid')");
 is_deeply($a->trace(10), [ 'C:UPDATE 1', 'Z' ], 'cleared by hand');
 $a->close;
+$c->trace(10);
+$c->close;
 $node->safe_psql('postgres', 'ALTER ROLE lax RESET deadlock_timeout');
+
+# The caller's own session is never acted on.
+$dba->query('BEGIN');
+$dba->query('LOCK TABLE quiet IN SHARE MODE');
+wait_on_lock($w, 'UPDATE quiet SET id = 4');
+$r = $dba->query("SELECT * FROM kill_blockers('$wid2', only_idle => false)");
+is_deeply($r->{rows}, [ [ $dba_id, $dba->pid, 'none', 'f', "the caller's own session" ] ],
+	'the caller\'s own session, as a head, is left alone');
+$dba->query('ROLLBACK');
+$w->trace(10);
 
 # Errors.
 $r = $dba->query("SELECT * FROM kill_blockers('$dba_id')");
