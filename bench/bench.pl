@@ -1094,7 +1094,7 @@ for my $mode ([ 'select-only TPS', '', $quick ? 3 : 9 ], [ 'connections/s (-C)',
 		push @ratio, $one{'1s'} / $one{'0'};
 	}
 	my ($son, $soff, $sr) = (summary(@on), summary(@off), summary(@ratio));
-	line("== idle blockers: pgbench $mode->[1] -S, 2 clients, kill_session.max_idle_blocker_time 1s against 0 ($mode->[2] rounds, each both, in turn first)");
+	line("== idle blockers: pgbench" . ($mode->[1] ? " $mode->[1]" : '') . " -S, 2 clients, kill_session.max_idle_blocker_time 1s against 0 ($mode->[2] rounds, each both, in turn first)");
 	line(sprintf("    %-20s on %9.0f (IQR %.0f-%.0f)   off %9.0f (IQR %.0f-%.0f)",
 		$mode->[0], $son->{median}, $son->{p25}, $son->{p75},
 		$soff->{median}, $soff->{p25}, $soff->{p75}));

@@ -17,7 +17,7 @@ use Time::HiRes qw(time usleep);
 my $slow = ks_slow();
 my $nap = 0.1;
 my $node = ks_node('main',
-	"kill_session.checker_naptime = 100ms\nmax_connections = 60\n");
+	"kill_session.checker_naptime = 100ms\nmax_connections = 60\nmax_prepared_transactions = 2\n");
 $node->safe_psql('postgres', q{
 	CREATE TABLE t (id int PRIMARY KEY, v int);
 	INSERT INTO t SELECT g, 0 FROM generate_series(1, 10) g;
@@ -533,6 +533,20 @@ $a->close;
 $c->trace(10);
 $c->close;
 $node->safe_psql('postgres', 'ALTER ROLE lax RESET deadlock_timeout');
+
+# A prepared transaction is no session: its row says what to do.
+$s1 = conn('lax');
+$s1->query('BEGIN');
+$s1->query('LOCK TABLE quiet IN SHARE MODE');
+$s1->query("PREPARE TRANSACTION 'held'");
+wait_on_lock($w, 'UPDATE quiet SET id = 5');
+$r = $dba->query("SELECT * FROM kill_blockers('$wid2', only_idle => false)");
+is_deeply($r->{rows},
+	[ [ undef, 0, 'none', 'f', 'a prepared transaction: commit or roll it back with COMMIT PREPARED or ROLLBACK PREPARED' ] ],
+	'a prepared transaction at the head: not acted on, with what to do');
+$node->safe_psql('postgres', "ROLLBACK PREPARED 'held'");
+is_deeply($w->trace(10), [ 'C:UPDATE 1', 'Z' ], 'the waiter goes on once it is rolled back');
+$s1->close;
 
 # The caller's own session is never acted on.
 $dba->query('BEGIN');
