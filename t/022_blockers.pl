@@ -355,7 +355,9 @@ my $logged = qr/session $sid \(pid \d+, role "app", database "postgres"\) would 
 ok(!defined $s->read_message(3.5 * $slow), 'log mode: nothing is ended');
 is(log_count($logged), 1, 'one LOG line for the idle period, over many passes');
 $s->query('SELECT 1');
-usleep(3_000_000);
+my $until = time() + 10 * $slow;
+usleep(100_000) while log_count($logged) < 2 && time() < $until;
+usleep(1_000_000);
 is(log_count($logged), 2, 'and one more for the next idle period');
 $s->query('COMMIT');
 $w->trace(10 * $slow);
@@ -408,8 +410,14 @@ for my $round (1 .. $rounds)
 	$s->close;
 }
 is($bad, 0, "$rounds rounds: a COMMIT reported is there, a FATAL's transaction is not");
-cmp_ok($committed, '>', 0, "some commits came first ($committed)");
-cmp_ok($ended, '>', 0, "some blockers were ended first ($ended)");
+SKIP:
+{
+	# Under Valgrind the waiter's start and the checker's pass are slowed
+	# by more than the jitter: the rounds check memory, not the race.
+	skip 'the race is timed at full speed only', 2 if $ENV{KS_VALGRIND};
+	cmp_ok($committed, '>', 0, "some commits came first ($committed)");
+	cmp_ok($ended, '>', 0, "some blockers were ended first ($ended)");
+}
 $w->close;
 
 # -- kill_blockers() -------------------------------------------------------
@@ -494,8 +502,11 @@ $_->query('SELECT * FROM quiet') for @h;
 @hid = map { $_->session_id } @h;
 wait_on_lock($w, 'BEGIN; LOCK TABLE quiet; COMMIT');
 kill 'STOP', $h[0]->pid;
+my $dba_pid = $dba->pid;
 $dba->send_query("SELECT session_id, action, done, why_not FROM kill_blockers('$wid2')");
-usleep(300_000);
+# Once the call waits for the stopped head's answer, the other lets go.
+$node->poll_query_until('postgres',
+	"SELECT wait_event = 'Extension' FROM pg_stat_activity WHERE pid = $dba_pid");
 $h[1]->query('COMMIT');
 $r = $dba->read_result(20);
 kill 'CONT', $h[0]->pid;
