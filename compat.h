@@ -216,6 +216,16 @@ ks_status_entry(int procno)
 #endif
 }
 
+/*
+ * A setting's extra: from 16 on PostgreSQL frees it with guc_free(), which
+ * wants guc_malloc()'s memory; before, with free().
+ */
+#if PG_VERSION_NUM >= 160000
+#define ks_guc_malloc(size)	guc_malloc(LOG, (size))
+#else
+#define ks_guc_malloc(size)	malloc(size)
+#endif
+
 /* Turning query IDs on, as pg_stat_statements does, from _PG_init. */
 #if PG_VERSION_NUM >= 160000
 #include "nodes/queryjumble.h"

@@ -108,7 +108,7 @@ typedef struct KsIdleAsk
 static bool
 ks_check_idle_limit(int *newval, void **extra, GucSource source)
 {
-	KsLimitScope *scope = malloc(sizeof(KsLimitScope));
+	KsLimitScope *scope = ks_guc_malloc(sizeof(KsLimitScope));
 
 	if (scope == NULL)
 		return false;
